@@ -1,0 +1,61 @@
+import createError from '@fastify/error'
+
+// Every error the plugin answers with, in one table so that the README table and the codes
+// clients switch on cannot drift apart. Messages never interpolate a secret, a token or a code.
+
+export const CorpUnknownError = createError<[string]>(
+  'WECOM_CORP_UNKNOWN', 'corpId %s is not configured on this server', 400)
+
+export const InvalidCodeError = createError(
+  'WECOM_INVALID_CODE',
+  'The login code is invalid, expired or already used: call wx.qy.login again', 401)
+
+export const CorpNotAllowedError = createError(
+  'WECOM_CORP_NOT_ALLOWED', 'This corp is not served by this app', 403)
+
+export const UserForbiddenError = createError(
+  'WECOM_USER_FORBIDDEN', 'This member may not use this app', 403)
+
+export const CorpMismatchError = createError<[string]>(
+  'WECOM_CORP_MISMATCH',
+  'The code belongs to corp %s: call wx.qy.login again and retry with that corpId', 409)
+
+export const UpstreamError = createError(
+  'WECOM_UPSTREAM_ERROR', 'WeCom refused the request: the server is misconfigured (see the server log)', 502)
+
+export const UnavailableError = createError(
+  'WECOM_UNAVAILABLE', 'WeCom is unavailable or rate-limited, retry later', 503)
+
+export const TokenMissingError = createError(
+  'WECOM_TOKEN_MISSING', 'Authorization: Bearer <token> is required', 401)
+
+export const TokenInvalidError = createError(
+  'WECOM_TOKEN_INVALID', 'The access token is invalid', 401)
+
+export const TokenExpiredError = createError(
+  'WECOM_TOKEN_EXPIRED', 'The access token has expired', 401)
+
+export const TokenRevokedError = createError(
+  'WECOM_TOKEN_REVOKED', 'The session of this access token has ended', 401)
+
+export const RefreshInvalidError = createError(
+  'WECOM_REFRESH_INVALID', 'The refresh token is invalid, expired or already used', 401)
+
+export const StoreUnavailableError = createError(
+  'WECOM_STORE_UNAVAILABLE', 'The session store is unavailable, retry later', 503)
+
+export const DecryptError = createError(
+  'WECOM_DECRYPT_FAILED', 'The encrypted data could not be decrypted with this session', 400)
+
+/** Seconds a client should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = 5
+
+/** Extra body fields an error carries beside Fastify's `{ statusCode, code, error, message }`. */
+export function errorExtras (error: Error): Record<string, string> | undefined {
+  const corpId = (error as { corpId?: unknown }).corpId
+  return typeof corpId === 'string' ? { corpId } : undefined
+}
+
+export function corpMismatch (corpId: string): Error {
+  return Object.assign(new CorpMismatchError(corpId), { corpId })
+}

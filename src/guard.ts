@@ -1,0 +1,80 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
+import type { AccessClaims, AccessTokens } from './jwt.js'
+import type { RevokedSessions } from './sessions/revocations.js'
+
+/** The member a verified access token names: what `request.wecomUser` holds. */
+export interface WecomUser { userid: string, corpid: string }
+
+/** Where `authenticate` leaves the verified claims (the session id with them) for the plugin's own use. */
+export const kClaims = Symbol('fastify-wecom-auth.claims')
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kClaims]: AccessClaims | null
+  }
+}
+
+export type Authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+
+interface Verified { claims: AccessClaims, expiresAt: number }
+
+const BEARER = /^Bearer +(\S+) *$/i
+const CHALLENGE = 'Bearer realm="wecom"'
+const INVALID_TOKEN = 'Bearer realm="wecom", error="invalid_token"'
+
+/**
+ * The onRequest hook protecting the host's routes. A token is verified once, then served from a
+ * bounded cache until it expires: the signature check is the costly part of a request, and a
+ * valid token stays valid for its life unless its session is revoked, which is checked every
+ * time against the in-process revoked set. No network on this path.
+ */
+export function createGuard (options: {
+  tokens: AccessTokens
+  revoked: RevokedSessions
+  cacheSize?: number
+  now?: () => number
+}): Authenticate {
+  const { tokens, revoked } = options
+  const cacheSize = options.cacheSize ?? 10_000
+  const now = options.now ?? Date.now
+  const verified = new Map<string, Verified>()
+
+  function verify (token: string): Verified | Error {
+    const cached = verified.get(token)
+    if (cached !== undefined) {
+      if (cached.expiresAt > now()) return cached
+      verified.delete(token)
+      return new TokenExpiredError()
+    }
+    const outcome = tokens.verify(token)
+    if (!outcome.ok) return outcome.reason === 'expired' ? new TokenExpiredError() : new TokenInvalidError()
+    const { claims } = outcome
+    const entry = { claims, expiresAt: claims.exp * 1000 }
+    if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!)
+    verified.set(token, entry)
+    return entry
+  }
+
+  return function authenticate (request, reply, done) {
+    const header = request.headers.authorization
+    const token = header === undefined ? undefined : BEARER.exec(header)?.[1]
+    if (token === undefined) {
+      reply.header('www-authenticate', CHALLENGE)
+      done(new TokenMissingError())
+      return
+    }
+    const result = verify(token)
+    const failure = result instanceof Error ? result : revoked.has(result.claims.sid) ? new TokenRevokedError() : undefined
+    if (failure !== undefined) {
+      reply.header('www-authenticate', INVALID_TOKEN)
+      done(failure)
+      return
+    }
+    const ok = result as Verified
+    // A copy per request: a route that edits its user must not edit the next request's.
+    request.wecomUser = { userid: ok.claims.userid, corpid: ok.claims.corpid }
+    request[kClaims] = ok.claims
+    done()
+  }
+}

@@ -1,0 +1,138 @@
+import { createPublicKey } from 'node:crypto'
+import { z } from 'zod'
+import type { Dispatcher } from 'undici'
+import type { FastifyRequest } from 'fastify'
+import type { Redis } from 'ioredis'
+
+/** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
+export interface WecomMember {
+  userid: string
+  corpid: string
+  name?: string
+  department?: number[]
+  position?: string
+}
+
+export type AuthorizeFn = (user: WecomMember, request?: FastifyRequest) => boolean | Promise<boolean>
+
+const required = (what: string) => ({
+  error: (issue: { input: unknown }) => issue.input === undefined ? 'is required' : `must be ${what}`
+})
+const text = (what = 'a non-empty string') =>
+  z.string(required(what)).min(1, { error: 'must not be empty' })
+const seconds = (fallback: number) =>
+  z.number(required('a number of seconds')).int('must be a whole number').positive('must be positive').default(fallback)
+const keyMaterial = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a PEM string or Buffer' })
+
+const optionsSchema = z.object({
+  corps: z.array(z.object({ corpId: text(), secret: text() }, required('an object')), required('an array'))
+    .min(1, { error: 'must list at least one corp' })
+    .superRefine((corps, ctx) => {
+      const seen = new Set<string>()
+      corps.forEach((corp, index) => {
+        if (seen.has(corp.corpId)) {
+          ctx.addIssue({ code: 'custom', path: [index, 'corpId'], message: `repeats ${corp.corpId}` })
+        }
+        seen.add(corp.corpId)
+      })
+    }),
+  jwt: z.object({
+    secret: z.string(required('a string')).min(32, { error: 'must be at least 32 characters (HS256)' }).optional(),
+    private: keyMaterial.optional(),
+    public: keyMaterial.optional(),
+    expiresIn: seconds(900),
+    issuer: text().optional(),
+    audience: text().optional()
+  }, required('an object')).superRefine((jwt, ctx) => {
+    const hasPair = jwt.private !== undefined || jwt.public !== undefined
+    if (jwt.secret === undefined && !hasPair) {
+      ctx.addIssue({ code: 'custom', path: ['secret'], message: 'is required (or private and public keys)' })
+    } else if (jwt.secret !== undefined && hasPair) {
+      ctx.addIssue({ code: 'custom', path: ['secret'], message: 'cannot be combined with private/public keys' })
+    } else if (hasPair && (jwt.private === undefined || jwt.public === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [jwt.private === undefined ? 'private' : 'public'], message: 'is required with a key pair' })
+    }
+  }),
+  prefix: z.string(required('a string')).regex(/^\/[^?#]*$/, { error: 'must start with / (e.g. /wecom)' }).default('/wecom'),
+  api: z.object({
+    baseUrl: z.url({ error: 'must be an http(s) URL', protocol: /^https?$/ }).default('https://qyapi.weixin.qq.com'),
+    timeout: z.number(required('a number of milliseconds')).int().positive('must be positive').default(5000),
+    proxy: z.url({ error: 'must be an http(s) proxy URL', protocol: /^https?$/ }).optional(),
+    dispatcher: z.custom<Dispatcher>(
+      (value) => typeof value === 'object' && value !== null && typeof (value as Dispatcher).dispatch === 'function',
+      { error: 'must be an undici Dispatcher' }).optional()
+  }, required('an object')).default({ baseUrl: 'https://qyapi.weixin.qq.com', timeout: 5000 }),
+  authorize: z.custom<AuthorizeFn>((value) => typeof value === 'function', { error: 'must be a function' }).optional(),
+  miniprogramAppId: text().optional(),
+  session: z.object({
+    refreshTtl: seconds(30 * 24 * 3600),
+    recheckInterval: seconds(300),
+    maxSessions: z.number().int().positive().default(100_000)
+  }, required('an object')).default({ refreshTtl: 30 * 24 * 3600, recheckInterval: 300, maxSessions: 100_000 }),
+  store: z.object({
+    redis: z.union([
+      z.url({ error: 'must be a redis:// URL or an ioredis client', protocol: /^rediss?$/ }),
+      z.custom<Redis>((value) => typeof value === 'object' && value !== null && typeof (value as Redis).eval === 'function')
+    ], { error: 'must be a redis:// URL or an ioredis client' }).optional(),
+    keyPrefix: z.string(required('a string')).default('wecom-auth:')
+  }, required('an object')).default({ keyPrefix: 'wecom-auth:' })
+}, required('an object'))
+
+export type WecomAuthOptions = z.input<typeof optionsSchema>
+type Parsed = z.output<typeof optionsSchema>
+
+export type JwtAlgorithm = 'HS256' | 'ES256' | 'RS256'
+
+export interface ResolvedConfig extends Omit<Parsed, 'jwt'> {
+  jwt: {
+    algorithm: JwtAlgorithm
+    signKey: string | Buffer
+    verifyKey: string | Buffer
+    expiresIn: number
+    issuer?: string
+    audience?: string
+  }
+}
+
+function describePath (path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, segment) =>
+    typeof segment === 'number' ? `${out}[${segment}]` : out === '' ? String(segment) : `${out}.${String(segment)}`, '')
+}
+
+function algorithmOf (publicKey: string | Buffer): JwtAlgorithm {
+  let type: string | undefined
+  try {
+    type = createPublicKey(publicKey).asymmetricKeyType
+  } catch {
+    throw new Error('fastify-wecom-auth: jwt.public is not a valid PEM public key')
+  }
+  if (type === 'ec') return 'ES256'
+  if (type === 'rsa') return 'RS256'
+  throw new Error(`fastify-wecom-auth: jwt.public must be an EC (P-256) or RSA key, not ${type}`)
+}
+
+/**
+ * Validates the options once, at registration, and returns a fresh object: the caller's object
+ * is never mutated, and a bad option fails the boot with a message naming it.
+ */
+export function resolveOptions (input: unknown): ResolvedConfig {
+  const result = optionsSchema.safeParse(input)
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    const where = describePath(issue.path)
+    throw new Error(`fastify-wecom-auth: ${where === '' ? 'options' : where} ${issue.message}`)
+  }
+  const { jwt, ...rest } = result.data
+  const isPair = jwt.secret === undefined
+  return {
+    ...rest,
+    jwt: {
+      algorithm: isPair ? algorithmOf(jwt.public!) : 'HS256',
+      signKey: isPair ? jwt.private! : jwt.secret!,
+      verifyKey: isPair ? jwt.public! : jwt.secret!,
+      expiresIn: jwt.expiresIn,
+      issuer: jwt.issuer,
+      audience: jwt.audience
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+
+/**
+ * Seals WeCom session_keys at rest (AES-256-GCM), with a key derived from the JWT signing key,
+ * so a dump of the store alone does not hand out the keys that decrypt members' data.
+ */
+export interface Vault {
+  seal (plain: string): string
+  open (sealed: string): string
+}
+
+export function createVault (keyMaterial: string | Buffer): Vault {
+  const key = Buffer.from(hkdfSync('sha256', keyMaterial, 'fastify-wecom-auth', 'session_key vault', 32))
+  return {
+    seal (plain) {
+      const iv = randomBytes(12)
+      const cipher = createCipheriv('aes-256-gcm', key, iv)
+      const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()])
+      return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64')
+    },
+    open (sealed) {
+      const raw = Buffer.from(sealed, 'base64')
+      const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12))
+      decipher.setAuthTag(raw.subarray(12, 28))
+      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')
+    }
+  }
+}
+
+/**
+ * Decrypts what wx.qy.getMobile, wx.qy.getEmail and wx.qy.getEnterpriseUserInfo return: the usual
+ * WeChat scheme, AES-128-CBC with PKCS#7 padding, keyed by the member's session_key. Returns null
+ * when the data does not decrypt to a JSON object.
+ */
+export function decryptUserData (sessionKey: string, encryptedData: string, iv: string): Record<string, unknown> | null {
+  const key = Buffer.from(sessionKey, 'base64')
+  const vector = Buffer.from(iv, 'base64')
+  if (key.length !== 16 || vector.length !== 16) return null
+  try {
+    const decipher = createDecipheriv('aes-128-cbc', key, vector)
+    const plain = Buffer.concat([decipher.update(Buffer.from(encryptedData, 'base64')), decipher.final()])
+    const data: unknown = JSON.parse(plain.toString('utf8'))
+    return typeof data === 'object' && data !== null && !Array.isArray(data) ? data as Record<string, unknown> : null
+  } catch {
+    return null
+  }
+}

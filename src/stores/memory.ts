@@ -1,0 +1,99 @@
+import type { Revocation, SessionRecord, SessionStore } from './store.js'
+
+/**
+ * The default, in-process store. Bounded: past `maxSessions` the least recently refreshed session
+ * is dropped (its member logs in again), so a million logins cannot grow the heap without limit.
+ */
+export class MemorySessionStore implements SessionStore {
+  readonly #sessions = new Map<string, SessionRecord>()
+  readonly #byMember = new Map<string, Set<string>>()
+  readonly #sessionKeys = new Map<string, { sealed: string, expiresAt: number }>()
+  readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
+  readonly #maxSessions: number
+  readonly #now: () => number
+
+  constructor (options: { maxSessions: number, now?: () => number }) {
+    this.#maxSessions = options.maxSessions
+    this.#now = options.now ?? Date.now
+  }
+
+  async save (session: SessionRecord): Promise<void> {
+    this.#put(session)
+    while (this.#sessions.size > this.#maxSessions) {
+      this.#remove(this.#sessions.keys().next().value!)
+    }
+  }
+
+  async get (sid: string): Promise<SessionRecord | null> {
+    const session = this.#sessions.get(sid)
+    if (session === undefined) return null
+    if (session.expiresAt <= this.#now()) {
+      this.#remove(sid)
+      return null
+    }
+    return session
+  }
+
+  async rotate (session: SessionRecord, expectedHash: string): Promise<boolean> {
+    const current = await this.get(session.sid)
+    if (current?.refreshHash !== expectedHash) return false
+    this.#put(session)
+    return true
+  }
+
+  async revoke (sids: readonly string[], until: number): Promise<void> {
+    for (const sid of sids) this.#remove(sid)
+    const revocations = sids.map((sid) => ({ sid, until }))
+    for (const listener of this.#listeners) listener(revocations)
+  }
+
+  async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number): Promise<void> {
+    const key = memberKey(corpid, userid)
+    this.#sessionKeys.delete(key)
+    this.#sessionKeys.set(key, { sealed, expiresAt: this.#now() + ttl })
+    if (this.#sessionKeys.size > this.#maxSessions) this.#sessionKeys.delete(this.#sessionKeys.keys().next().value!)
+  }
+
+  async sessionKeyOf (corpid: string, userid: string): Promise<string | null> {
+    const entry = this.#sessionKeys.get(memberKey(corpid, userid))
+    return entry !== undefined && entry.expiresAt > this.#now() ? entry.sealed : null
+  }
+
+  async sessionsOf (corpid: string, userid: string): Promise<string[]> {
+    return [...this.#byMember.get(memberKey(corpid, userid)) ?? []]
+  }
+
+  async onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void> {
+    this.#listeners.push(listener)
+  }
+
+  async close (): Promise<void> {
+    this.#sessions.clear()
+    this.#byMember.clear()
+    this.#sessionKeys.clear()
+  }
+
+  #put (session: SessionRecord): void {
+    // Re-inserting moves the session to the back of the eviction order.
+    this.#sessions.delete(session.sid)
+    this.#sessions.set(session.sid, session)
+    const key = memberKey(session.corpid, session.userid)
+    let sids = this.#byMember.get(key)
+    if (sids === undefined) this.#byMember.set(key, sids = new Set())
+    sids.add(session.sid)
+  }
+
+  #remove (sid: string): void {
+    const session = this.#sessions.get(sid)
+    if (session === undefined) return
+    this.#sessions.delete(sid)
+    const key = memberKey(session.corpid, session.userid)
+    const sids = this.#byMember.get(key)
+    sids?.delete(sid)
+    if (sids?.size === 0) this.#byMember.delete(key)
+  }
+}
+
+function memberKey (corpid: string, userid: string): string {
+  return `${corpid}\u0000${userid}`
+}

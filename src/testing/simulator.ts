@@ -1,0 +1,550 @@
+/**
+ * A WeCom API simulator: a real HTTP server on loopback that answers gettoken, jscode2session and
+ * user/get the way qyapi.weixin.qq.com does (always HTTP 200, success and failure told apart by
+ * `errcode` only). Built on node:http alone so that benchmarks can drive it at thousands of
+ * requests per second without the simulator being the bottleneck.
+ */
+import { createCipheriv, randomBytes } from 'node:crypto'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export type WecomEndpoint = 'gettoken' | 'jscode2session' | 'user/get'
+
+export interface SimulatedMember {
+  userid: string
+  name?: string
+  department?: number[]
+  position?: string
+  /** 1 active (default), 2 disabled, 4 not activated, 5 left */
+  status?: number
+  /** Inside the app's visible range (default true); false makes user/get answer 60011. */
+  visible?: boolean
+  /** Never returned by user/get, like an app created after 2022-06-20. */
+  mobile?: string
+  /** Never returned by user/get, like an app created after 2022-06-20. */
+  email?: string
+}
+
+export interface SimulatedCorp {
+  corpId: string
+  secret: string
+  members?: SimulatedMember[]
+}
+
+export type SimulatedFault =
+  | { errcode: number; errmsg?: string }
+  | { timeout: true }
+  | { drop: true }
+  | { malformed: true }
+  | { delay: number }
+
+export interface WecomSimulatorOptions {
+  corps?: SimulatedCorp[]
+  /** Default '127.0.0.1'. */
+  host?: string
+  /** Default 0: a free port. */
+  port?: number
+  /** Seconds; expires_in of issued tokens. Default 7200. */
+  tokenTtl?: number
+  /** Seconds; life of a code from issueCode. Default 300. */
+  codeTtl?: number
+  /** Milliseconds added to every call. Default 0. */
+  latency?: number
+  /** Clock in milliseconds. Default Date.now. advance() moves the simulator ahead of it. */
+  now?: () => number
+}
+
+export interface SimulatedRequest {
+  endpoint: WecomEndpoint
+  query: Record<string, string>
+}
+
+export interface WecomSimulator {
+  /** Base URL, e.g. 'http://127.0.0.1:41234'; the endpoints live under /cgi-bin/. */
+  readonly url: string
+  /** Live counters of every request per endpoint, faulted or not. */
+  readonly calls: Record<WecomEndpoint, number>
+  resetCalls(): void
+  /** The last 100 requests, oldest first, with query parameters as WeCom parsed them. */
+  readonly requests: ReadonlyArray<SimulatedRequest>
+  /** Adds a corp, or replaces the secret and members of one already there. */
+  addCorp(corp: SimulatedCorp): void
+  /** Adds or replaces a member. */
+  setMember(corpId: string, member: SimulatedMember): void
+  updateMember(corpId: string, userid: string, patch: Partial<SimulatedMember>): void
+  /** Afterwards user/get answers 60111 for that userid. */
+  removeMember(corpId: string, userid: string): void
+  /** Like wx.qy.login: a single-use code living codeTtl seconds, with a new session_key. */
+  issueCode(corpId: string, userid: string): string
+  /** The base64 session_key of the member's latest code. */
+  sessionKey(corpId: string, userid: string): string | undefined
+  /** What wx.qy.getMobile and friends return, encrypted with the member's current session_key. */
+  encryptUserInfo(
+    corpId: string,
+    userid: string,
+    data: Record<string, unknown>,
+    appid: string,
+  ): { encryptedData: string; iv: string }
+  /** Applies to tokens issued from now on. */
+  setTokenTtl(seconds: number): void
+  /** Ends live tokens (of one corp, or all) early; using them afterwards answers `errcode`. */
+  expireTokens(corpId?: string, errcode?: 42001 | 40014): void
+  setLatency(ms: number): void
+  /** Queues a fault for the next `times` calls of the endpoint (default 1; Infinity allowed). */
+  inject(endpoint: WecomEndpoint, fault: SimulatedFault, times?: number): void
+  clearFaults(): void
+  /** Moves the simulator clock forward, for code and token expiry. */
+  advance(ms: number): void
+  /** Closes the server and every socket, including requests held by a timeout fault. */
+  close(): Promise<void>
+}
+
+const PATHS: ReadonlyMap<string, WecomEndpoint> = new Map([
+  ['/cgi-bin/gettoken', 'gettoken'],
+  ['/cgi-bin/miniprogram/jscode2session', 'jscode2session'],
+  ['/cgi-bin/user/get', 'user/get'],
+])
+
+const REQUEST_LOG_SIZE = 100
+/**
+ * Expired and revoked tokens are remembered this long so that they answer 42001 (or the
+ * expireTokens errcode) rather than 40014; after that they are forgotten, which keeps the token
+ * table bounded however often a test rotates tokens.
+ */
+const TOKEN_MEMORY_MS = 24 * 60 * 60 * 1000
+
+const ERRMSG: Record<number, string> = {
+  [-1]: 'system busy',
+  0: 'ok',
+  40001: 'invalid credential',
+  40002: 'invalid grant_type',
+  40013: 'invalid corpid',
+  40014: 'invalid access_token',
+  40029: 'invalid code',
+  40066: 'invalid url',
+  41002: 'corpid missing',
+  41004: 'corpsecret missing',
+  41008: 'missing code',
+  41009: 'missing userid',
+  42001: 'access_token expired',
+  43001: 'require GET request',
+  45009: 'api freq out of limit',
+  45033: 'api concurrent out of limit',
+  48002: 'api forbidden',
+  60011: 'no privilege to access/modify contact/party/agent',
+  60020: 'not allow to access from your ip',
+  60111: 'userid not found',
+}
+
+/** Shaped like WeCom's messages, so that nobody is tempted to match on the text. */
+function errmsgFor(errcode: number): string {
+  if (errcode === 0) return 'ok'
+  const text = ERRMSG[errcode] ?? 'simulated error'
+  return `${text}, more info at https://open.work.weixin.qq.com/devtool/query?e=${errcode}`
+}
+
+function encrypt(
+  sessionKey: string,
+  data: Record<string, unknown>,
+  appid: string,
+  iv: Buffer,
+  timestampMs: number,
+): { encryptedData: string; iv: string } {
+  const key = Buffer.from(sessionKey, 'base64')
+  if (key.length !== 16) throw new Error('session_key must be 16 bytes in base64')
+  if (iv.length !== 16) throw new Error('iv must be 16 bytes')
+  const payload = { ...data, watermark: { appid, timestamp: Math.floor(timestampMs / 1000) } }
+  // Node's default auto-padding is PKCS#7, the scheme WeChat and WeCom use.
+  const cipher = createCipheriv('aes-128-cbc', key, iv)
+  const encrypted = Buffer.concat([cipher.update(JSON.stringify(payload), 'utf8'), cipher.final()])
+  return { encryptedData: encrypted.toString('base64'), iv: iv.toString('base64') }
+}
+
+/**
+ * Encrypts `data` the way wx.qy.getMobile / getEmail / getEnterpriseUserInfo deliver it:
+ * AES-128-CBC with PKCS#7 padding, keyed by the base64 session_key, over the JSON of
+ * `{ ...data, watermark: { appid, timestamp } }`. The iv is random unless given.
+ */
+export function encryptWithSessionKey(
+  sessionKey: string,
+  data: Record<string, unknown>,
+  appid: string,
+  iv: Buffer = randomBytes(16),
+): { encryptedData: string; iv: string } {
+  return encrypt(sessionKey, data, appid, iv, Date.now())
+}
+
+interface CorpState {
+  secret: string
+  members: Map<string, SimulatedMember>
+  sessionKeys: Map<string, string>
+}
+
+interface TokenState {
+  corpId: string
+  appKey: string
+  expiresAt: number
+  revokedWith?: number
+  revokedAt?: number
+}
+
+interface CodeState {
+  corpId: string
+  userid: string
+  sessionKey: string
+  expiresAt: number
+}
+
+interface QueuedFault {
+  fault: SimulatedFault
+  remaining: number
+}
+
+type Reply = Record<string, unknown>
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new Error(`${name} must be a finite number >= 0, got ${value}`)
+  }
+  return value
+}
+
+function copyMember(member: SimulatedMember): SimulatedMember {
+  if (typeof member.userid !== 'string' || member.userid === '') {
+    throw new Error('a simulated member needs a non-empty userid')
+  }
+  return { ...member, department: member.department ? [...member.department] : undefined }
+}
+
+/** First occurrence wins for repeated keys, the way WeCom's CGI reads them. */
+function parseQuery(search: string): Record<string, string> {
+  const seen = new Map<string, string>()
+  for (const [key, value] of new URLSearchParams(search)) {
+    if (!seen.has(key)) seen.set(key, value)
+  }
+  // fromEntries defines own properties, so a '__proto__' parameter stays plain data.
+  return Object.fromEntries(seen)
+}
+
+export async function createWecomSimulator(
+  options: WecomSimulatorOptions = {},
+): Promise<WecomSimulator> {
+  const host = options.host ?? '127.0.0.1'
+  const clock = options.now ?? Date.now
+  let tokenTtlMs = nonNegative('tokenTtl', options.tokenTtl ?? 7200) * 1000
+  const codeTtlMs = nonNegative('codeTtl', options.codeTtl ?? 300) * 1000
+  let latency = nonNegative('latency', options.latency ?? 0)
+  let offset = 0
+  const now = (): number => clock() + offset
+
+  const corps = new Map<string, CorpState>()
+  const tokens = new Map<string, TokenState>()
+  /** The live token of each app, keyed by corpId and secret: two apps of a corp differ. */
+  const appTokens = new Map<string, string>()
+  // Insertion order follows expiry order (the TTL is fixed), which lets the sweep stop early.
+  const codes = new Map<string, CodeState>()
+  const faults = new Map<WecomEndpoint, QueuedFault[]>()
+  const calls: Record<WecomEndpoint, number> = { gettoken: 0, jscode2session: 0, 'user/get': 0 }
+  const requestLog: SimulatedRequest[] = []
+  const timers = new Set<NodeJS.Timeout>()
+
+  function corpOf(corpId: string): CorpState {
+    const corp = corps.get(corpId)
+    if (!corp) throw new Error(`WeCom simulator: unknown corp ${JSON.stringify(corpId)}`)
+    return corp
+  }
+
+  function memberOf(corpId: string, userid: string): SimulatedMember {
+    const member = corpOf(corpId).members.get(userid)
+    if (!member) {
+      throw new Error(
+        `WeCom simulator: corp ${JSON.stringify(corpId)} has no member ${JSON.stringify(userid)}`,
+      )
+    }
+    return member
+  }
+
+  function addCorp(corp: SimulatedCorp): void {
+    if (typeof corp.corpId !== 'string' || corp.corpId === '') {
+      throw new Error('a simulated corp needs a non-empty corpId')
+    }
+    const members = new Map<string, SimulatedMember>()
+    for (const member of corp.members ?? []) members.set(member.userid, copyMember(member))
+    corps.set(corp.corpId, { secret: corp.secret, members, sessionKeys: new Map() })
+  }
+
+  function sweepCodes(at: number): void {
+    for (const [code, state] of codes) {
+      if (state.expiresAt > at) break
+      codes.delete(code)
+    }
+  }
+
+  function sweepTokens(at: number): void {
+    for (const [token, state] of tokens) {
+      const endedAt = state.revokedAt ?? state.expiresAt
+      if (endedAt + TOKEN_MEMORY_MS <= at) tokens.delete(token)
+    }
+  }
+
+  /** The token's state, or the errcode WeCom answers for it. */
+  function checkToken(token: string | undefined): TokenState | number {
+    const state = token === undefined ? undefined : tokens.get(token)
+    if (!state) return 40014
+    if (state.revokedWith !== undefined) return state.revokedWith
+    if (state.expiresAt <= now()) return 42001
+    return state
+  }
+
+  function getToken(query: Record<string, string>): Reply {
+    const { corpid, corpsecret } = query
+    if (!corpid) return { errcode: 41002 }
+    if (!corpsecret) return { errcode: 41004 }
+    const corp = corps.get(corpid)
+    if (!corp) return { errcode: 40013 }
+    if (corp.secret !== corpsecret) return { errcode: 40001 }
+    const at = now()
+    const appKey = `${corpid}\u0000${corpsecret}`
+    const current = appTokens.get(appKey)
+    const state = current === undefined ? undefined : tokens.get(current)
+    // WeCom hands back the same token while it is valid; a token with under a second left is
+    // renewed instead so that expires_in is never 0.
+    if (current !== undefined && state && state.revokedWith === undefined) {
+      const remaining = Math.floor((state.expiresAt - at) / 1000)
+      if (remaining >= 1) return { errcode: 0, access_token: current, expires_in: remaining }
+    }
+    sweepTokens(at)
+    // Random bytes only: a token must reveal nothing about the secret.
+    const token = randomBytes(48).toString('base64url')
+    tokens.set(token, { corpId: corpid, appKey, expiresAt: at + tokenTtlMs })
+    appTokens.set(appKey, token)
+    return { errcode: 0, access_token: token, expires_in: Math.floor(tokenTtlMs / 1000) }
+  }
+
+  function jscode2session(query: Record<string, string>): Reply {
+    const token = checkToken(query.access_token)
+    if (typeof token === 'number') return { errcode: token }
+    const code = query.js_code
+    if (!code) return { errcode: 41008 }
+    if (query.grant_type !== 'authorization_code') return { errcode: 40002 }
+    const state = codes.get(code)
+    if (!state) return { errcode: 40029 }
+    // Spent on first exchange, even when the token belongs to another corp: the caller learns
+    // the right corpid and must get a fresh code.
+    codes.delete(code)
+    if (state.expiresAt <= now()) return { errcode: 40029 }
+    return {
+      errcode: 0,
+      corpid: state.corpId,
+      userid: state.userid,
+      session_key: state.sessionKey,
+    }
+  }
+
+  function getUser(query: Record<string, string>): Reply {
+    const token = checkToken(query.access_token)
+    if (typeof token === 'number') return { errcode: token }
+    const userid = query.userid
+    if (!userid) return { errcode: 41009 }
+    const member = corps.get(token.corpId)?.members.get(userid)
+    if (!member) return { errcode: 60111 }
+    if (member.visible === false) return { errcode: 60011 }
+    const reply: Reply = { errcode: 0, userid: member.userid }
+    if (member.name !== undefined) reply.name = member.name
+    if (member.department !== undefined) reply.department = [...member.department]
+    if (member.position !== undefined) reply.position = member.position
+    reply.status = member.status ?? 1
+    return reply
+  }
+
+  const handlers: Record<WecomEndpoint, (query: Record<string, string>) => Reply> = {
+    gettoken: getToken,
+    jscode2session,
+    'user/get': getUser,
+  }
+
+  function send(res: ServerResponse, reply: Reply): void {
+    if (res.destroyed) return
+    const errcode = reply.errcode as number
+    // errcode and errmsg come first, as in WeCom's answers.
+    const body = JSON.stringify({ errcode, errmsg: errmsgFor(errcode), ...reply })
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=UTF-8',
+      'content-length': Buffer.byteLength(body),
+    })
+    res.end(body)
+  }
+
+  function takeFault(endpoint: WecomEndpoint): SimulatedFault | undefined {
+    const queue = faults.get(endpoint)
+    const head = queue?.[0]
+    if (!queue || !head) return undefined
+    head.remaining -= 1
+    if (head.remaining <= 0) queue.shift()
+    return head.fault
+  }
+
+  function answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: WecomEndpoint,
+    query: Record<string, string>,
+    fault: SimulatedFault | undefined,
+  ): void {
+    if (fault === undefined || 'delay' in fault) {
+      send(res, req.method === 'GET' ? handlers[endpoint](query) : { errcode: 43001 })
+    } else if ('errcode' in fault) {
+      send(res, { errcode: fault.errcode, errmsg: fault.errmsg ?? errmsgFor(fault.errcode) })
+    } else if ('drop' in fault) {
+      req.socket.destroy()
+    } else if ('malformed' in fault) {
+      if (res.destroyed) return
+      res.writeHead(200, { 'content-type': 'text/html; charset=UTF-8' })
+      res.end('<html><body><h1>502 Bad Gateway</h1></body></html>')
+    }
+    // A timeout fault answers nothing: close() destroys the socket.
+  }
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // Any body is ignored but must be read, or the keep-alive connection stalls.
+    req.resume()
+    const url = req.url ?? '/'
+    const mark = url.indexOf('?')
+    const endpoint = PATHS.get(mark === -1 ? url : url.slice(0, mark))
+    if (endpoint === undefined) {
+      send(res, { errcode: 40066 })
+      return
+    }
+    const query = parseQuery(mark === -1 ? '' : url.slice(mark + 1))
+    calls[endpoint] += 1
+    requestLog.push({ endpoint, query })
+    if (requestLog.length > REQUEST_LOG_SIZE) requestLog.shift()
+    // Taken on arrival, so concurrent calls consume faults in the order they came in.
+    const fault = takeFault(endpoint)
+    const wait = latency + (fault !== undefined && 'delay' in fault ? fault.delay : 0)
+    if (wait <= 0) {
+      answer(req, res, endpoint, query, fault)
+      return
+    }
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      answer(req, res, endpoint, query, fault)
+    }, wait)
+    timers.add(timer)
+  }
+
+  for (const corp of options.corps ?? []) addCorp(corp)
+
+  const server = createServer(onRequest)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+
+  let closing: Promise<void> | undefined
+
+  return {
+    url,
+    calls,
+    resetCalls() {
+      calls.gettoken = 0
+      calls.jscode2session = 0
+      calls['user/get'] = 0
+    },
+    get requests() {
+      return requestLog.slice()
+    },
+    addCorp,
+    setMember(corpId, member) {
+      corpOf(corpId).members.set(member.userid, copyMember(member))
+    },
+    updateMember(corpId, userid, patch) {
+      const member = memberOf(corpId, userid)
+      if (patch.userid !== undefined && patch.userid !== userid) {
+        throw new Error('updateMember cannot change a userid: remove the member and set a new one')
+      }
+      corpOf(corpId).members.set(userid, copyMember({ ...member, ...patch, userid }))
+    },
+    removeMember(corpId, userid) {
+      memberOf(corpId, userid)
+      const corp = corpOf(corpId)
+      corp.members.delete(userid)
+      corp.sessionKeys.delete(userid)
+    },
+    issueCode(corpId, userid) {
+      // Members outside the visible range still get codes, as in WeCom; user/get refuses them.
+      memberOf(corpId, userid)
+      const at = now()
+      sweepCodes(at)
+      const code = randomBytes(24).toString('base64url')
+      const sessionKey = randomBytes(16).toString('base64')
+      codes.set(code, { corpId, userid, sessionKey, expiresAt: at + codeTtlMs })
+      corpOf(corpId).sessionKeys.set(userid, sessionKey)
+      return code
+    },
+    sessionKey(corpId, userid) {
+      return corps.get(corpId)?.sessionKeys.get(userid)
+    },
+    encryptUserInfo(corpId, userid, data, appid) {
+      memberOf(corpId, userid)
+      const sessionKey = corpOf(corpId).sessionKeys.get(userid)
+      if (sessionKey === undefined) {
+        throw new Error(
+          `WeCom simulator: member ${JSON.stringify(userid)} has no session_key yet; call issueCode first`,
+        )
+      }
+      // The watermark follows the simulator clock, so advance() ages it like everything else.
+      return encrypt(sessionKey, data, appid, randomBytes(16), now())
+    },
+    setTokenTtl(seconds) {
+      tokenTtlMs = nonNegative('tokenTtl', seconds) * 1000
+    },
+    expireTokens(corpId, errcode = 42001) {
+      if (corpId !== undefined) corpOf(corpId)
+      const at = now()
+      for (const state of tokens.values()) {
+        if (corpId !== undefined && state.corpId !== corpId) continue
+        if (state.revokedWith !== undefined || state.expiresAt <= at) continue
+        state.revokedWith = errcode
+        state.revokedAt = at
+        appTokens.delete(state.appKey)
+      }
+    },
+    setLatency(ms) {
+      latency = nonNegative('latency', ms)
+    },
+    inject(endpoint, fault, times = 1) {
+      if (!Object.hasOwn(calls, endpoint)) {
+        throw new Error(`WeCom simulator: unknown endpoint ${JSON.stringify(endpoint)}`)
+      }
+      if (!(times === Infinity || (Number.isInteger(times) && times >= 1))) {
+        throw new Error(`inject times must be a positive integer or Infinity, got ${times}`)
+      }
+      if ('delay' in fault) nonNegative('delay', fault.delay)
+      const queue = faults.get(endpoint) ?? []
+      queue.push({ fault: { ...fault }, remaining: times })
+      faults.set(endpoint, queue)
+    },
+    clearFaults() {
+      faults.clear()
+    },
+    advance(ms) {
+      offset += nonNegative('advance', ms)
+    },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        for (const timer of timers) clearTimeout(timer)
+        timers.clear()
+        server.close(() => resolve())
+        // Held 'timeout' requests and idle keep-alive sockets would otherwise keep close() waiting.
+        server.closeAllConnections()
+      })
+      return closing
+    },
+  }
+}

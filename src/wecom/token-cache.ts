@@ -1,0 +1,172 @@
+import { createHash } from 'node:crypto'
+import type { AccessToken } from './client.js'
+
+export interface CorpCredentials { corpId: string, secret: string }
+
+/** A token and the epoch millisecond at which WeCom says it ends. */
+export interface CachedToken { value: string, expiresAt: number }
+
+/**
+ * Where tokens are shared between processes (Redis). Every method may reject when the store is
+ * down; the cache then falls back to its own process-local token.
+ */
+export interface SharedTokenStore {
+  read (key: string): Promise<CachedToken | null>
+  write (key: string, token: CachedToken): Promise<void>
+  /** Deletes the token only if the store still holds `value`: never another process's fresh token. */
+  compareAndDelete (key: string, value: string): Promise<void>
+  /** Runs `fn` holding the cross-process refresh lock of `key`, waiting for it when another holds it. */
+  withLock<T> (key: string, fn: () => Promise<T>): Promise<T>
+}
+
+export interface TokenCacheOptions {
+  fetch: (corp: CorpCredentials) => Promise<AccessToken>
+  shared?: SharedTokenStore
+  now?: () => number
+  /** Told once per outage when the shared store fails; the cache keeps working locally. */
+  onSharedStoreDown?: (error: unknown) => void
+  onSharedStoreUp?: () => void
+  onBackgroundRefreshError?: (error: unknown) => void
+}
+
+interface Entry {
+  token: CachedToken
+  /** After this, serve the token but refresh it in the background (at most once per token). */
+  aheadAt: number
+  /** After this, the token is not used: callers wait for a fresh one. */
+  staleAt: number
+}
+
+/** A cache key per (corpId, secret): two apps of one corp have two tokens. */
+export function tokenKey (corp: CorpCredentials): string {
+  return `${corp.corpId}:${createHash('sha256').update(corp.secret).digest('hex').slice(0, 16)}`
+}
+
+/**
+ * Access tokens per app, refreshed ahead of expiry, with single-flight: any number of concurrent
+ * callers on a cold cache share one gettoken per app (and, with a shared store, per cluster).
+ */
+export class TokenCache {
+  readonly #entries = new Map<string, Entry>()
+  readonly #inflight = new Map<string, Promise<CachedToken>>()
+  readonly #options: TokenCacheOptions
+  readonly #now: () => number
+  #sharedDown = false
+
+  constructor (options: TokenCacheOptions) {
+    this.#options = options
+    this.#now = options.now ?? Date.now
+  }
+
+  async get (corp: CorpCredentials): Promise<string> {
+    const key = tokenKey(corp)
+    const entry = this.#entries.get(key)
+    const now = this.#now()
+    if (entry !== undefined && now < entry.staleAt) {
+      if (now >= entry.aheadAt && !this.#inflight.has(key)) {
+        entry.aheadAt = Infinity
+        this.#refresh(key, corp, entry.token.value).catch(this.#options.onBackgroundRefreshError ?? noop)
+      }
+      return entry.token.value
+    }
+    return (await this.#refresh(key, corp)).value
+  }
+
+  /** Forgets `failed` (here and in the shared store) unless a newer token already replaced it. */
+  async drop (corp: CorpCredentials, failed: string): Promise<void> {
+    const key = tokenKey(corp)
+    if (this.#entries.get(key)?.token.value === failed) this.#entries.delete(key)
+    const shared = this.#options.shared
+    if (shared !== undefined) {
+      await this.#shared(() => shared.compareAndDelete(key, failed), undefined)
+    }
+  }
+
+  #refresh (key: string, corp: CorpCredentials, current?: string): Promise<CachedToken> {
+    let pending = this.#inflight.get(key)
+    if (pending === undefined) {
+      pending = this.#load(key, corp, current).finally(() => this.#inflight.delete(key))
+      this.#inflight.set(key, pending)
+    }
+    return pending
+  }
+
+  async #load (key: string, corp: CorpCredentials, current: string | undefined): Promise<CachedToken> {
+    const shared = this.#options.shared
+    const token = shared === undefined
+      ? await this.#fetch(corp)
+      : await this.#loadShared(shared, key, corp, current)
+    this.#remember(key, token, current)
+    return token
+  }
+
+  async #loadShared (shared: SharedTokenStore, key: string, corp: CorpCredentials, current: string | undefined): Promise<CachedToken> {
+    const usable = (token: CachedToken | null): token is CachedToken =>
+      token !== null && token.value !== current && this.#now() < staleAt(token, this.#now())
+    const known = await this.#shared(() => shared.read(key), null)
+    if (usable(known)) return known
+    // Another process may be fetching: take the lock, then look again before asking WeCom.
+    let fetchedHere: CachedToken | undefined
+    const locked = await this.#shared(() => shared.withLock(key, async () => {
+      const again = await shared.read(key)
+      if (usable(again)) return again
+      fetchedHere = await this.#fetch(corp)
+      await shared.write(key, fetchedHere)
+      return fetchedHere
+    }), undefined)
+    if (locked !== undefined) return locked
+    // The store failed; if it failed after WeCom answered, do not spend a second gettoken.
+    return fetchedHere ?? await this.#fetch(corp)
+  }
+
+  async #fetch (corp: CorpCredentials): Promise<CachedToken> {
+    const fetched = await this.#options.fetch(corp)
+    return { value: fetched.accessToken, expiresAt: this.#now() + fetched.expiresIn * 1000 }
+  }
+
+  #remember (key: string, token: CachedToken, previous: string | undefined): void {
+    const now = this.#now()
+    const life = token.expiresAt - now
+    this.#entries.set(key, {
+      token,
+      staleAt: staleAt(token, now),
+      // WeCom hands back the same token until it ends: asking early again would gain nothing.
+      aheadAt: token.value === previous ? Infinity : token.expiresAt - Math.min(300_000, life / 4)
+    })
+  }
+
+  /** Runs a shared-store operation; on failure reports the outage once and yields `fallback`. */
+  async #shared<T> (operation: () => Promise<T>, fallback: T): Promise<T> {
+    let result: T
+    try {
+      result = await operation()
+    } catch (error) {
+      if (error instanceof SharedStoreError) {
+        if (!this.#sharedDown) this.#options.onSharedStoreDown?.(error.cause)
+        this.#sharedDown = true
+        return fallback
+      }
+      throw error
+    }
+    if (this.#sharedDown) {
+      this.#sharedDown = false
+      this.#options.onSharedStoreUp?.()
+    }
+    return result
+  }
+}
+
+/** Thrown by a SharedTokenStore for its own failures, so they are told apart from WeCom's. */
+export class SharedStoreError extends Error {
+  constructor (cause: unknown) {
+    super('shared token store unavailable', { cause })
+    this.name = 'SharedStoreError'
+  }
+}
+
+/** A token is not used in the last tenth of its life (at most a minute): it may end in transit. */
+function staleAt (token: CachedToken, now: number): number {
+  return token.expiresAt - Math.min(60_000, Math.max(0, token.expiresAt - now) / 10)
+}
+
+function noop (): void {}

@@ -1,0 +1,89 @@
+import { Writable } from 'node:stream'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyWecomAuth, { type WecomAuthOptions } from '../../src/index.js'
+import { createWecomSimulator, type WecomSimulator, type WecomSimulatorOptions } from '../../src/testing/simulator.js'
+
+export const CORP_A = 'wwa1b2c3d4e5f60001'
+export const SECRET_A = 'corp-a-app-secret-0123456789abcdefghijklmnop'
+export const CORP_B = 'wwa1b2c3d4e5f60002'
+export const SECRET_B = 'corp-b-app-secret-0123456789abcdefghijklmnop'
+/** A corp the mini program is associated with but the server does not serve. */
+export const CORP_FOREIGN = 'wwforeign00000000'
+export const JWT_SECRET = 'test-jwt-secret-that-is-long-enough-0123456789'
+
+export function simulatorCorps (): NonNullable<WecomSimulatorOptions['corps']> {
+  return [
+    {
+      corpId: CORP_A,
+      secret: SECRET_A,
+      members: [
+        { userid: 'zhangsan', name: '张三', department: [1, 2], position: 'engineer' },
+        { userid: 'lisi', name: '李四', visible: false },
+        { userid: 'wangwu', name: '王五', status: 2 }
+      ]
+    },
+    { corpId: CORP_B, secret: SECRET_B, members: [{ userid: 'zhaoliu', name: '赵六' }] },
+    { corpId: CORP_FOREIGN, secret: 'foreign-secret-0123456789', members: [{ userid: 'outsider' }] }
+  ]
+}
+
+/** Every log line an app wrote, as parsed JSON and raw text, for assertions on what was logged. */
+export interface LogCapture { lines: string[], records: Array<Record<string, unknown>> }
+
+export function captureLogs (): { stream: Writable, capture: LogCapture } {
+  const capture: LogCapture = { lines: [], records: [] }
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue
+        capture.lines.push(line)
+        capture.records.push(JSON.parse(line) as Record<string, unknown>)
+      }
+      callback()
+    }
+  })
+  return { stream, capture }
+}
+
+export interface Harness {
+  app: FastifyInstance
+  sim: WecomSimulator
+  logs: LogCapture
+  /** wx.qy.login for a member, then POST /wecom/login. */
+  login (userid: string, corpId?: string, body?: Record<string, unknown>): ReturnType<FastifyInstance['inject']>
+}
+
+interface TeardownTarget { teardown (fn: () => unknown): void }
+
+export async function buildApp (options: Partial<WecomAuthOptions> = {}, sim?: WecomSimulator): Promise<{ app: FastifyInstance, logs: LogCapture }> {
+  const { stream, capture } = captureLogs()
+  const app = Fastify({ logger: { level: 'trace', stream } })
+  await app.register(fastifyWecomAuth, {
+    corps: [{ corpId: CORP_A, secret: SECRET_A }, { corpId: CORP_B, secret: SECRET_B }],
+    jwt: { secret: JWT_SECRET },
+    ...options,
+    api: { baseUrl: sim?.url ?? 'http://127.0.0.1:9', timeout: 1000, ...options.api }
+  })
+  app.get('/api/me', { onRequest: app.wecom.authenticate }, async (request) => request.wecomUser)
+  await app.ready()
+  return { app, logs: capture }
+}
+
+export async function setup (t: TeardownTarget, options: Partial<WecomAuthOptions> = {}, simOptions: WecomSimulatorOptions = {}): Promise<Harness> {
+  const sim = await createWecomSimulator({ corps: simulatorCorps(), ...simOptions })
+  const { app, logs } = await buildApp(options, sim)
+  t.teardown(async () => {
+    await app.close()
+    await sim.close()
+  })
+  return {
+    app,
+    sim,
+    logs,
+    login: (userid, corpId = CORP_A, body = {}) => app.inject({
+      method: 'POST',
+      url: '/wecom/login',
+      payload: { code: sim.issueCode(corpId, userid), ...body }
+    })
+  }
+}
