@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../../src/index.js'
 import { createWecomSimulator, type WecomSimulator, type WecomSimulatorOptions } from '../../src/testing/simulator.js'
 
@@ -50,7 +50,7 @@ export interface Harness {
   sim: WecomSimulator
   logs: LogCapture
   /** wx.qy.login for a member, then POST /wecom/login. */
-  login (userid: string, corpId?: string, body?: Record<string, unknown>): ReturnType<FastifyInstance['inject']>
+  login (userid: string, corpId?: string, body?: Record<string, unknown>): Promise<LightMyRequestResponse>
 }
 
 interface TeardownTarget { teardown (fn: () => unknown): void }
