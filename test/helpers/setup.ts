@@ -55,27 +55,29 @@ export interface Harness {
 
 interface TeardownTarget { teardown (fn: () => unknown): void }
 
-export async function buildApp (options: Partial<WecomAuthOptions> = {}, sim?: WecomSimulator): Promise<{ app: FastifyInstance, logs: LogCapture }> {
+/** Extra routes a test adds to the host app before it is ready. */
+export type Extend = (app: FastifyInstance) => void
+
+export async function buildApp (options: Partial<WecomAuthOptions> = {}, sim?: WecomSimulator, extend?: Extend): Promise<{ app: FastifyInstance, logs: LogCapture }> {
   const { stream, capture } = captureLogs()
   const app = Fastify({ logger: { level: 'trace', stream } })
   await app.register(fastifyWecomAuth, {
     corps: [{ corpId: CORP_A, secret: SECRET_A }, { corpId: CORP_B, secret: SECRET_B }],
     jwt: { secret: JWT_SECRET },
     ...options,
-    api: { baseUrl: sim?.url ?? 'http://127.0.0.1:9', timeout: 1000, ...options.api }
+    api: { timeout: 1000, ...options.api, baseUrl: sim?.url ?? 'http://127.0.0.1:9' }
   })
   app.get('/api/me', { onRequest: app.wecom.authenticate }, async (request) => request.wecomUser)
+  extend?.(app)
   await app.ready()
   return { app, logs: capture }
 }
 
-export async function setup (t: TeardownTarget, options: Partial<WecomAuthOptions> = {}, simOptions: WecomSimulatorOptions = {}): Promise<Harness> {
+export async function setup (t: TeardownTarget, options: Partial<WecomAuthOptions> = {}, simOptions: WecomSimulatorOptions = {}, extend?: Extend): Promise<Harness> {
   const sim = await createWecomSimulator({ corps: simulatorCorps(), ...simOptions })
-  const { app, logs } = await buildApp(options, sim)
-  t.teardown(async () => {
-    await app.close()
-    await sim.close()
-  })
+  t.teardown(() => sim.close())
+  const { app, logs } = await buildApp(options, sim, extend)
+  t.teardown(() => app.close())
   return {
     app,
     sim,
