@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
 import type { ResolvedConfig } from './options.js'
 
@@ -42,7 +43,8 @@ export function createAccessTokens (config: ResolvedConfig['jwt']): AccessTokens
   })
 
   return {
-    sign: (claims) => signer({ userid: claims.userid, corpid: claims.corpid, sid: claims.sid }),
+    // jti makes every token distinct, even two of one session signed within the same second.
+    sign: (claims) => signer({ userid: claims.userid, corpid: claims.corpid, sid: claims.sid, jti: randomBytes(9).toString('base64url') }),
     verify (token) {
       let payload: Record<string, unknown>
       try {

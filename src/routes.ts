@@ -16,7 +16,7 @@ export interface RoutesOptions {
 const refreshToken = z.string().min(1).max(256)
 const loginBody = z.object({ code: z.string().min(1).max(512), corpId: z.string().min(1).max(64).optional() })
 const refreshBody = z.object({ refresh_token: refreshToken })
-const logoutBody = z.object({ refresh_token: refreshToken.optional() }).optional()
+const logoutBody = z.object({ refresh_token: refreshToken.optional() }).nullish()
 
 /**
  * /login, /refresh and /logout. Registered as an encapsulated child so that the zod compilers

@@ -1,0 +1,85 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import fastifyWecomAuth, { fastifyWecomAuth as named } from '../src/index.js'
+import { CORP_A, CORP_B, JWT_SECRET, SECRET_A } from './helpers/setup.js'
+
+const valid = () => ({ corps: [{ corpId: CORP_A, secret: SECRET_A }], jwt: { secret: JWT_SECRET } })
+
+async function registrationError (options: unknown): Promise<string> {
+  const app = Fastify()
+  try {
+    await app.register(fastifyWecomAuth, options as never)
+    await app.ready()
+    return 'no error'
+  } catch (error) {
+    return (error as Error).message
+  } finally {
+    await app.close().catch(() => {})
+  }
+}
+
+t.test('bad options fail the registration with a message naming the option', async (t) => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['no options', undefined, /corps is required/],
+    ['no corps', { jwt: { secret: JWT_SECRET } }, /corps is required/],
+    ['empty corps', { ...valid(), corps: [] }, /corps must list at least one corp/],
+    ['missing secret', { ...valid(), corps: [{ corpId: CORP_A }] }, /corps\[0\]\.secret is required/],
+    ['empty secret', { ...valid(), corps: [{ corpId: CORP_A, secret: SECRET_A }, { corpId: CORP_B, secret: '' }] }, /corps\[1\]\.secret must not be empty/],
+    ['missing corpId', { ...valid(), corps: [{ secret: SECRET_A }] }, /corps\[0\]\.corpId is required/],
+    ['repeated corpId', { ...valid(), corps: [{ corpId: CORP_A, secret: SECRET_A }, { corpId: CORP_A, secret: 'other' }] }, /corps\[1\]\.corpId repeats/],
+    ['no jwt', { corps: valid().corps }, /jwt is required/],
+    ['no jwt secret', { ...valid(), jwt: {} }, /jwt\.secret is required/],
+    ['short jwt secret', { ...valid(), jwt: { secret: 'short' } }, /jwt\.secret must be at least 32 characters/],
+    ['half a key pair', { ...valid(), jwt: { private: 'x' } }, /jwt\.public is required/],
+    ['secret and key pair', { ...valid(), jwt: { secret: JWT_SECRET, private: 'a', public: 'b' } }, /jwt\.secret cannot be combined/],
+    ['not a public key', { ...valid(), jwt: { private: 'a', public: 'b' } }, /jwt\.public is not a valid PEM public key/],
+    ['negative expiresIn', { ...valid(), jwt: { secret: JWT_SECRET, expiresIn: -1 } }, /jwt\.expiresIn must be positive/],
+    ['prefix without slash', { ...valid(), prefix: 'wecom' }, /prefix must start with \//],
+    ['bad base URL', { ...valid(), api: { baseUrl: 'ftp://x' } }, /api\.baseUrl must be an http\(s\) URL/],
+    ['bad proxy', { ...valid(), api: { proxy: 'nope' } }, /api\.proxy must be an http\(s\) proxy URL/],
+    ['bad timeout', { ...valid(), api: { timeout: 0 } }, /api\.timeout must be positive/],
+    ['bad dispatcher', { ...valid(), api: { dispatcher: {} } }, /api\.dispatcher must be an undici Dispatcher/],
+    ['authorize not a function', { ...valid(), authorize: true }, /authorize must be a function/],
+    ['bad refreshTtl', { ...valid(), session: { refreshTtl: 'long' } }, /session\.refreshTtl must be a number of seconds/],
+    ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL or an ioredis client/]
+  ]
+  for (const [name, options, message] of cases) {
+    t.match(await registrationError(options), message, name)
+  }
+})
+
+t.test('secrets are never echoed in validation messages', async (t) => {
+  const message = await registrationError({ corps: [{ corpId: CORP_A, secret: SECRET_A }], jwt: { secret: 'short-but-secret' } })
+  t.notMatch(message, /short-but-secret/)
+  t.notMatch(message, new RegExp(SECRET_A))
+})
+
+t.test('the caller\'s options object is not mutated', async (t) => {
+  const options = valid()
+  const snapshot = JSON.stringify(options)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyWecomAuth, options)
+  await app.ready()
+  t.equal(JSON.stringify(options), snapshot)
+})
+
+t.test('default and named exports are the same plugin, named for fastify', async (t) => {
+  t.equal(named, fastifyWecomAuth)
+  t.equal((fastifyWecomAuth as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')], 'fastify-wecom-auth')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyWecomAuth, valid())
+  await app.ready()
+  t.ok(app.hasDecorator('wecom'))
+  t.ok(app.hasRequestDecorator('wecomUser'))
+  t.notOk(app.hasRequestDecorator('user'), 'request.user is left to the host')
+  t.notOk(app.hasDecorator('jwt'), 'app.jwt is left to the host')
+})
+
+t.test('registering twice is refused by fastify-plugin\'s name', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyWecomAuth, valid())
+  await t.rejects(app.register(fastifyWecomAuth, valid()).ready())
+})
