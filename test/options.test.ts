@@ -81,5 +81,5 @@ t.test('registering twice is refused by fastify-plugin\'s name', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(fastifyWecomAuth, valid())
-  await t.rejects(app.register(fastifyWecomAuth, valid()).ready())
+  await t.rejects(async () => { await app.register(fastifyWecomAuth, valid()) })
 })
