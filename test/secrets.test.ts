@@ -1,0 +1,95 @@
+import t from 'tap'
+import type { LightMyRequestResponse } from 'fastify'
+import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, setup } from './helpers/setup.js'
+
+// Every branch of the plugin, run with the logger at trace level; then not one log line, error
+// message or unrelated response may hold a corp secret, a WeCom access token, a session_key, a
+// refresh token or an access JWT.
+t.test('no secret in any log line, error message or response that is not meant to carry it', async (t) => {
+  const h = await setup(t, { api: { timeout: 200 }, session: { recheckInterval: 1 } })
+  const sessionKeys = new Set<string>()
+  const refreshTokens = new Set<string>()
+  const accessTokens = new Set<string>()
+  const responses: LightMyRequestResponse[] = []
+  const wecomTokens = new Set<string>()
+
+  const record = (res: LightMyRequestResponse) => {
+    responses.push(res)
+    for (const r of h.sim.requests) if (r.query.access_token !== undefined) wecomTokens.add(r.query.access_token)
+    if (res.statusCode === 200 && res.headers['content-type']?.includes('json') === true) {
+      const body = res.json()
+      if (typeof body.refresh_token === 'string') refreshTokens.add(body.refresh_token)
+      if (typeof body.access_token === 'string') accessTokens.add(body.access_token)
+    }
+    return res
+  }
+  const login = async (userid: string, corpId = CORP_A, body = {}) => {
+    const res = record(await h.login(userid, corpId, body))
+    const key = h.sim.sessionKey(corpId, userid)
+    if (key !== undefined) sessionKeys.add(key)
+    return res
+  }
+  const post = async (url: string, payload?: object, authorization?: string) => record(await h.app.inject({
+    method: 'POST', url, payload, headers: authorization === undefined ? {} : { authorization }
+  }))
+
+  const ok = (await login('zhangsan')).json()
+  await login('lisi')
+  await login('wangwu')
+  await login('outsider', 'wwforeign00000000')
+  await login('zhaoliu', CORP_B)
+  await login('zhaoliu', CORP_B, { corpId: CORP_B })
+  await post('/wecom/login', { code: 'a&userid=x' })
+  for (const fault of [{ errcode: 42001 }, { errcode: 40014 }, { errcode: -1 }, { errcode: 45009 }, { errcode: 60020 },
+    { errcode: 40001 }, { malformed: true as const }, { drop: true as const }, { timeout: true as const }]) {
+    h.sim.inject('jscode2session', fault)
+    h.sim.inject('user/get', fault)
+    await login('zhangsan')
+  }
+  h.sim.inject('gettoken', { errcode: 40001 })
+  h.sim.expireTokens()
+  await login('zhangsan')
+  await login('zhangsan')
+
+  const renewed = (await post('/wecom/refresh', { refresh_token: ok.refresh_token })).json()
+  await post('/wecom/refresh', { refresh_token: ok.refresh_token })
+  await post('/wecom/refresh', { refresh_token: 'garbage' })
+  const other = (await login('zhangsan')).json()
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  h.sim.inject('user/get', { errcode: 60011 })
+  await post('/wecom/refresh', { refresh_token: other.refresh_token })
+  const last = (await login('zhangsan')).json()
+  record(await h.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${renewed.access_token}` } }))
+  record(await h.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${last.access_token}x` } }))
+  await post('/wecom/logout', { refresh_token: last.refresh_token })
+  await post('/wecom/logout', undefined, `Bearer ${last.access_token}`)
+  await t.rejects(h.app.wecom.login('expired-code'))
+  await h.app.close()
+
+  t.ok(h.logs.lines.length > 50, `${h.logs.lines.length} log lines captured`)
+  t.ok(wecomTokens.size >= 2, `${wecomTokens.size} WeCom access tokens seen`)
+  t.ok(sessionKeys.size >= 3 && refreshTokens.size >= 3 && accessTokens.size >= 3)
+
+  const secrets: Array<[string, Set<string>]> = [
+    ['corp secret', new Set([SECRET_A, SECRET_B])],
+    ['JWT secret', new Set([JWT_SECRET])],
+    ['WeCom access token', wecomTokens],
+    ['session_key', sessionKeys],
+    ['refresh token', refreshTokens],
+    ['access JWT', accessTokens]
+  ]
+  const everyLog = h.logs.lines.join('\n')
+  for (const [kind, values] of secrets) {
+    for (const value of values) {
+      t.notOk(everyLog.includes(value), `no ${kind} in the logs`)
+      // Only login and refresh answers carry tokens, and they carry only their own.
+      for (const res of responses) {
+        if (kind === 'refresh token' || kind === 'access JWT') continue
+        t.notOk(res.body.includes(value), `no ${kind} in a response (${res.statusCode})`)
+      }
+    }
+  }
+  for (const res of responses.filter((r) => r.statusCode >= 400)) {
+    t.notMatch(res.body, /access_token|corpsecret|session_key|cgi-bin/, `error ${res.json().code} names no secret or URL`)
+  }
+})
