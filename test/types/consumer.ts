@@ -1,0 +1,53 @@
+// Compiled against dist/ in strict mode by test/types.test.ts: what a user's editor sees.
+import Fastify, { type FastifyRequest } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import fastifyWecomAuth, {
+  fastifyWecomAuth as named,
+  type IssuedTokens,
+  type WecomAuthDecorator,
+  type WecomAuthOptions,
+  type WecomMember,
+  type WecomUser
+} from 'fastify-wecom-auth'
+import { createWecomSimulator, type WecomSimulator } from 'fastify-wecom-auth/testing'
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT { user: { admin: boolean } }
+}
+
+const options: WecomAuthOptions = {
+  corps: [{ corpId: 'ww0123456789abcdef', secret: 'secret' }],
+  jwt: { secret: 'a-secret-of-at-least-thirty-two-characters' },
+  authorize: (user: WecomMember, request?: FastifyRequest) => user.department?.includes(1) === true && request !== undefined
+}
+
+// @ts-expect-error corps is required
+const missingCorps: WecomAuthOptions = { jwt: { secret: 'x' } }
+void missingCorps
+
+async function main (): Promise<void> {
+  const sim: WecomSimulator = await createWecomSimulator()
+  const app = Fastify()
+  await app.register(fastifyJwt, { secret: 'host-secret' })
+  await app.register(fastifyWecomAuth, { ...options, api: { baseUrl: sim.url } })
+  await app.register(named, options).after()
+
+  const decorator: WecomAuthDecorator = app.wecom
+  app.get('/me', { onRequest: app.wecom.authenticate }, async (request) => {
+    const user: WecomUser | null = request.wecomUser
+    // @ts-expect-error wecomUser may be null
+    const userid: string = request.wecomUser.userid
+    const hostUser: { admin: boolean } = request.user
+    const data: Record<string, unknown> = await app.wecom.decrypt(request, { encryptedData: '', iv: '' })
+    return { user, userid, hostUser, data }
+  })
+  const issued: IssuedTokens = await decorator.login('code', { corpId: 'ww0123456789abcdef' })
+  const accessToken: string = issued.access_token
+  const refresh: string | undefined = issued.refresh_token
+  await app.wecom.revokeSession('sid')
+  await app.wecom.revokeUser('corp', 'user')
+  void accessToken
+  void refresh
+  await sim.close()
+}
+void main
