@@ -1,0 +1,33 @@
+import t from 'tap'
+import { buildExampleServer, instructions } from '../examples/app.js'
+
+t.test('the example server on its embedded simulator: code, login, protected route, decrypt', async (t) => {
+  const { app, sim } = await buildExampleServer({}, false)
+  t.teardown(() => app.close())
+  t.ok(sim, 'no WeCom credentials: the simulator plays WeCom')
+  const code = (await app.inject({ url: '/dev/code?userid=zhangsan' })).body
+  const login = await app.inject({ method: 'POST', url: '/wecom/login', payload: { code } })
+  t.equal(login.statusCode, 200)
+  const authorization = `Bearer ${login.json().access_token}`
+  t.same((await app.inject({ url: '/api/me', headers: { authorization } })).json(), { user: { userid: 'zhangsan', corpid: 'wwdemo0000000001' } })
+  const encrypted = (await app.inject({ url: '/dev/encrypted-mobile?userid=zhangsan' })).json()
+  const mobile = await app.inject({ method: 'POST', url: '/api/profile/mobile', headers: { authorization }, payload: encrypted })
+  t.same(mobile.json(), { mobile: '13800000000' })
+  t.equal((await app.inject({ url: '/api/me' })).statusCode, 401)
+  const lisi = (await app.inject({ url: '/dev/code?userid=lisi' })).body
+  t.equal((await app.inject({ method: 'POST', url: '/wecom/login', payload: { code: lisi } })).statusCode, 403)
+})
+
+t.test('with WeCom credentials in the environment there is no simulator and no /dev route', async (t) => {
+  const { app, sim } = await buildExampleServer({ WECOM_CORP_ID: 'wwreal', WECOM_SECRET: 's', JWT_SECRET: 'j'.repeat(32) }, false)
+  t.teardown(() => app.close())
+  t.equal(sim, undefined)
+  t.equal((await app.inject({ url: '/dev/code' })).statusCode, 404)
+})
+
+t.test('npm start prints the commands to paste, against the address it listens on', async (t) => {
+  const text = instructions('http://127.0.0.1:3000')
+  t.match(text, "curl -s 'http://127.0.0.1:3000/dev/code?userid=zhangsan'")
+  t.match(text, 'http://127.0.0.1:3000/wecom/login')
+  t.match(text, 'curl -s http://127.0.0.1:3000/api/me -H "authorization: Bearer $TOKEN"')
+})
