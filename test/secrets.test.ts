@@ -16,7 +16,7 @@ t.test('no secret in any log line, error message or response that is not meant t
   const record = (res: LightMyRequestResponse) => {
     responses.push(res)
     for (const r of h.sim.requests) if (r.query.access_token !== undefined) wecomTokens.add(r.query.access_token)
-    if (res.statusCode === 200 && res.headers['content-type']?.includes('json') === true) {
+    if (res.statusCode === 200 && String(res.headers['content-type']).includes('json')) {
       const body = res.json()
       if (typeof body.refresh_token === 'string') refreshTokens.add(body.refresh_token)
       if (typeof body.access_token === 'string') accessTokens.add(body.access_token)
