@@ -72,7 +72,9 @@ const optionsSchema = z.object({
   store: z.object({
     redis: z.union([
       z.url({ error: 'must be a redis:// URL or an ioredis client', protocol: /^rediss?$/ }),
-      z.custom<Redis>((value) => typeof value === 'object' && value !== null && typeof (value as Redis).eval === 'function')
+      z.custom<Redis>((value) => typeof value === 'object' && value !== null && typeof (value as Redis).eval === 'function'),
+      // Keeps the in-process store even when the host registered @fastify/redis.
+      z.literal(false)
     ], { error: 'must be a redis:// URL or an ioredis client' }).optional(),
     keyPrefix: z.string(required('a string')).default('wecom-auth:')
   }, required('an object')).default({ keyPrefix: 'wecom-auth:' })

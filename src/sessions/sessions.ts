@@ -49,6 +49,8 @@ const ROTATED_KEPT = 16
 export function createSessions (deps: Dependencies): Sessions {
   const { store, tokens, vault, loginFlow } = deps
   const now = deps.now ?? Date.now
+  // One warning per outage, not one per login while it lasts.
+  let storeDown = false
 
   function issue (session: SessionRecord, refreshToken: string | undefined): IssuedTokens {
     const issued: IssuedTokens = {
@@ -98,9 +100,11 @@ export function createSessions (deps: Dependencies): Sessions {
       } catch (error) {
         if (!(error instanceof StoreDownError)) throw error
         // The member is verified: let them in for one access token's life rather than not at all.
-        log.warn('wecom: session store unavailable, login answered without a refresh token')
+        if (!storeDown) log.warn('wecom: session store unavailable, logins answered without a refresh token until it returns')
+        storeDown = true
         return issue(session, undefined)
       }
+      storeDown = false
       return issue(session, refreshToken)
     },
 

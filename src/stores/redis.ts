@@ -1,0 +1,426 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Redis } from 'ioredis'
+import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../wecom/token-cache.js'
+import { StoreDownError, type Revocation, type SessionRecord, type SessionStore } from './store.js'
+
+/**
+ * How long one command may take before Redis counts as down. ioredis queues commands while it
+ * reconnects; without this bound a login or a refresh would hang for the whole outage.
+ */
+const COMMAND_TIMEOUT = 1000
+/** A lock holder that crashed blocks the others this long at most. */
+const LOCK_TTL = 10_000
+/** Longer than LOCK_TTL, so that a waiter outlives a crashed holder's lock. */
+const LOCK_WAIT = 15_000
+/** While the subscription is live but the command connection is not yet back. */
+const RESYNC_RETRY = 250
+/** How long onRevoke waits for the first delivery of recorded revocations before boot goes on. */
+const FIRST_SYNC_WAIT = 2 * COMMAND_TIMEOUT
+/** A member's set of sids is cleaned of ended sessions when it grows past this. */
+const PRUNE_ABOVE = 64
+
+/**
+ * Reconnects at most a second apart: ioredis's default backs off to five seconds, which would keep
+ * sessions answering 503 (and revocations unheard) that long after Redis is back.
+ */
+export function reconnectDelay (attempt: number): number {
+  return Math.min(attempt * 100, 1000)
+}
+
+type Failure = new (cause: unknown) => Error
+
+/** One command (or script) on a ready connection, within COMMAND_TIMEOUT, failing as `Failure`. */
+async function bounded<T> (client: Redis, Failure: Failure, operation: (client: Redis) => Promise<T>): Promise<T> {
+  if (client.status !== 'ready') throw new Failure(new Error(`redis connection is ${client.status}`))
+  let timer: NodeJS.Timeout | undefined
+  const pending = operation(client)
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis did not answer within ${COMMAND_TIMEOUT} ms`)), COMMAND_TIMEOUT)
+  })
+  try {
+    return await Promise.race([pending, timeout])
+  } catch (error) {
+    throw new Failure(error)
+  } finally {
+    clearTimeout(timer)
+    // A command given up on may still fail later: that is no unhandled rejection.
+    pending.catch(noop)
+  }
+}
+
+/** A Lua script sent by its sha, and in full only when Redis does not know it (first use, restart). */
+class Script {
+  readonly #lua: string
+  readonly #sha: string
+
+  constructor (lua: string) {
+    this.#lua = lua
+    this.#sha = createHash('sha1').update(lua).digest('hex')
+  }
+
+  async run (client: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    try {
+      return await client.evalsha(this.#sha, keys.length, ...keys, ...args)
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      return await client.eval(this.#lua, keys.length, ...keys, ...args)
+    }
+  }
+}
+
+// Lua shared by save and rotate: store the session, add its sid to the member's set and make
+// that set live at least as long as the session. PTTL is -1 for a new set, so it always gets one.
+const PUT_SESSION = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+`
+
+// Keys built inside a script take `prefix` from ARGV, which ioredis's own keyPrefix option does
+// not reach: the store passes it in front (see #physical).
+const PRUNE_MEMBER = `
+local function prune (set, prefix)
+  local live = {}
+  for _, sid in ipairs(redis.call('SMEMBERS', set)) do
+    if redis.call('EXISTS', prefix .. sid) == 1 then table.insert(live, sid) else redis.call('SREM', set, sid) end
+  end
+  return live
+end
+`
+
+/** KEYS: session, member set. ARGV: json, ttl ms, sid, session prefix. */
+const SAVE = new Script(`${PRUNE_MEMBER}${PUT_SESSION}
+if redis.call('SCARD', KEYS[2]) > ${PRUNE_ABOVE} then prune(KEYS[2], ARGV[4]) end
+`)
+
+/** KEYS: session, member set. ARGV: json, ttl ms, sid, expected refresh hash. 1 if replaced. */
+const ROTATE = new Script(`
+local current = redis.call('GET', KEYS[1])
+if not current or cjson.decode(current).refreshHash ~= ARGV[4] then return 0 end
+${PUT_SESSION}
+return 1
+`)
+
+/** KEYS: member set. ARGV: session prefix. The sids of the member's living sessions. */
+const SESSIONS_OF = new Script(`${PRUNE_MEMBER}
+return prune(KEYS[1], ARGV[1])
+`)
+
+/**
+ * KEYS: revoked set. ARGV: session prefix, member prefix, until, now, channel, message, sids...
+ * Ends the sessions, records them as revoked until `until` (never shortening an earlier entry),
+ * forgets entries whose access tokens have all expired, and tells every instance.
+ */
+const REVOKE = new Script(`
+local sessionPrefix, memberPrefix, untilMs, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = 7, #ARGV do
+  local sid = ARGV[i]
+  local raw = redis.call('GET', sessionPrefix .. sid)
+  if raw then
+    local session = cjson.decode(raw)
+    redis.call('SREM', memberPrefix .. session.corpid .. ':' .. session.userid, sid)
+    redis.call('DEL', sessionPrefix .. sid)
+  end
+  local known = redis.call('ZSCORE', KEYS[1], sid)
+  if not known or tonumber(known) < untilMs then redis.call('ZADD', KEYS[1], ARGV[3], sid) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+if redis.call('PTTL', KEYS[1]) < untilMs - now then redis.call('PEXPIRE', KEYS[1], untilMs - now) end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+`)
+
+/**
+ * KEYS: revoked set. ARGV: now. Through Lua, whose replies are RESP2-shaped: a flat
+ * [sid, until, ...] whatever protocol the client speaks.
+ */
+const LIVE_REVOCATIONS = new Script(`
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+`)
+
+/** KEYS: token. ARGV: token value. Deletes the token only if it still is that value. */
+const DELETE_TOKEN_IF = new Script(`
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw).value == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+/** KEYS: lock. ARGV: owner. Releases the lock only if this owner still holds it. */
+const UNLOCK = new Script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+export interface RedisStoreOptions {
+  /** Never closed by the store: whoever opened it closes it. */
+  client: Redis
+  keyPrefix: string
+  log?: FastifyBaseLogger
+  now?: () => number
+}
+
+/**
+ * Sessions, revocations and the WeCom access token in Redis, so that any number of instances act
+ * as one. Every command fails fast while Redis is unreachable; ioredis reconnects by itself, and
+ * the revocation subscription is renewed (with a fresh read of the recorded revocations) each time.
+ */
+export class RedisSessionStore implements SessionStore {
+  readonly tokens: SharedTokenStore
+  readonly #client: Redis
+  readonly #prefix: string
+  readonly #log: FastifyBaseLogger | undefined
+  readonly #now: () => number
+  readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
+  #subscriber: Redis | undefined
+  #subscribed = false
+  #lost = false
+  #syncPending = false
+  #syncing = false
+  #firstSync: (() => void) | undefined
+  #closed = false
+
+  constructor (options: RedisStoreOptions) {
+    this.#client = options.client
+    this.#prefix = options.keyPrefix
+    this.#log = options.log
+    this.#now = options.now ?? Date.now
+    this.tokens = new RedisTokenStore(options.client, options.keyPrefix, this.#now)
+  }
+
+  async save (session: SessionRecord): Promise<void> {
+    await this.#run((client) => SAVE.run(client, this.#sessionKeys(session), [
+      ...this.#sessionArgs(session), this.#physical(this.#sessionPrefix)
+    ]))
+  }
+
+  async get (sid: string): Promise<SessionRecord | null> {
+    const raw = await this.#run((client) => client.get(this.#sessionPrefix + sid))
+    if (raw === null) return null
+    const session = JSON.parse(raw) as SessionRecord
+    return session.expiresAt > this.#now() ? session : null
+  }
+
+  async rotate (session: SessionRecord, expectedHash: string): Promise<boolean> {
+    const replaced = await this.#run((client) => ROTATE.run(client, this.#sessionKeys(session), [
+      ...this.#sessionArgs(session), expectedHash
+    ]))
+    return replaced === 1
+  }
+
+  async revoke (sids: readonly string[], until: number): Promise<void> {
+    if (sids.length === 0) return
+    const revocations = sids.map((sid) => ({ sid, until }))
+    // This instance refuses them at once, even if Redis then fails to record them for the others.
+    this.#deliver(revocations)
+    await this.#run((client) => REVOKE.run(client, [this.#revokedKey], [
+      this.#physical(this.#sessionPrefix), this.#physical(this.#memberPrefix), until, this.#now(),
+      this.#channel, JSON.stringify(revocations), ...sids
+    ]))
+  }
+
+  async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number): Promise<void> {
+    await this.#run((client) => client.set(this.#sessionKeyKey(corpid, userid), sealed, 'PX', Math.max(1, Math.ceil(ttl))))
+  }
+
+  async sessionKeyOf (corpid: string, userid: string): Promise<string | null> {
+    return await this.#run((client) => client.get(this.#sessionKeyKey(corpid, userid)))
+  }
+
+  async sessionsOf (corpid: string, userid: string): Promise<string[]> {
+    const sids = await this.#run((client) =>
+      SESSIONS_OF.run(client, [this.#memberKey(corpid, userid)], [this.#physical(this.#sessionPrefix)]))
+    return sids as string[]
+  }
+
+  async onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void> {
+    this.#listeners.push(listener)
+    if (this.#subscriber !== undefined) {
+      this.#resync()
+      return
+    }
+    const synced = new Promise<void>((resolve) => { this.#firstSync = resolve })
+    this.#subscribe()
+    // Boot waits for the recorded revocations, but not for a Redis that is down: they arrive on reconnect.
+    await Promise.race([synced, sleep(FIRST_SYNC_WAIT, undefined, { ref: false })])
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    this.#subscriber?.disconnect()
+  }
+
+  get #sessionPrefix (): string { return `${this.#prefix}session:` }
+  get #memberPrefix (): string { return `${this.#prefix}member:` }
+  get #revokedKey (): string { return `${this.#prefix}revoked` }
+  get #channel (): string { return `${this.#prefix}revocations` }
+
+  /** A key prefix as Redis sees it, for keys a script builds itself. */
+  #physical (prefix: string): string {
+    return (this.#client.options.keyPrefix ?? '') + prefix
+  }
+
+  // corpids never contain ':', so `corpid:userid` cannot be read two ways. REVOKE builds the
+  // same key in Lua.
+  #memberKey (corpid: string, userid: string): string {
+    return `${this.#memberPrefix}${corpid}:${userid}`
+  }
+
+  #sessionKeyKey (corpid: string, userid: string): string {
+    return `${this.#prefix}session-key:${corpid}:${userid}`
+  }
+
+  #sessionKeys (session: SessionRecord): string[] {
+    return [this.#sessionPrefix + session.sid, this.#memberKey(session.corpid, session.userid)]
+  }
+
+  /** json, ttl ms, sid: the ARGV head of PUT_SESSION. */
+  #sessionArgs (session: SessionRecord): string[] {
+    const ttl = Math.max(1, session.expiresAt - this.#now())
+    return [JSON.stringify(session), String(ttl), session.sid]
+  }
+
+  #run<T> (operation: (client: Redis) => Promise<T>): Promise<T> {
+    return bounded(this.#client, StoreDownError, operation)
+  }
+
+  #deliver (revocations: readonly Revocation[]): void {
+    if (revocations.length === 0) return
+    for (const listener of this.#listeners) listener(revocations)
+  }
+
+  #subscribe (): void {
+    // A connection of its own: under RESP2 a subscribed connection runs no other command.
+    // Resubscribing is done here on every 'ready' rather than by ioredis, so that it is always
+    // followed by a read of the recorded revocations: nothing published while away is missed.
+    const subscriber = this.#client.duplicate({ autoResubscribe: false, lazyConnect: false, retryStrategy: reconnectDelay })
+    this.#subscriber = subscriber
+    // Connection errors are retried by ioredis and reported once per outage on 'close'.
+    subscriber.on('error', noop)
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.#channel) this.#deliver(parseRevocations(message))
+    })
+    subscriber.on('ready', () => {
+      bounded(subscriber, StoreDownError, (connection) => connection.subscribe(this.#channel)).then(() => {
+        this.#subscribed = true
+        if (this.#lost) this.#log?.info('wecom: revocation channel is back')
+        this.#lost = false
+        this.#resync()
+      }, () => {
+        // Not subscribed on a connection that looks fine: start it over rather than stay deaf.
+        if (!this.#closed) subscriber.disconnect(true)
+      })
+    })
+    subscriber.on('close', () => {
+      if (this.#subscribed && !this.#closed) {
+        this.#lost = true
+        this.#log?.warn('wecom: revocation channel lost; revocations from other instances arrive once Redis is back')
+      }
+      this.#subscribed = false
+    })
+  }
+
+  /** Delivers every recorded, still live revocation; runs again if asked while running. */
+  #resync (): void {
+    this.#syncPending = true
+    if (this.#syncing) return
+    this.#syncing = true
+    this.#syncLoop().finally(() => { this.#syncing = false })
+  }
+
+  async #syncLoop (): Promise<void> {
+    while (this.#syncPending && !this.#closed) {
+      this.#syncPending = false
+      let flat: string[]
+      try {
+        flat = await this.#run((client) => LIVE_REVOCATIONS.run(client, [this.#revokedKey], [this.#now()])) as string[]
+      } catch {
+        // Worth retrying only while subscribed (the command connection lags behind); otherwise
+        // the next 'ready' starts over.
+        if (this.#subscribed) {
+          this.#syncPending = true
+          await sleep(RESYNC_RETRY, undefined, { ref: false })
+        }
+        continue
+      }
+      const revocations: Revocation[] = []
+      for (let i = 0; i < flat.length; i += 2) revocations.push({ sid: flat[i], until: Number(flat[i + 1]) })
+      this.#deliver(revocations)
+      this.#firstSync?.()
+      this.#firstSync = undefined
+    }
+  }
+}
+
+/** The WeCom access token shared by every instance, and the lock under which one of them renews it. */
+class RedisTokenStore implements SharedTokenStore {
+  readonly #client: Redis
+  readonly #tokenPrefix: string
+  readonly #lockPrefix: string
+  readonly #now: () => number
+
+  constructor (client: Redis, keyPrefix: string, now: () => number) {
+    this.#client = client
+    this.#tokenPrefix = `${keyPrefix}token:`
+    this.#lockPrefix = `${keyPrefix}token-lock:`
+    this.#now = now
+  }
+
+  async read (key: string): Promise<CachedToken | null> {
+    const raw = await this.#run((client) => client.get(this.#tokenPrefix + key))
+    if (raw === null) return null
+    const token = JSON.parse(raw) as Partial<CachedToken>
+    return typeof token.value === 'string' && typeof token.expiresAt === 'number'
+      ? { value: token.value, expiresAt: token.expiresAt }
+      : null
+  }
+
+  async write (key: string, token: CachedToken): Promise<void> {
+    // Gone from Redis when the cache would stop using it anyway (its last tenth, at most a minute).
+    const life = token.expiresAt - this.#now()
+    const ttl = Math.floor(life - Math.min(60_000, life / 10))
+    if (ttl < 1) return
+    const value = JSON.stringify({ value: token.value, expiresAt: token.expiresAt })
+    await this.#run((client) => client.set(this.#tokenPrefix + key, value, 'PX', ttl))
+  }
+
+  async compareAndDelete (key: string, value: string): Promise<void> {
+    await this.#run((client) => DELETE_TOKEN_IF.run(client, [this.#tokenPrefix + key], [value]))
+  }
+
+  async withLock<T> (key: string, fn: () => Promise<T>): Promise<T> {
+    const lock = this.#lockPrefix + key
+    const owner = randomBytes(16).toString('hex')
+    const deadline = Date.now() + LOCK_WAIT
+    while (await this.#run((client) => client.set(lock, owner, 'PX', LOCK_TTL, 'NX')) !== 'OK') {
+      if (Date.now() >= deadline) throw new SharedStoreError(new Error(`token lock not acquired within ${LOCK_WAIT} ms`))
+      // Jittered, so that waiters do not retry in lockstep.
+      await sleep(20 + Math.floor(Math.random() * 30))
+    }
+    try {
+      return await fn()
+    } finally {
+      // A lock left behind (Redis gone meanwhile) expires after LOCK_TTL: no reason to fail `fn`'s result.
+      await this.#run((client) => UNLOCK.run(client, [lock], [owner])).catch(noop)
+    }
+  }
+
+  #run<T> (operation: (client: Redis) => Promise<T>): Promise<T> {
+    return bounded(this.#client, SharedStoreError, operation)
+  }
+}
+
+/** A published message, defensively: another version of the plugin may share the channel. */
+function parseRevocations (message: string): Revocation[] {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(message)
+  } catch {
+    return []
+  }
+  if (!Array.isArray(parsed)) return []
+  return parsed.filter((entry): entry is Revocation =>
+    typeof entry?.sid === 'string' && typeof entry?.until === 'number')
+}
+
+function noop (): void {}

@@ -1,0 +1,166 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer, connect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { WecomAuthOptions } from '../../src/index.js'
+import type { WecomSimulator } from '../../src/testing/simulator.js'
+import { buildApp, CORP_A, type LogCapture } from './setup.js'
+
+export interface RedisServer {
+  url: string
+  port: number
+  /** Stops the server (its data is lost: nothing is saved). */
+  stop (): Promise<void>
+  /** Starts it again on the same port. */
+  start (): Promise<void>
+}
+
+interface TestLike {
+  teardown (fn: () => unknown): void
+  plan (count: number, reason?: string): void
+}
+
+const BINARY = process.env.REDIS_SERVER ?? 'redis-server'
+const START_TIMEOUT = 5000
+
+/**
+ * A redis-server of the test's own on a free loopback port, stopped at teardown. Without a
+ * working redis-server the test fails under CI=true (the Redis tests must run there) and is
+ * skipped with the reason elsewhere: then `undefined` is returned and the test should return.
+ */
+export async function startRedis (t: TestLike): Promise<RedisServer | undefined> {
+  let lastError: unknown
+  // A free port can be taken between probing and binding: try a few.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort()
+    try {
+      const server = await launch(port)
+      t.teardown(() => server.stop())
+      return server
+    } catch (error) {
+      lastError = error
+    }
+  }
+  const reason = `redis-server could not start: ${(lastError as Error).message}`
+  if (process.env.CI === 'true') throw new Error(reason)
+  t.plan(0, `skipped, ${reason}`)
+  return undefined
+}
+
+async function launch (port: number): Promise<RedisServer> {
+  let child: ChildProcess | undefined
+  // A test that crashes must not leave a redis-server behind.
+  process.on('exit', () => child?.kill('SIGKILL'))
+
+  async function start (): Promise<void> {
+    const spawned = spawn(BINARY, [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'
+    ], { stdio: ['ignore', 'ignore', 'pipe'] })
+    child = spawned
+    const failed = new Promise<never>((_resolve, reject) => {
+      spawned.once('error', reject)
+      spawned.once('exit', (code) => reject(new Error(`redis-server exited with code ${code} (port ${port})`)))
+    })
+    failed.catch(() => {})
+    const deadline = Date.now() + START_TIMEOUT
+    while (!await Promise.race([ping(port), failed])) {
+      if (Date.now() > deadline) {
+        spawned.kill('SIGKILL')
+        throw new Error(`redis-server did not answer PING within ${START_TIMEOUT} ms`)
+      }
+      await sleep(25)
+    }
+  }
+
+  async function stop (): Promise<void> {
+    const running = child
+    child = undefined
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
+    const exited = once(running, 'exit')
+    running.kill('SIGTERM')
+    const forced = setTimeout(() => running.kill('SIGKILL'), 2000)
+    await exited
+    clearTimeout(forced)
+  }
+
+  await start()
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop,
+    start
+  }
+}
+
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** True once the server answers PING; false while it does not accept connections yet. */
+function ping (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.setTimeout(500)
+    let answer = ''
+    socket.on('connect', () => socket.write('PING\r\n'))
+    socket.on('data', (chunk) => {
+      answer += chunk.toString('latin1')
+      if (answer.includes('\r\n')) {
+        socket.destroy()
+        resolve(answer.startsWith('+PONG'))
+      }
+    })
+    socket.on('timeout', () => { socket.destroy(); resolve(false) })
+    socket.on('error', () => resolve(false))
+  })
+}
+
+export interface RedisApp {
+  app: FastifyInstance
+  logs: LogCapture
+  /** wx.qy.login for a member, then POST /wecom/login. */
+  login (userid: string, corpId?: string): Promise<LightMyRequestResponse>
+  refresh (refreshToken: string): Promise<LightMyRequestResponse>
+  me (accessToken: string): Promise<LightMyRequestResponse>
+  close (): Promise<void>
+}
+
+/** An app of the test harness on the given store, closed at teardown (or earlier by `close`). */
+export async function redisApp (t: TestLike, sim: WecomSimulator, store: WecomAuthOptions['store']): Promise<RedisApp> {
+  const { app, logs } = await buildApp({ store }, sim)
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => (closing ??= app.close())
+  t.teardown(close)
+  return {
+    app,
+    logs,
+    close,
+    login: (userid, corpId = CORP_A) => app.inject({
+      method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(corpId, userid), corpId }
+    }),
+    refresh: (refreshToken) => app.inject({
+      method: 'POST', url: '/wecom/refresh', payload: { refresh_token: refreshToken }
+    }),
+    me: (accessToken) => app.inject({
+      method: 'GET', url: '/api/me', headers: { authorization: `Bearer ${accessToken}` }
+    })
+  }
+}
+
+/** Polls `check` every 20 ms until it holds or `within` ms passed; returns whether it held. */
+export async function eventually (within: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + within
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() >= deadline) return false
+    await sleep(20)
+  }
+}
