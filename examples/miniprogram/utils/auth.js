@@ -79,7 +79,10 @@ function failure(res) {
 
 function saveSession(data) {
   wx.setStorageSync(KEY.accessToken, data.access_token)
-  wx.setStorageSync(KEY.refreshToken, data.refresh_token)
+  // A login while the server's session store is down comes without a refresh token: the next
+  // expiry then leads to a new wx.qy.login instead of a refresh.
+  if (data.refresh_token) wx.setStorageSync(KEY.refreshToken, data.refresh_token)
+  else wx.removeStorageSync(KEY.refreshToken)
 }
 
 // The remembered corpId survives logout on purpose: it is not a credential, and a wrong one only
