@@ -18,7 +18,10 @@ interface Worker {
 }
 
 function startWorker (env: Record<string, string>): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER], { env: { ...process.env, ...env } })
+  // The workers load src/ through tsx, not tap's loader: their coverage would be merged against
+  // other line maps and garble the report, so they write none.
+  const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER], { env: { ...inherited, ...env } })
   let stdout = ''
   let stderr = ''
   let onReady: () => void = () => {}
