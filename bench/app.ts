@@ -1,0 +1,42 @@
+import fastifyJwt from '@fastify/jwt'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyWecomAuth from 'fastify-wecom-auth'
+import { baselineLogin } from './baseline-login.js'
+import { ACCESS_TTL, CORPS, JWT_SECRET } from './fixtures.js'
+import { WecomStub } from './wecom-stub.js'
+
+export interface AppSpec {
+  /** The simulator's URL; WeCom is answered in-process by WecomStub when absent (memory scenario). */
+  simUrl?: string
+  /** redis:// URL for the plugin's shared store; the in-process store when absent. */
+  redis?: string
+}
+
+/** The one route body every auth variant serves, so that only what guards it differs. */
+const hello = async () => ({ hello: 'world' })
+
+/**
+ * Every variant in one app, so that they share the process, the logger setting (off), the key
+ * and the route body:
+ * - GET /none, GET /plain (@fastify/jwt in its own context), GET /plugin (app.wecom.authenticate)
+ * - POST /wecom/login (the plugin) and POST /baseline/login (the article's flow).
+ */
+export async function buildApp ({ simUrl, redis }: AppSpec): Promise<FastifyInstance> {
+  const api = simUrl === undefined ? { baseUrl: 'http://wecom.invalid', dispatcher: new WecomStub() } : { baseUrl: simUrl }
+  const app = Fastify({ logger: false })
+  await app.register(fastifyWecomAuth, {
+    corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret })),
+    jwt: { secret: JWT_SECRET, expiresIn: ACCESS_TTL },
+    api,
+    ...(redis === undefined ? {} : { store: { redis } })
+  })
+  await app.register(baselineLogin, { prefix: '/baseline', ...api, corp: CORPS[0], jwtSecret: JWT_SECRET, expiresIn: ACCESS_TTL })
+
+  app.get('/none', hello)
+  app.get('/plugin', { onRequest: app.wecom.authenticate }, hello)
+  await app.register(async (plain) => {
+    await plain.register(fastifyJwt, { secret: JWT_SECRET })
+    plain.get('/plain', { onRequest: async (request) => { await request.jwtVerify() } }, hello)
+  })
+  return app
+}

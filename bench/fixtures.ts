@@ -1,0 +1,39 @@
+import type { SimulatedCorp } from 'fastify-wecom-auth/testing'
+
+/** One key for every variant: the plugin, @fastify/jwt on /plain and the baseline login sign and verify alike. */
+export const JWT_SECRET = 'bench-jwt-secret-long-enough-for-hs256-0123456789'
+/** The plugin's default access token life, given to the baseline too. */
+export const ACCESS_TTL = 900
+
+export interface BenchCorp { corpId: string, secret: string }
+
+export const CORP_A: BenchCorp = { corpId: 'wwbench0000000001', secret: 'bench-corp-a-secret-0123456789abcdef' }
+export const CORP_B: BenchCorp = { corpId: 'wwbench0000000002', secret: 'bench-corp-b-secret-0123456789abcdef' }
+export const CORPS = [CORP_A, CORP_B] as const
+
+/**
+ * Members per corp, logging in in turn: a corp's staff, not one account logging in thousands of
+ * times (which piles up live sessions on one member, a different workload).
+ */
+const MEMBERS = 1000
+export const memberId = (n: number) => `u${n % MEMBERS}`
+
+export function simulatedCorps (): SimulatedCorp[] {
+  return CORPS.map(({ corpId, secret }) => ({
+    corpId,
+    secret,
+    members: Array.from({ length: MEMBERS }, (_, i) => ({ userid: memberId(i), name: memberId(i), department: [1], position: 'engineer' }))
+  }))
+}
+
+function envNumber (name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(raw)}`)
+  return value
+}
+
+/** Milliseconds the simulator adds to every WeCom call: a stand-in for the round trip to WeCom. */
+export const LATENCY = envNumber('BENCH_LATENCY', 20)
+export const ROUNDS = Math.max(1, Math.round(envNumber('BENCH_ROUNDS', 5)))

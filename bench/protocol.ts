@@ -1,0 +1,12 @@
+/** What the bench process and a server child (server.ts) say to each other over IPC. */
+export type ToServer =
+  /** Logs in members m<from> … m<from + count - 1> of the first corp. */
+  | { type: 'logins', from: number, count: number }
+  | { type: 'memory' }
+
+export type FromServer =
+  | { type: 'ready', url: string }
+  | { type: 'failed', message: string }
+  | { type: 'logins', failed: number }
+  /** largeObjects: V8's large object space, where big Map and array backing stores live. */
+  | { type: 'memory', usage: NodeJS.MemoryUsage, largeObjects: number }

@@ -1,0 +1,57 @@
+import { createWecomSimulator } from 'fastify-wecom-auth/testing'
+import { request } from 'undici'
+import { CORP_A, LATENCY, memberId, ROUNDS, simulatedCorps } from '../fixtures.js'
+import { load, median, medianRatio, rounds, spawnServer, type LoadResult } from '../harness.js'
+import { fixed, ms, target, times, type Section } from '../report.js'
+
+const VARIANTS = ['none', 'plain', 'plugin'] as const
+const CONNECTIONS = 64
+const SECONDS = 1
+
+/** Scenario 1: the same route with no auth, with @fastify/jwt's jwtVerify, with the plugin's authenticate. */
+export async function authScenario (): Promise<Section> {
+  const sim = await createWecomSimulator({ corps: simulatedCorps(), latency: LATENCY })
+  const server = await spawnServer({ simUrl: sim.url })
+  try {
+    // A token from the plugin's own login: /plain and /plugin verify the very same JWT.
+    const { statusCode, body } = await request(`${server.url}/wecom/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ code: sim.issueCode(CORP_A.corpId, memberId(0)) })
+    })
+    const { access_token: token } = await body.json() as { access_token: string }
+    if (statusCode !== 200) throw new Error(`login for the auth scenario answered ${statusCode}`)
+
+    const run = (variant: typeof VARIANTS[number], duration: number) => load({
+      urls: [server.url], path: `/${variant}`, connections: CONNECTIONS, duration, headers: { authorization: `Bearer ${token}` }
+    })
+    for (const variant of VARIANTS) await run(variant, 0.5)
+    const runs = await rounds(VARIANTS, ROUNDS, (variant) => run(variant, SECONDS))
+
+    const rate = (run: LoadResult) => run.rate
+    const vsPlain = medianRatio(runs.plugin, runs.plain, rate)
+    const vsNone = medianRatio(runs.plugin, runs.none, rate)
+    const failed = VARIANTS.reduce((sum, variant) => sum + runs[variant].reduce((n, run) => n + run.failed, 0), 0)
+    return {
+      title: '1. Authenticated route',
+      about: `GET of the same trivial route in one server process: no auth (/none), @fastify/jwt \`request.jwtVerify()\` (/plain), ` +
+        `the plugin's \`app.wecom.authenticate\` (/plugin), all with the same Bearer JWT from the plugin's login (HS256, same key). ` +
+        `${CONNECTIONS} connections, ${SECONDS} s per run, median of ${ROUNDS} rounds.`,
+      head: ['variant', 'req/s', 'p50', 'p99'],
+      rows: VARIANTS.map((variant) => [
+        variant,
+        fixed(median(runs[variant].map(rate))),
+        ms(median(runs[variant].map((run) => run.p50))),
+        ms(median(runs[variant].map((run) => run.p99)))
+      ]),
+      lines: [
+        target('plugin / plain @fastify/jwt (req/s)', times(vsPlain), '≥ 1.00×', vsPlain >= 1),
+        target('plugin / no auth (req/s)', times(vsNone), '≥ 0.90×', vsNone >= 0.9),
+        `non-2xx or errors over all runs: ${failed}`
+      ]
+    }
+  } finally {
+    await server.close()
+    await sim.close()
+  }
+}

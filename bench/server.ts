@@ -1,0 +1,61 @@
+/**
+ * A server child: the app under test gets a core of its own, while autocannon and the WeCom
+ * simulator share the bench process. Started by spawnServer() with the AppSpec as argv[2].
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { getHeapSpaceStatistics } from 'node:v8'
+import { buildApp, type AppSpec } from './app.js'
+import { CORP_A } from './fixtures.js'
+import type { FromServer, ToServer } from './protocol.js'
+import { stubCode } from './wecom-stub.js'
+
+const send = (message: FromServer) => process.send!(message)
+
+const spec = JSON.parse(process.argv[2]!) as AppSpec
+let app: Awaited<ReturnType<typeof buildApp>>
+try {
+  app = await buildApp(spec)
+  send({ type: 'ready', url: await app.listen({ host: '127.0.0.1', port: 0 }) })
+} catch (error) {
+  send({ type: 'failed', message: error instanceof Error ? error.message : String(error) })
+  process.exit(1)
+}
+
+/**
+ * The memory scenario's logins (WecomStub codes), 64 at a time, through app.wecom.login: the
+ * route's flow and session without the HTTP layer, which keeps nothing per login and would
+ * otherwise be most of the CPU time.
+ */
+async function login (from: number, count: number, concurrency = 64): Promise<number> {
+  let next = from
+  let failed = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < from + count) {
+      try {
+        await app.wecom.login(stubCode(CORP_A.corpId, `m${next++}`))
+      } catch {
+        failed++
+      }
+    }
+  }))
+  return failed
+}
+
+async function measureMemory (): Promise<FromServer> {
+  // What a run leaves pending (finalizers, immediates) is freed soon after going idle: measure
+  // what stays, not what is on its way out.
+  globalThis.gc?.()
+  await sleep(500)
+  globalThis.gc?.()
+  globalThis.gc?.()
+  const largeObjects = getHeapSpaceStatistics().find((space) => space.space_name === 'large_object_space')?.space_used_size ?? 0
+  return { type: 'memory', usage: process.memoryUsage(), largeObjects }
+}
+
+process.on('message', (message: ToServer) => {
+  if (message.type === 'memory') void measureMemory().then(send)
+  else void login(message.from, message.count).then((failed) => send({ type: 'logins', failed }))
+})
+process.on('disconnect', () => {
+  void app.close().finally(() => process.exit(0))
+})
