@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
 import type { ResolvedConfig } from './options.js'
 
@@ -44,7 +44,8 @@ export function createAccessTokens (config: ResolvedConfig['jwt']): AccessTokens
 
   return {
     // jti makes every token distinct, even two of one session signed within the same second.
-    sign: (claims) => signer({ userid: claims.userid, corpid: claims.corpid, sid: claims.sid, jti: randomBytes(9).toString('base64url') }),
+    // randomUUID draws from a buffered pool: cheaper than a randomBytes call per token.
+    sign: (claims) => signer({ userid: claims.userid, corpid: claims.corpid, sid: claims.sid, jti: randomUUID() }),
     verify (token) {
       let payload: Record<string, unknown>
       try {

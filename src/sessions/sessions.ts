@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { DecryptError, RefreshInvalidError, StoreUnavailableError, UserForbiddenError } from '../errors.js'
 import type { AccessTokens } from '../jwt.js'
@@ -83,7 +83,7 @@ export function createSessions (deps: Dependencies): Sessions {
 
   return {
     async start (login, log) {
-      const refreshToken = newRefreshToken(randomBytes(16).toString('base64url'))
+      const refreshToken = newRefreshToken(randomUUID())
       const session: SessionRecord = {
         sid: sidOf(refreshToken)!,
         corpid: login.member.corpid,

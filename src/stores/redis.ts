@@ -18,8 +18,6 @@ const LOCK_WAIT = 15_000
 const RESYNC_RETRY = 250
 /** How long onRevoke waits for the first delivery of recorded revocations before boot goes on. */
 const FIRST_SYNC_WAIT = 2 * COMMAND_TIMEOUT
-/** A member's set of sids is cleaned of ended sessions when it grows past this. */
-const PRUNE_ABOVE = 64
 
 /**
  * Reconnects at most a second apart: ioredis's default backs off to five seconds, which would keep
@@ -70,45 +68,31 @@ class Script {
   }
 }
 
-// Lua shared by save and rotate: store the session, add its sid to the member's set and make
-// that set live at least as long as the session. PTTL is -1 for a new set, so it always gets one.
+// Lua shared by save and rotate: store the session and index it in the member's sorted set,
+// scored by its expiry, so that ended sessions fall out of the index by score in O(log n) rather
+// than by a scan of every sid; the set lives at least as long as its longest session.
+// ARGV: json, ttl ms, sid, expiresAt, now.
 const PUT_SESSION = `
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 `
 
-// Keys built inside a script take `prefix` from ARGV, which ioredis's own keyPrefix option does
-// not reach: the store passes it in front (see #physical).
-const PRUNE_MEMBER = `
-local function prune (set, prefix)
-  local live = {}
-  for _, sid in ipairs(redis.call('SMEMBERS', set)) do
-    if redis.call('EXISTS', prefix .. sid) == 1 then table.insert(live, sid) else redis.call('SREM', set, sid) end
-  end
-  return live
-end
-`
+/** KEYS: session, member set. ARGV: json, ttl ms, sid, expiresAt, now. */
+const SAVE = new Script(PUT_SESSION)
 
-/** KEYS: session, member set. ARGV: json, ttl ms, sid, session prefix. */
-const SAVE = new Script(`${PRUNE_MEMBER}${PUT_SESSION}
-if redis.call('SCARD', KEYS[2]) > ${PRUNE_ABOVE} then prune(KEYS[2], ARGV[4]) end
-`)
-
-/** KEYS: session, member set. ARGV: json, ttl ms, sid, expected refresh hash. 1 if replaced. */
+/** KEYS: session, member set. ARGV: json, ttl ms, sid, expiresAt, now, expected refresh hash. 1 if replaced. */
 const ROTATE = new Script(`
 local current = redis.call('GET', KEYS[1])
-if not current or cjson.decode(current).refreshHash ~= ARGV[4] then return 0 end
+if not current or cjson.decode(current).refreshHash ~= ARGV[6] then return 0 end
 ${PUT_SESSION}
 return 1
 `)
 
-/** KEYS: member set. ARGV: session prefix. The sids of the member's living sessions. */
-const SESSIONS_OF = new Script(`${PRUNE_MEMBER}
-return prune(KEYS[1], ARGV[1])
-`)
-
 /**
+ * Keys built inside a script take their prefix from ARGV, which ioredis's own keyPrefix option
+ * does not reach: the store passes it in front (see #physical).
  * KEYS: revoked set. ARGV: session prefix, member prefix, until, now, channel, message, sids...
  * Ends the sessions, records them as revoked until `until` (never shortening an earlier entry),
  * forgets entries whose access tokens have all expired, and tells every instance.
@@ -120,7 +104,7 @@ for i = 7, #ARGV do
   local raw = redis.call('GET', sessionPrefix .. sid)
   if raw then
     local session = cjson.decode(raw)
-    redis.call('SREM', memberPrefix .. session.corpid .. ':' .. session.userid, sid)
+    redis.call('ZREM', memberPrefix .. session.corpid .. ':' .. session.userid, sid)
     redis.call('DEL', sessionPrefix .. sid)
   end
   local known = redis.call('ZSCORE', KEYS[1], sid)
@@ -189,9 +173,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async save (session: SessionRecord): Promise<void> {
-    await this.#run((client) => SAVE.run(client, this.#sessionKeys(session), [
-      ...this.#sessionArgs(session), this.#physical(this.#sessionPrefix)
-    ]))
+    await this.#run((client) => SAVE.run(client, this.#sessionKeys(session), this.#sessionArgs(session)))
   }
 
   async get (sid: string): Promise<SessionRecord | null> {
@@ -228,9 +210,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async sessionsOf (corpid: string, userid: string): Promise<string[]> {
-    const sids = await this.#run((client) =>
-      SESSIONS_OF.run(client, [this.#memberKey(corpid, userid)], [this.#physical(this.#sessionPrefix)]))
-    return sids as string[]
+    return await this.#run((client) => client.zrangebyscore(this.#memberKey(corpid, userid), `(${this.#now()}`, '+inf'))
   }
 
   async onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void> {
@@ -274,10 +254,11 @@ export class RedisSessionStore implements SessionStore {
     return [this.#sessionPrefix + session.sid, this.#memberKey(session.corpid, session.userid)]
   }
 
-  /** json, ttl ms, sid: the ARGV head of PUT_SESSION. */
+  /** json, ttl ms, sid, expiresAt, now: the ARGV head of PUT_SESSION. */
   #sessionArgs (session: SessionRecord): string[] {
-    const ttl = Math.max(1, session.expiresAt - this.#now())
-    return [JSON.stringify(session), String(ttl), session.sid]
+    const now = this.#now()
+    const ttl = Math.max(1, session.expiresAt - now)
+    return [JSON.stringify(session), String(ttl), session.sid, String(session.expiresAt), String(now)]
   }
 
   #run<T> (operation: (client: Redis) => Promise<T>): Promise<T> {

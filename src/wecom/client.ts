@@ -149,10 +149,13 @@ export class WecomClient {
   async #get (endpoint: WecomEndpoint, url: string): Promise<Answer> {
     let response: Dispatcher.ResponseData
     try {
+      // undici's own timers rather than an AbortSignal per call: the same bound (connect, then
+      // headers, then the body, each within the timeout), without a timer and a signal per call.
       response = await request(url, {
         method: 'GET',
         dispatcher: this.#dispatcher,
-        signal: AbortSignal.timeout(this.#timeout)
+        headersTimeout: this.#timeout,
+        bodyTimeout: this.#timeout
       })
     } catch (error) {
       // The cause is named by its class only: undici messages can carry the URL, and so the token.

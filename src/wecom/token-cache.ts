@@ -37,9 +37,19 @@ interface Entry {
   staleAt: number
 }
 
-/** A cache key per (corpId, secret): two apps of one corp have two tokens. */
+const keys = new WeakMap<CorpCredentials, string>()
+
+/**
+ * A cache key per (corpId, secret): two apps of one corp have two tokens. Computed once per
+ * credentials object, since every login asks for it.
+ */
 export function tokenKey (corp: CorpCredentials): string {
-  return `${corp.corpId}:${createHash('sha256').update(corp.secret).digest('hex').slice(0, 16)}`
+  let key = keys.get(corp)
+  if (key === undefined) {
+    key = `${corp.corpId}:${createHash('sha256').update(corp.secret).digest('hex').slice(0, 16)}`
+    keys.set(corp, key)
+  }
+  return key
 }
 
 /**
