@@ -1,5 +1,6 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
+import { randomBytesPooled } from '../random.js'
 import { DecryptError, RefreshInvalidError, StoreUnavailableError, UserForbiddenError } from '../errors.js'
 import type { AccessTokens } from '../jwt.js'
 import type { LoginContext, LoginFlow, VerifiedLogin } from '../login.js'
@@ -170,7 +171,7 @@ async function stored<T> (operation: () => Promise<T>): Promise<T> {
 
 /** `<sid>.<256 random bits>`: the sid finds the session in one read, the rest is the secret. */
 function newRefreshToken (sid: string): string {
-  return `${sid}.${randomBytes(32).toString('base64url')}`
+  return `${sid}.${randomBytesPooled(32).toString('base64url')}`
 }
 
 function sidOf (refreshToken: string): string | undefined {

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto'
+import { randomBytesPooled } from '../random.js'
 
 /**
  * Seals WeCom session_keys at rest (AES-256-GCM), with a key derived from the JWT signing key,
@@ -13,7 +14,7 @@ export function createVault (keyMaterial: string | Buffer): Vault {
   const key = Buffer.from(hkdfSync('sha256', keyMaterial, 'fastify-wecom-auth', 'session_key vault', 32))
   return {
     seal (plain) {
-      const iv = randomBytes(12)
+      const iv = randomBytesPooled(12)
       const cipher = createCipheriv('aes-256-gcm', key, iv)
       const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()])
       return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64')
