@@ -17,7 +17,7 @@ export interface ServerHandle {
 /** Starts server.ts in a child process (with --expose-gc, for the memory scenario). */
 export async function spawnServer (spec: AppSpec): Promise<ServerHandle> {
   const child: ChildProcess = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [JSON.stringify(spec)], {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
+    execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const exited = once(child, 'exit')
