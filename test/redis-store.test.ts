@@ -87,10 +87,11 @@ if (redis !== undefined) {
     const keyPrefix = nextPrefix()
     const { tokens } = new RedisSessionStore({ client: await client(t), keyPrefix })
     const expiresAt = Date.now() + 7_200_000
-    await tokens.write('corp:hash', { value: 'token-1', expiresAt })
-    t.same(await tokens.read('corp:hash'), { value: 'token-1', expiresAt })
+    const fetchedAt = Date.now()
+    await tokens.write('corp:hash', { value: 'token-1', expiresAt, fetchedAt })
+    t.same(await tokens.read('corp:hash'), { value: 'token-1', expiresAt, fetchedAt })
     await tokens.compareAndDelete('corp:hash', 'token-0')
-    t.same(await tokens.read('corp:hash'), { value: 'token-1', expiresAt }, 'another token is kept')
+    t.same(await tokens.read('corp:hash'), { value: 'token-1', expiresAt, fetchedAt }, 'another token is kept')
     await tokens.compareAndDelete('corp:hash', 'token-1')
     t.equal(await tokens.read('corp:hash'), null, 'the failed token is dropped')
 

@@ -80,13 +80,20 @@ class FakeShared implements SharedTokenStore {
   async read (key: string) { this.#check(); return this.values.get(key) ?? null }
   async write (key: string, token: CachedToken) { this.#check(); this.values.set(key, token) }
   async compareAndDelete (key: string, value: string) { this.#check(); if (this.values.get(key)?.value === value) this.values.delete(key) }
-  async withLock<T> (_key: string, fn: () => Promise<T>) { this.#check(); this.locks++; return fn() }
+  #held: Promise<unknown> = Promise.resolve()
+  async withLock<T> (_key: string, fn: () => Promise<T>) {
+    this.#check()
+    this.locks++
+    const run = this.#held.then(fn)
+    this.#held = run.catch(() => {})
+    return run
+  }
 }
 
 t.test('with a shared store: a token another process fetched is used, not refetched', async (t) => {
   const wecom = fakeWecom()
   const shared = new FakeShared()
-  shared.values.set(tokenKey(corp), { value: 'from-another-process', expiresAt: Date.now() + 3_600_000 })
+  shared.values.set(tokenKey(corp), { value: 'from-another-process', expiresAt: Date.now() + 3_600_000, fetchedAt: Date.now() })
   const cache = new TokenCache({ fetch: wecom.fetch, shared })
   t.equal(await cache.get(corp), 'from-another-process')
   t.equal(wecom.calls.length, 0)
@@ -103,7 +110,7 @@ t.test('with a shared store: a cold fetch happens under the lock and is written 
 
   await cache.drop(corp, 'token-1')
   t.notOk(shared.values.has(tokenKey(corp)), 'compare-and-delete removed the failed token')
-  shared.values.set(tokenKey(corp), { value: 'fresh-from-elsewhere', expiresAt: Date.now() + 3_600_000 })
+  shared.values.set(tokenKey(corp), { value: 'fresh-from-elsewhere', expiresAt: Date.now() + 3_600_000, fetchedAt: Date.now() })
   await cache.drop(corp, 'token-1')
   t.equal(shared.values.get(tokenKey(corp))?.value, 'fresh-from-elsewhere', 'never another process\'s fresh token')
 })
@@ -134,4 +141,23 @@ t.test('WeCom errors under the lock are not mistaken for a store outage', async 
   const shared = new FakeShared()
   const cache = new TokenCache({ fetch: async () => { throw new Error('40013') }, shared })
   await t.rejects(cache.get(corp), { message: '40013' })
+})
+
+t.test('with a shared store: instances refreshing ahead together ask WeCom once, even for the same token back', async (t) => {
+  let calls = 0
+  let now = 0
+  const fetch = async () => {
+    calls++
+    await new Promise((resolve) => setImmediate(resolve))
+    // WeCom hands back the live token, with what is left of its life.
+    return { accessToken: 'same', expiresIn: 1000 - now / 1000 }
+  }
+  const shared = new FakeShared()
+  const instances = Array.from({ length: 4 }, () => new TokenCache({ fetch, shared, now: () => now }))
+  for (const cache of instances) t.equal(await cache.get(corp), 'same')
+  t.equal(calls, 1, 'cold: one gettoken for all')
+  now = 800_000
+  for (const cache of instances) t.equal(await cache.get(corp), 'same')
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
+  t.equal(calls, 2, 'ahead of expiry: one more gettoken for all four')
 })

@@ -351,8 +351,8 @@ class RedisTokenStore implements SharedTokenStore {
     const raw = await this.#run((client) => client.get(this.#tokenPrefix + key))
     if (raw === null) return null
     const token = JSON.parse(raw) as Partial<CachedToken>
-    return typeof token.value === 'string' && typeof token.expiresAt === 'number'
-      ? { value: token.value, expiresAt: token.expiresAt }
+    return typeof token.value === 'string' && typeof token.expiresAt === 'number' && typeof token.fetchedAt === 'number'
+      ? { value: token.value, expiresAt: token.expiresAt, fetchedAt: token.fetchedAt }
       : null
   }
 
@@ -361,7 +361,7 @@ class RedisTokenStore implements SharedTokenStore {
     const life = token.expiresAt - this.#now()
     const ttl = Math.floor(life - Math.min(60_000, life / 10))
     if (ttl < 1) return
-    const value = JSON.stringify({ value: token.value, expiresAt: token.expiresAt })
+    const value = JSON.stringify({ value: token.value, expiresAt: token.expiresAt, fetchedAt: token.fetchedAt })
     await this.#run((client) => client.set(this.#tokenPrefix + key, value, 'PX', ttl))
   }
 

@@ -3,8 +3,8 @@ import type { AccessToken } from './client.js'
 
 export interface CorpCredentials { corpId: string, secret: string }
 
-/** A token and the epoch millisecond at which WeCom says it ends. */
-export interface CachedToken { value: string, expiresAt: number }
+/** A token, the epoch ms at which WeCom says it ends, and when it was asked for. */
+export interface CachedToken { value: string, expiresAt: number, fetchedAt: number }
 
 /**
  * Where tokens are shared between processes (Redis). Every method may reject when the store is
@@ -111,8 +111,13 @@ export class TokenCache {
   }
 
   async #loadShared (shared: SharedTokenStore, key: string, corp: CorpCredentials, current: string | undefined): Promise<CachedToken> {
+    // Replacing `current`, a token is good if it is another one, or the same one asked for again
+    // by another process since this refresh began: WeCom hands back the same token until it
+    // ends, so without that every instance would ask once per token near its end.
+    const startedAt = this.#now()
     const usable = (token: CachedToken | null): token is CachedToken =>
-      token !== null && token.value !== current && this.#now() < staleAt(token, this.#now())
+      token !== null && (token.value !== current || token.fetchedAt >= startedAt) &&
+      this.#now() < staleAt(token, this.#now())
     const known = await this.#shared(() => shared.read(key), null)
     if (usable(known)) return known
     // Another process may be fetching: take the lock, then look again before asking WeCom.
@@ -131,7 +136,8 @@ export class TokenCache {
 
   async #fetch (corp: CorpCredentials): Promise<CachedToken> {
     const fetched = await this.#options.fetch(corp)
-    return { value: fetched.accessToken, expiresAt: this.#now() + fetched.expiresIn * 1000 }
+    const now = this.#now()
+    return { value: fetched.accessToken, expiresAt: now + fetched.expiresIn * 1000, fetchedAt: now }
   }
 
   #remember (key: string, token: CachedToken, previous: string | undefined): void {
