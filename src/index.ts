@@ -53,6 +53,10 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
 
   const client = new WecomClient(config.api)
   const store = await openStore(fastify, config, log)
+  // Right after opening them, so that a registration failing further on still closes them.
+  fastify.addHook('onClose', async () => {
+    await Promise.all([client.close(), store.close()])
+  })
   const tokenCache = new TokenCache({
     fetch: (corp) => client.getToken(corp.corpId, corp.secret),
     shared: store.tokens,
@@ -96,10 +100,6 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   fastify.decorateRequest(kClaims, null)
 
   await fastify.register(wecomRoutes, { prefix: config.prefix, loginFlow, sessions, authenticate })
-
-  fastify.addHook('onClose', async () => {
-    await Promise.all([client.close(), store.close()])
-  })
 }
 
 /** The plugin, for `app.register(fastifyWecomAuth, options)`. */

@@ -204,3 +204,11 @@ t.test('the in-process store is bounded: past maxSessions the oldest session is 
   t.equal((await refresh(h.app, logins[0].refresh_token)).statusCode, 401, 'the oldest is gone')
   for (const login of logins.slice(1)) t.equal((await refresh(h.app, login.refresh_token)).statusCode, 200)
 })
+
+t.test('a session_key sealed under an older JWT key fails to decrypt as 400, not 500', async (t) => {
+  const { createVault } = await import('../src/sessions/vault.js')
+  const sealed = createVault('old-jwt-secret-that-was-rotated-away-0123').seal('c2Vzc2lvbmtleTEyMzQ1Ng==')
+  t.equal(createVault('the-new-jwt-secret-after-rotation-0123456').open(sealed), null)
+  t.equal(createVault('old-jwt-secret-that-was-rotated-away-0123').open(sealed), 'c2Vzc2lvbmtleTEyMzQ1Ng==')
+  t.equal(createVault('old-jwt-secret-that-was-rotated-away-0123').open('dGFtcGVyZWQ='), null, 'damaged')
+})

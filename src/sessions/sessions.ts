@@ -152,7 +152,8 @@ export function createSessions (deps: Dependencies): Sessions {
 
     async decrypt (member, data) {
       const sealed = await stored(() => store.sessionKeyOf(member.corpid, member.userid))
-      const decrypted = sealed === null ? null : decryptUserData(vault.open(sealed), data.encryptedData, data.iv)
+      const sessionKey = sealed === null ? null : vault.open(sealed)
+      const decrypted = sessionKey === null ? null : decryptUserData(sessionKey, data.encryptedData, data.iv)
       if (decrypted === null) throw new DecryptError()
       const watermark = decrypted.watermark as { appid?: unknown } | undefined
       if (deps.miniprogramAppId !== undefined && watermark?.appid !== deps.miniprogramAppId) throw new DecryptError()

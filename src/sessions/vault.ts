@@ -7,7 +7,8 @@ import { randomBytesPooled } from '../random.js'
  */
 export interface Vault {
   seal (plain: string): string
-  open (sealed: string): string
+  /** null when `sealed` was not sealed with this key (the JWT key changed since) or is damaged. */
+  open (sealed: string): string | null
 }
 
 export function createVault (keyMaterial: string | Buffer): Vault {
@@ -21,9 +22,13 @@ export function createVault (keyMaterial: string | Buffer): Vault {
     },
     open (sealed) {
       const raw = Buffer.from(sealed, 'base64')
-      const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12))
-      decipher.setAuthTag(raw.subarray(12, 28))
-      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12))
+        decipher.setAuthTag(raw.subarray(12, 28))
+        return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')
+      } catch {
+        return null
+      }
     }
   }
 }
