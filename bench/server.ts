@@ -53,9 +53,15 @@ async function measureMemory (): Promise<FromServer> {
 }
 
 process.on('message', (message: ToServer) => {
-  if (message.type === 'memory') void measureMemory().then(send)
-  else void login(message.from, message.count).then((failed) => send({ type: 'logins', failed }))
+  const done = message.type === 'memory'
+    ? measureMemory().then(send)
+    : login(message.from, message.count).then((failed) => send({ type: 'logins', failed }))
+  // A failure here is a broken bench: end the child loudly rather than leave the parent waiting.
+  done.catch((error: unknown) => {
+    console.error(error)
+    process.exit(1)
+  })
 })
 process.on('disconnect', () => {
-  void app.close().finally(() => process.exit(0))
+  app.close().finally(() => process.exit(0))
 })

@@ -20,7 +20,7 @@ const PATH = {
 
 type Answer = Record<string, unknown> & { errcode: number; errmsg: string }
 
-async function start(t: Test, options: WecomSimulatorOptions = {}): Promise<WecomSimulator> {
+async function start (t: Test, options: WecomSimulatorOptions = {}): Promise<WecomSimulator> {
   const sim = await createWecomSimulator({
     corps: [
       {
@@ -40,10 +40,10 @@ async function start(t: Test, options: WecomSimulatorOptions = {}): Promise<Weco
   return sim
 }
 
-async function call(
+async function call (
   sim: WecomSimulator,
   endpoint: keyof typeof PATH,
-  query: Record<string, string>,
+  query: Record<string, string>
 ): Promise<Answer> {
   const res = await request(`${sim.url}${PATH[endpoint]}?${new URLSearchParams(query)}`)
   // WeCom never signals errors through the HTTP status.
@@ -51,13 +51,13 @@ async function call(
   return (await res.body.json()) as Answer
 }
 
-async function tokenOf(sim: WecomSimulator, corp: { corpId: string; secret: string }) {
+async function tokenOf (sim: WecomSimulator, corp: { corpId: string; secret: string }) {
   const answer = await call(sim, 'gettoken', { corpid: corp.corpId, corpsecret: corp.secret })
   if (answer.errcode !== 0) throw new Error(`gettoken failed: ${answer.errcode}`)
   return answer.access_token as string
 }
 
-function exchange(sim: WecomSimulator, token: string, code: string): Promise<Answer> {
+function exchange (sim: WecomSimulator, token: string, code: string): Promise<Answer> {
   return call(sim, 'jscode2session', {
     access_token: token,
     js_code: code,
@@ -319,7 +319,7 @@ t.test('faults', async (t) => {
     await t.rejects(
       request(`${sim.url}${PATH.gettoken}?corpid=${ACME.corpId}&corpsecret=${ACME.secret}`, {
         signal: AbortSignal.timeout(200),
-      }),
+      })
     )
     t.ok(Date.now() - started >= 190)
     t.equal(sim.calls.gettoken, 1)

@@ -34,8 +34,8 @@ export async function authScenario (): Promise<Section> {
     const failed = VARIANTS.reduce((sum, variant) => sum + runs[variant].reduce((n, run) => n + run.failed, 0), 0)
     return {
       title: '1. Authenticated route',
-      about: `GET of the same trivial route in one server process: no auth (/none), @fastify/jwt \`request.jwtVerify()\` (/plain), ` +
-        `the plugin's \`app.wecom.authenticate\` (/plugin), all with the same Bearer JWT from the plugin's login (HS256, same key). ` +
+      about: 'GET of the same trivial route in one server process: no auth (/none), @fastify/jwt `request.jwtVerify()` (/plain), ' +
+        'the plugin\'s `app.wecom.authenticate` (/plugin), all with the same Bearer JWT from the plugin\'s login (HS256, same key). ' +
         `${CONNECTIONS} connections, ${SECONDS} s per run, median of ${ROUNDS} rounds.`,
       head: ['variant', 'req/s', 'p50', 'p99'],
       rows: VARIANTS.map((variant) => [

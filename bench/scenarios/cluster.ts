@@ -111,8 +111,8 @@ export async function clusterScenario (): Promise<Section> {
         const count = gettokenOf(corpId)
         return target(`cold gettoken calls for corp ${corpId} across ${PROCESSES} processes`, String(count), '1', count === 1)
       })
-      : [target(`cold gettoken calls, all corps (over 100 calls: the simulator's log cannot split them by corp)`,
-        String(cold.gettoken), `1 per corp = ${CORPS.length}`, false)]
+      : [target('cold gettoken calls, all corps (over 100 calls: the simulator\'s log cannot split them by corp)',
+          String(cold.gettoken), `1 per corp = ${CORPS.length}`, false)]
     return {
       title: TITLE,
       about: `${PROCESSES} server processes with \`store: { redis }\` on one redis-server of our own (loopback, no persistence), ` +

@@ -80,8 +80,8 @@ export async function loginScenario (): Promise<Section> {
     )
     return {
       title: '2. Login',
-      about: `POST /wecom/login (the plugin) against POST /baseline/login (bench/baseline-login.ts: the article's flow, ` +
-        `gettoken on every login, jscode2session, user/get, sign with @fastify/jwt), same server process, same simulator, ` +
+      about: 'POST /wecom/login (the plugin) against POST /baseline/login (bench/baseline-login.ts: the article\'s flow, ' +
+        'gettoken on every login, jscode2session, user/get, sign with @fastify/jwt), same server process, same simulator, ' +
         `${LATENCY} ms per WeCom call. Every login spends a fresh code issued before the run; ` +
         `${[...LEVELS].map(([c, n]) => `${n} logins per run at ${c}`).join(', ')}; median of ${ROUNDS} rounds. ` +
         'Upstream calls are counted by the simulator.',

@@ -137,18 +137,18 @@ const ERRMSG: Record<number, string> = {
 }
 
 /** Shaped like WeCom's messages, so that nobody is tempted to match on the text. */
-function errmsgFor(errcode: number): string {
+function errmsgFor (errcode: number): string {
   if (errcode === 0) return 'ok'
   const text = ERRMSG[errcode] ?? 'simulated error'
   return `${text}, more info at https://open.work.weixin.qq.com/devtool/query?e=${errcode}`
 }
 
-function encrypt(
+function encrypt (
   sessionKey: string,
   data: Record<string, unknown>,
   appid: string,
   iv: Buffer,
-  timestampMs: number,
+  timestampMs: number
 ): { encryptedData: string; iv: string } {
   const key = Buffer.from(sessionKey, 'base64')
   if (key.length !== 16) throw new Error('session_key must be 16 bytes in base64')
@@ -165,11 +165,11 @@ function encrypt(
  * AES-128-CBC with PKCS#7 padding, keyed by the base64 session_key, over the JSON of
  * `{ ...data, watermark: { appid, timestamp } }`. The iv is random unless given.
  */
-export function encryptWithSessionKey(
+export function encryptWithSessionKey (
   sessionKey: string,
   data: Record<string, unknown>,
   appid: string,
-  iv: Buffer = randomBytes(16),
+  iv: Buffer = randomBytes(16)
 ): { encryptedData: string; iv: string } {
   return encrypt(sessionKey, data, appid, iv, Date.now())
 }
@@ -202,14 +202,14 @@ interface QueuedFault {
 
 type Reply = Record<string, unknown>
 
-function nonNegative(name: string, value: number): number {
+function nonNegative (name: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) {
     throw new Error(`${name} must be a finite number >= 0, got ${value}`)
   }
   return value
 }
 
-function copyMember(member: SimulatedMember): SimulatedMember {
+function copyMember (member: SimulatedMember): SimulatedMember {
   if (typeof member.userid !== 'string' || member.userid === '') {
     throw new Error('a simulated member needs a non-empty userid')
   }
@@ -217,7 +217,7 @@ function copyMember(member: SimulatedMember): SimulatedMember {
 }
 
 /** First occurrence wins for repeated keys, the way WeCom's CGI reads them. */
-function parseQuery(search: string): Record<string, string> {
+function parseQuery (search: string): Record<string, string> {
   const seen = new Map<string, string>()
   for (const [key, value] of new URLSearchParams(search)) {
     if (!seen.has(key)) seen.set(key, value)
@@ -226,8 +226,8 @@ function parseQuery(search: string): Record<string, string> {
   return Object.fromEntries(seen)
 }
 
-export async function createWecomSimulator(
-  options: WecomSimulatorOptions = {},
+export async function createWecomSimulator (
+  options: WecomSimulatorOptions = {}
 ): Promise<WecomSimulator> {
   const host = options.host ?? '127.0.0.1'
   const clock = options.now ?? Date.now
@@ -248,23 +248,23 @@ export async function createWecomSimulator(
   const requestLog: SimulatedRequest[] = []
   const timers = new Set<NodeJS.Timeout>()
 
-  function corpOf(corpId: string): CorpState {
+  function corpOf (corpId: string): CorpState {
     const corp = corps.get(corpId)
     if (!corp) throw new Error(`WeCom simulator: unknown corp ${JSON.stringify(corpId)}`)
     return corp
   }
 
-  function memberOf(corpId: string, userid: string): SimulatedMember {
+  function memberOf (corpId: string, userid: string): SimulatedMember {
     const member = corpOf(corpId).members.get(userid)
     if (!member) {
       throw new Error(
-        `WeCom simulator: corp ${JSON.stringify(corpId)} has no member ${JSON.stringify(userid)}`,
+        `WeCom simulator: corp ${JSON.stringify(corpId)} has no member ${JSON.stringify(userid)}`
       )
     }
     return member
   }
 
-  function addCorp(corp: SimulatedCorp): void {
+  function addCorp (corp: SimulatedCorp): void {
     if (typeof corp.corpId !== 'string' || corp.corpId === '') {
       throw new Error('a simulated corp needs a non-empty corpId')
     }
@@ -273,14 +273,14 @@ export async function createWecomSimulator(
     corps.set(corp.corpId, { secret: corp.secret, members, sessionKeys: new Map() })
   }
 
-  function sweepCodes(at: number): void {
+  function sweepCodes (at: number): void {
     for (const [code, state] of codes) {
       if (state.expiresAt > at) break
       codes.delete(code)
     }
   }
 
-  function sweepTokens(at: number): void {
+  function sweepTokens (at: number): void {
     for (const [token, state] of tokens) {
       const endedAt = state.revokedAt ?? state.expiresAt
       if (endedAt + TOKEN_MEMORY_MS <= at) tokens.delete(token)
@@ -288,7 +288,7 @@ export async function createWecomSimulator(
   }
 
   /** The token's state, or the errcode WeCom answers for it. */
-  function checkToken(token: string | undefined): TokenState | number {
+  function checkToken (token: string | undefined): TokenState | number {
     const state = token === undefined ? undefined : tokens.get(token)
     if (!state) return 40014
     if (state.revokedWith !== undefined) return state.revokedWith
@@ -296,7 +296,7 @@ export async function createWecomSimulator(
     return state
   }
 
-  function getToken(query: Record<string, string>): Reply {
+  function getToken (query: Record<string, string>): Reply {
     const { corpid, corpsecret } = query
     if (!corpid) return { errcode: 41002 }
     if (!corpsecret) return { errcode: 41004 }
@@ -321,7 +321,7 @@ export async function createWecomSimulator(
     return { errcode: 0, access_token: token, expires_in: Math.floor(tokenTtlMs / 1000) }
   }
 
-  function jscode2session(query: Record<string, string>): Reply {
+  function jscode2session (query: Record<string, string>): Reply {
     const token = checkToken(query.access_token)
     if (typeof token === 'number') return { errcode: token }
     const code = query.js_code
@@ -341,7 +341,7 @@ export async function createWecomSimulator(
     }
   }
 
-  function getUser(query: Record<string, string>): Reply {
+  function getUser (query: Record<string, string>): Reply {
     const token = checkToken(query.access_token)
     if (typeof token === 'number') return { errcode: token }
     const userid = query.userid
@@ -363,7 +363,7 @@ export async function createWecomSimulator(
     'user/get': getUser,
   }
 
-  function send(res: ServerResponse, reply: Reply): void {
+  function send (res: ServerResponse, reply: Reply): void {
     if (res.destroyed) return
     const errcode = reply.errcode as number
     // errcode and errmsg come first, as in WeCom's answers.
@@ -375,7 +375,7 @@ export async function createWecomSimulator(
     res.end(body)
   }
 
-  function takeFault(endpoint: WecomEndpoint): SimulatedFault | undefined {
+  function takeFault (endpoint: WecomEndpoint): SimulatedFault | undefined {
     const queue = faults.get(endpoint)
     const head = queue?.[0]
     if (!queue || !head) return undefined
@@ -384,12 +384,12 @@ export async function createWecomSimulator(
     return head.fault
   }
 
-  function answer(
+  function answer (
     req: IncomingMessage,
     res: ServerResponse,
     endpoint: WecomEndpoint,
     query: Record<string, string>,
-    fault: SimulatedFault | undefined,
+    fault: SimulatedFault | undefined
   ): void {
     if (fault === undefined || 'delay' in fault) {
       send(res, req.method === 'GET' ? handlers[endpoint](query) : { errcode: 43001 })
@@ -405,7 +405,7 @@ export async function createWecomSimulator(
     // A timeout fault answers nothing: close() destroys the socket.
   }
 
-  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+  function onRequest (req: IncomingMessage, res: ServerResponse): void {
     // Any body is ignored but must be read, or the keep-alive connection stalls.
     req.resume()
     const url = req.url ?? '/'
@@ -451,32 +451,32 @@ export async function createWecomSimulator(
   return {
     url,
     calls,
-    resetCalls() {
+    resetCalls () {
       calls.gettoken = 0
       calls.jscode2session = 0
       calls['user/get'] = 0
     },
-    get requests() {
+    get requests () {
       return requestLog.slice()
     },
     addCorp,
-    setMember(corpId, member) {
+    setMember (corpId, member) {
       corpOf(corpId).members.set(member.userid, copyMember(member))
     },
-    updateMember(corpId, userid, patch) {
+    updateMember (corpId, userid, patch) {
       const member = memberOf(corpId, userid)
       if (patch.userid !== undefined && patch.userid !== userid) {
         throw new Error('updateMember cannot change a userid: remove the member and set a new one')
       }
       corpOf(corpId).members.set(userid, copyMember({ ...member, ...patch, userid }))
     },
-    removeMember(corpId, userid) {
+    removeMember (corpId, userid) {
       memberOf(corpId, userid)
       const corp = corpOf(corpId)
       corp.members.delete(userid)
       corp.sessionKeys.delete(userid)
     },
-    issueCode(corpId, userid) {
+    issueCode (corpId, userid) {
       // Members outside the visible range still get codes, as in WeCom; user/get refuses them.
       memberOf(corpId, userid)
       const at = now()
@@ -487,24 +487,24 @@ export async function createWecomSimulator(
       corpOf(corpId).sessionKeys.set(userid, sessionKey)
       return code
     },
-    sessionKey(corpId, userid) {
+    sessionKey (corpId, userid) {
       return corps.get(corpId)?.sessionKeys.get(userid)
     },
-    encryptUserInfo(corpId, userid, data, appid) {
+    encryptUserInfo (corpId, userid, data, appid) {
       memberOf(corpId, userid)
       const sessionKey = corpOf(corpId).sessionKeys.get(userid)
       if (sessionKey === undefined) {
         throw new Error(
-          `WeCom simulator: member ${JSON.stringify(userid)} has no session_key yet; call issueCode first`,
+          `WeCom simulator: member ${JSON.stringify(userid)} has no session_key yet; call issueCode first`
         )
       }
       // The watermark follows the simulator clock, so advance() ages it like everything else.
       return encrypt(sessionKey, data, appid, randomBytes(16), now())
     },
-    setTokenTtl(seconds) {
+    setTokenTtl (seconds) {
       tokenTtlMs = nonNegative('tokenTtl', seconds) * 1000
     },
-    expireTokens(corpId, errcode = 42001) {
+    expireTokens (corpId, errcode = 42001) {
       if (corpId !== undefined) corpOf(corpId)
       const at = now()
       for (const state of tokens.values()) {
@@ -515,10 +515,10 @@ export async function createWecomSimulator(
         appTokens.delete(state.appKey)
       }
     },
-    setLatency(ms) {
+    setLatency (ms) {
       latency = nonNegative('latency', ms)
     },
-    inject(endpoint, fault, times = 1) {
+    inject (endpoint, fault, times = 1) {
       if (!Object.hasOwn(calls, endpoint)) {
         throw new Error(`WeCom simulator: unknown endpoint ${JSON.stringify(endpoint)}`)
       }
@@ -530,13 +530,13 @@ export async function createWecomSimulator(
       queue.push({ fault: { ...fault }, remaining: times })
       faults.set(endpoint, queue)
     },
-    clearFaults() {
+    clearFaults () {
       faults.clear()
     },
-    advance(ms) {
+    advance (ms) {
       offset += nonNegative('advance', ms)
     },
-    close() {
+    close () {
       closing ??= new Promise<void>((resolve) => {
         for (const timer of timers) clearTimeout(timer)
         timers.clear()

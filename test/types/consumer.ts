@@ -22,10 +22,9 @@ const options: WecomAuthOptions = {
 }
 
 // @ts-expect-error corps is required
-const missingCorps: WecomAuthOptions = { jwt: { secret: 'x' } }
-void missingCorps
+export const missingCorps: WecomAuthOptions = { jwt: { secret: 'x' } }
 
-async function main (): Promise<void> {
+export async function main (): Promise<{ accessToken: string, refresh: string | undefined }> {
   const sim: WecomSimulator = await createWecomSimulator()
   const app = Fastify()
   await app.register(fastifyJwt, { secret: 'host-secret' })
@@ -46,8 +45,6 @@ async function main (): Promise<void> {
   const refresh: string | undefined = issued.refresh_token
   await app.wecom.revokeSession('sid')
   await app.wecom.revokeUser('corp', 'user')
-  void accessToken
-  void refresh
   await sim.close()
+  return { accessToken, refresh }
 }
-void main
