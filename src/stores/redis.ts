@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../wecom/token-cache.js'
-import { StoreDownError, type Revocation, type SessionRecord, type SessionStore } from './store.js'
+import { StoreDownError, type RateCounter, type Revocation, type SessionRecord, type SessionStore } from './store.js'
 
 /**
  * How long one command may take before Redis counts as down. ioredis queues commands while it
@@ -136,6 +136,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
+/** KEYS: counter. ARGV: window ms. Counts one request; the window starts with the first. */
+const COUNT = new Script(`
+local current = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return { current, ttl }
+`)
+
 export interface RedisStoreOptions {
   /** Never closed by the store: whoever opened it closes it. */
   client: Redis
@@ -151,6 +162,7 @@ export interface RedisStoreOptions {
  */
 export class RedisSessionStore implements SessionStore {
   readonly tokens: SharedTokenStore
+  readonly rateCounter: RateCounter
   readonly #client: Redis
   readonly #prefix: string
   readonly #log: FastifyBaseLogger | undefined
@@ -170,6 +182,12 @@ export class RedisSessionStore implements SessionStore {
     this.#log = options.log
     this.#now = options.now ?? Date.now
     this.tokens = new RedisTokenStore(options.client, options.keyPrefix, this.#now)
+    this.rateCounter = {
+      incr: async (key, window) => {
+        const [current, ttl] = await this.#run((client) => COUNT.run(client, [`${this.#prefix}rate:${key}`], [window])) as [number, number]
+        return { current, ttl }
+      }
+    }
   }
 
   async save (session: SessionRecord): Promise<void> {
