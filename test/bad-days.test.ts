@@ -245,3 +245,28 @@ t.test('code length is counted in UTF-16 units (bytes for ASCII), not code point
   const longest = await h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: 'x'.repeat(512) } })
   t.equal(longest.statusCode, 401, '512 ASCII characters reach WeCom')
 })
+
+t.test('gettoken unreachable: at most one attempt a second per app, doubling, whatever the login rate', async (t) => {
+  const h = await setup(t, { api: { breaker: false } })
+  h.sim.inject('gettoken', { drop: true }, Infinity)
+  const started = Date.now()
+  while (Date.now() - started < 3500) {
+    t.equal((await h.login('zhangsan')).statusCode, 503)
+    await sleep(20)
+  }
+  // Attempts at 0, after 1 s, after 2 s more: 3 in 3.5 s (not one per login).
+  t.ok(h.sim.calls.gettoken >= 2 && h.sim.calls.gettoken <= 3, `${h.sim.calls.gettoken} gettoken calls in 3.5 s`)
+  h.sim.clearFaults()
+  await sleep(4100)
+  t.equal((await h.login('zhangsan')).statusCode, 200, 'the first login after the back-off gets a token')
+})
+
+t.test('-1 from gettoken, retried and still -1: backs off like a transport failure', async (t) => {
+  const h = await setup(t)
+  h.sim.inject('gettoken', { errcode: -1 }, Infinity)
+  t.equal((await h.login('zhangsan')).statusCode, 503)
+  const calls = h.sim.calls.gettoken
+  t.equal(calls, 4, 'the call and its three retries')
+  for (let i = 0; i < 10; i++) t.equal((await h.login('zhangsan')).statusCode, 503)
+  t.equal(h.sim.calls.gettoken, calls, 'not 200 for 50 logins: none within the back-off')
+})
