@@ -4,6 +4,12 @@
  * answered) the breaker opens for `coolDown` ms: calls are refused at once. Then one call goes
  * through as a probe; its outcome closes the breaker or opens it for another cool-down.
  *
+ * "In a row" is judged by what WeCom did while the call was out, not by the order calls ended: a
+ * failure counts only if no call succeeded since it was sent. Concurrent calls that hung end
+ * together at their deadlines, one after another; counted by the order they ended, the few
+ * hangs of a WeCom answering 95% of calls would open the breaker and turn a partial outage into
+ * a whole one (seen in the fault soak).
+ *
  * A small state machine rather than opossum: opossum trips on an error percentage over rolling
  * buckets with timers of its own per breaker, wraps the call (with its own timeout, which the
  * request deadline already is), and says nothing of how long is left before its probe; here the
@@ -28,6 +34,7 @@ export class Breaker {
   #state: BreakerState = 'closed'
   #failures = 0
   #openUntil = 0
+  #succeededAt = -Infinity
 
   constructor (options: BreakerOptions, onChange: (state: BreakerState) => void, now: () => number = Date.now) {
     this.#options = options
@@ -54,10 +61,13 @@ export class Breaker {
 
   success (): void {
     this.#failures = 0
+    this.#succeededAt = this.#now()
     if (this.#state !== 'closed') this.#set('closed')
   }
 
-  failure (): void {
+  /** @param sentAt epoch ms at which the failed call was sent. */
+  failure (sentAt: number): void {
+    if (this.#state === 'closed' && this.#succeededAt > sentAt) return
     this.#failures++
     if (this.#state === 'half-open' || (this.#state === 'closed' && this.#failures >= this.#options.failures)) {
       this.#openUntil = this.#now() + this.#options.coolDown

@@ -316,7 +316,7 @@ export class WecomClient {
       this.#average[endpoint] += (took - this.#average[endpoint]) * EWMA_WEIGHT
       return answer
     } catch (error) {
-      this.#breaker?.failure()
+      this.#breaker?.failure(started)
       if (deadline.expired) throw new WecomTransportError(endpoint, 'timeout', `after ${Date.now() - started} ms`)
       throw error
     }

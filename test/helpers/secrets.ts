@@ -2,9 +2,9 @@ import type { LightMyRequestResponse } from 'fastify'
 import type { WecomSimulator } from '../../src/testing/simulator.js'
 
 interface Asserts {
-  ok (value: unknown, message?: string): void
-  notOk (value: unknown, message?: string): void
-  notMatch (value: string, pattern: RegExp, message?: string): void
+  ok (value: unknown, message: string): unknown
+  notOk (value: unknown, message: string): unknown
+  notMatch (value: string, pattern: RegExp, message: string): unknown
 }
 
 /** Every WeCom access token the simulator has seen in a request so far. */
