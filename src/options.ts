@@ -84,7 +84,7 @@ const optionsSchema = z.object({
     z.literal(false),
     // Any other @fastify/rate-limit option passes through to it.
     z.looseObject({
-      max: z.number(required('a number')).int('must be a whole number').positive('must be positive').default(300),
+      max: z.number(required('a number')).int('must be a whole number').positive('must be positive').default(1000),
       timeWindow: z.union([z.number().int().positive(), z.string().min(1)], { error: 'must be milliseconds or a duration string' }).default(60_000),
       keyGenerator: z.custom<(request: FastifyRequest) => string | number | Promise<string | number>>(
         (value) => typeof value === 'function', { error: 'must be a function' }).optional()
@@ -129,6 +129,20 @@ function describePath (path: readonly PropertyKey[]): string {
     typeof segment === 'number' ? `${out}[${segment}]` : out === '' ? String(segment) : `${out}.${String(segment)}`, '')
 }
 
+interface Issue { path: readonly PropertyKey[], message: string, code?: string, errors?: Issue[][] }
+
+/**
+ * A union that no branch matched (`false` or an object) reports itself as a whole; when one
+ * branch got further, into the object, its issue names the option better: `api.breaker.failures
+ * must be positive` rather than `api.breaker must be an object or false`.
+ */
+function innermost (issue: Issue): Issue {
+  if (issue.code !== 'invalid_union' || issue.errors === undefined) return issue
+  const deepest = issue.errors.flat().reduce<Issue | undefined>((best, candidate) =>
+    candidate.path.length > (best?.path.length ?? 0) ? candidate : best, undefined)
+  return deepest === undefined ? issue : innermost({ ...deepest, path: [...issue.path, ...deepest.path] })
+}
+
 function algorithmOf (publicKey: string | Buffer): JwtAlgorithm {
   let type: string | undefined
   try {
@@ -148,7 +162,7 @@ function algorithmOf (publicKey: string | Buffer): JwtAlgorithm {
 export function resolveOptions (input: unknown): ResolvedConfig {
   const result = optionsSchema.safeParse(input)
   if (!result.success) {
-    const issue = result.error.issues[0]
+    const issue = innermost(result.error.issues[0])
     const where = describePath(issue.path)
     throw new Error(`fastify-wecom-auth: ${where === '' ? 'options' : where} ${issue.message}`)
   }
