@@ -95,6 +95,8 @@ export function createLoginFlow ({ corps, client, tokens, timeout, authorize }: 
       const corp = context.corpId === undefined ? corps[0] : corpsById.get(context.corpId)
       if (corp === undefined) return Promise.reject(new CorpUnknownError(String(context.corpId)))
       return decide(context.log, async (deadline) => {
+        // The code is single-use: not spent on jscode2session when user/get is known to fail now.
+        client.precheck(['jscode2session', 'user/get'], { corpId: corp.corpId, app: tokenKey(corp) })
         const session = await withToken(corp, deadline, 'jscode2session', (token, scope) => client.code2Session(token, code, scope))
         if (session.corpid !== corp.corpId) {
           if (!corpsById.has(session.corpid)) {
@@ -119,24 +121,22 @@ export function createLoginFlow ({ corps, client, tokens, timeout, authorize }: 
 
 const forbiddenOn: Partial<Record<WecomEndpoint, true>> = { 'user/get': true }
 
-/** WeCom outcomes → the errors table, with a log line an operator can act on. */
+/**
+ * WeCom outcomes → the errors table. WeCom's own trouble was logged by the client, once per change
+ * (src/wecom/client.ts): here it is logged at debug only, or an outage would write a line per login.
+ */
 function translate (error: unknown, log: FastifyBaseLogger): unknown {
   if (error instanceof WecomFailFastError) {
-    // Said once when the window opened (src/wecom/client.ts); a line per login would drown it.
     log.debug({ endpoint: error.endpoint, reason: error.reason }, `wecom: ${error.message}`)
     return error.reason === 'refused' ? new UpstreamError() : unavailable(error.retryAfter)
   }
   if (error instanceof DeadlineExceededError) {
-    log.warn(`wecom: ${error.message}`)
+    log.debug(`wecom: ${error.message}`)
     return unavailable()
   }
   if (error instanceof WecomTransportError) {
-    if (error.kind === 'malformed') {
-      log.error({ endpoint: error.endpoint }, `wecom: ${error.message}`)
-      return new UpstreamError()
-    }
-    log.warn({ endpoint: error.endpoint }, `wecom: ${error.message}`)
-    return unavailable()
+    log.debug({ endpoint: error.endpoint }, `wecom: ${error.message}`)
+    return error.kind === 'malformed' ? new UpstreamError() : unavailable()
   }
   if (!(error instanceof WecomApiError)) return error
   const fields = { endpoint: error.endpoint, errcode: error.errcode, hint: error.hint }
@@ -152,9 +152,9 @@ function translate (error: unknown, log: FastifyBaseLogger): unknown {
       break
     case 'retry':
     case 'limited':
-      log.warn(fields, `wecom: ${error.message}`)
+      log.debug(fields, `wecom: ${error.message}`)
       return unavailable()
   }
-  log.error(fields, `wecom: ${error.message} (configuration error: retrying will not help)`)
+  log.debug(fields, `wecom: ${error.message}`)
   return new UpstreamError()
 }

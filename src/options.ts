@@ -22,8 +22,17 @@ const text = (what = 'a non-empty string') =>
   z.string(required(what)).min(1, { error: 'must not be empty' })
 const seconds = (fallback: number) =>
   z.number(required('a number of seconds')).int('must be a whole number').positive('must be positive').default(fallback)
+// setTimeout's limit: past it Node fires at once (a timeout of 25 days would time out every call).
+const MAX_TIMER = 2 ** 31 - 1
 const milliseconds = (fallback: number) =>
-  z.number(required('a number of milliseconds')).int('must be a whole number').positive('must be positive').default(fallback)
+  z.number(required('a number of milliseconds')).int('must be a whole number').positive('must be positive')
+    .max(MAX_TIMER, { error: `must be at most ${MAX_TIMER} ms` }).default(fallback)
+/** For objects of the plugin's own: a misspelt key is refused rather than silently ignored. */
+const unknownKey = (keys: string) => ({
+  error: (issue: { code?: string, input: unknown, keys?: string[] }) => issue.code === 'unrecognized_keys'
+    ? `has no key ${issue.keys?.join(', ')} (known: ${keys})`
+    : issue.input === undefined ? 'is required' : 'must be an object'
+})
 const keyMaterial = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a PEM string or Buffer' })
 
 const optionsSchema = z.object({
@@ -65,16 +74,16 @@ const optionsSchema = z.object({
       { error: 'must be an undici Dispatcher' }).optional(),
     breaker: z.union([
       z.literal(false),
-      z.object({
+      z.strictObject({
         failures: z.number(required('a whole number')).int('must be a whole number').positive('must be positive').default(5),
         coolDown: milliseconds(10_000)
-      }, required('an object or false'))
+      }, unknownKey('failures, coolDown'))
     ], { error: 'must be an object or false' }).prefault({}),
-    refusals: z.object({
+    refusals: z.strictObject({
       config: milliseconds(60_000),
       frequency: milliseconds(60_000),
       concurrency: milliseconds(5_000)
-    }, required('an object')).prefault({}),
+    }, unknownKey('config, frequency, concurrency')).prefault({}),
     budget: z.union([
       z.literal(false),
       z.number().int('must be a whole number').positive('must be positive')
@@ -84,8 +93,14 @@ const optionsSchema = z.object({
     z.literal(false),
     // Any other @fastify/rate-limit option passes through to it.
     z.looseObject({
-      max: z.number(required('a number')).int('must be a whole number').positive('must be positive').default(1000),
-      timeWindow: z.union([z.number().int().positive(), z.string().min(1)], { error: 'must be milliseconds or a duration string' }).default(60_000),
+      max: z.union([
+        z.number().int('must be a whole number').positive('must be positive'),
+        z.custom<(request: FastifyRequest, key: string) => number | Promise<number>>((value) => typeof value === 'function')
+      ], { error: 'must be a number or a function' }).default(1000),
+      timeWindow: z.union([
+        z.number().int('must be a whole number').positive('must be positive').max(MAX_TIMER, { error: `must be at most ${MAX_TIMER} ms` }),
+        z.string().min(1, { error: 'must not be empty' })
+      ], { error: 'must be milliseconds or a duration string' }).default(60_000),
       keyGenerator: z.custom<(request: FastifyRequest) => string | number | Promise<string | number>>(
         (value) => typeof value === 'function', { error: 'must be a function' }).optional()
     }, required('an object or false'))

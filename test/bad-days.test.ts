@@ -270,3 +270,64 @@ t.test('-1 from gettoken, retried and still -1: backs off like a transport failu
   for (let i = 0; i < 10; i++) t.equal((await h.login('zhangsan')).statusCode, 503)
   t.equal(h.sim.calls.gettoken, calls, 'not 200 for 50 logins: none within the back-off')
 })
+
+t.test('one 40001 from jscode2session or user/get is a stale token: refreshed once, retried, and nothing remembered', async (t) => {
+  for (const endpoint of ['jscode2session', 'user/get'] as const) {
+    const h = await setup(t)
+    t.equal((await h.login('zhangsan')).statusCode, 200)
+    h.sim.inject(endpoint, { errcode: 40001 })
+    t.equal((await h.login('zhangsan')).statusCode, 200, `${endpoint}: the retry with a fresh token succeeds`)
+    t.equal((await h.login('zhangsan')).statusCode, 200, `${endpoint}: the app is not refused`)
+  }
+})
+
+t.test('while user/get is paused or refused, a login does not spend its code on jscode2session', async (t) => {
+  for (const errcode of [45009, 40013]) {
+    const h = await setup(t)
+    t.equal((await h.login('zhangsan')).statusCode, 200)
+    h.sim.inject('user/get', { errcode }, Infinity)
+    const first = await h.login('zhangsan')
+    const expected = errcode === 45009 ? 503 : 502
+    t.equal(first.statusCode, expected)
+    if (errcode === 45009) t.ok(Number(first.headers['retry-after']) > 5, 'the first 503 already carries the window, not the default')
+    const calls = h.sim.calls.jscode2session
+    for (let i = 0; i < 10; i++) t.equal((await h.login('zhangsan')).statusCode, expected)
+    t.equal(h.sim.calls.jscode2session, calls, `${errcode}: no code spent in the window`)
+  }
+})
+
+t.test('a dead user/get opens its own breaker even while jscode2session answers', async (t) => {
+  const h = await setup(t, { api: { breaker: { failures: 3, coolDown: 5000 } } })
+  t.equal((await h.login('zhangsan')).statusCode, 200)
+  h.sim.inject('user/get', { drop: true }, Infinity)
+  for (let i = 0; i < 3; i++) t.equal((await h.login('zhangsan')).statusCode, 503)
+  const calls = h.sim.calls.jscode2session
+  const res = await h.login('zhangsan')
+  t.equal(res.statusCode, 503)
+  t.ok(Number(res.headers['retry-after']) >= 4)
+  t.equal(h.sim.calls.jscode2session, calls, 'no code spent while user/get\'s breaker is open')
+  t.equal(lines(h, /user\/get is not answering; breaker open/).length, 1)
+})
+
+t.test('an outage logs once per change, not once per login', async (t) => {
+  const faults = [{ drop: true as const }, { malformed: true as const }, { errcode: -1 }, { errcode: 92002 }]
+  for (const fault of faults) {
+    const h = await setup(t, { api: { breaker: false } })
+    t.equal((await h.login('zhangsan')).statusCode, 200)
+    h.sim.inject('user/get', fault, Infinity)
+    for (let i = 0; i < 15; i++) t.ok((await h.login('zhangsan')).statusCode >= 500)
+    const loud = h.logs.records.filter((r) => Number(r.level) >= 40)
+    t.equal(loud.length, 1, `${JSON.stringify(fault)}: one warn/error line for 15 failed logins`)
+    t.notOk(/access_token|corpsecret/.test(JSON.stringify(loud)), 'naming no secret')
+    h.sim.clearFaults()
+    t.equal((await h.login('zhangsan')).statusCode, 200)
+    t.equal(lines(h, /^wecom: user\/get answers again$/).length, 1, 'and once when it is over')
+  }
+})
+
+t.test('a WeCom answer past 64 KiB is not read whole', async (t) => {
+  const h = await setup(t)
+  h.sim.setMember(CORP_A, { userid: 'zhangsan', name: 'x'.repeat(100 * 1024) })
+  const res = await h.login('zhangsan')
+  t.equal(res.statusCode, 502)
+})

@@ -47,6 +47,11 @@ t.test('bad options fail the registration with a message naming the option', asy
     ['bad rate limit', { ...valid(), rateLimit: 100 }, /rateLimit must be an object of @fastify\/rate-limit options or false/],
     ['bad rate limit max', { ...valid(), rateLimit: { max: -1 } }, /rateLimit\.max must be positive/],
     ['bad rate limit key', { ...valid(), rateLimit: { keyGenerator: 'ip' } }, /rateLimit\.keyGenerator must be a function/],
+    ['bad rate limit window', { ...valid(), rateLimit: { timeWindow: -1 } }, /rateLimit\.timeWindow must be positive/],
+    ['timeout past setTimeout\'s range', { ...valid(), api: { timeout: 2 ** 31 } }, /api\.timeout must be at most 2147483647 ms/],
+    ['cool-down past setTimeout\'s range', { ...valid(), api: { breaker: { coolDown: 2 ** 40 } } }, /api\.breaker\.coolDown must be at most/],
+    ['misspelt breaker key', { ...valid(), api: { breaker: { failure: 3 } } }, /api\.breaker has no key failure/],
+    ['misspelt refusals key', { ...valid(), api: { refusals: { conf: 1 } } }, /api\.refusals has no key conf/],
     ['authorize not a function', { ...valid(), authorize: true }, /authorize must be a function/],
     ['bad refreshTtl', { ...valid(), session: { refreshTtl: 'long' } }, /session\.refreshTtl must be a number of seconds/],
     ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL or an ioredis client/]

@@ -59,6 +59,11 @@ export class Breaker {
     return 0
   }
 
+  /** Milliseconds the breaker stays open, without moving it: 0 when a call may be tried. */
+  openFor (): number {
+    return this.#state === 'open' ? Math.max(0, this.#openUntil - this.#now()) : 0
+  }
+
   success (): void {
     this.#failures = 0
     this.#succeededAt = this.#now()

@@ -4,7 +4,7 @@ import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
 import { Budget } from './budget.js'
 import type { Deadline } from './deadline.js'
 import { describeErrcode, type ErrcodeClass } from './errcodes.js'
-import { Refusals, type RefusalKind } from './refusals.js'
+import { FIRST_BACKOFF, Refusals, type RefusalKind } from './refusals.js'
 
 export type WecomEndpoint = 'gettoken' | 'jscode2session' | 'user/get'
 
@@ -124,6 +124,8 @@ export interface WecomClientOptions {
 }
 
 const MAX_RETRIES = 3
+/** WeCom's answers are a few hundred bytes; a body past this is not WeCom's and is not read on. */
+const MAX_BODY = 64 * 1024
 /** Weight of the newest round trip in the running estimate of an endpoint's duration. */
 const EWMA_WEIGHT = 0.2
 
@@ -141,7 +143,10 @@ export class WecomClient {
   readonly #retryDelay: number
   readonly #dispatcher: Dispatcher
   readonly #ownsDispatcher: boolean
-  readonly #breaker: Breaker | undefined
+  /** Per endpoint of the origin: a dead user/get must not hide behind a living jscode2session. */
+  readonly #breakers: Map<WecomEndpoint, Breaker> | undefined
+  /** What each failing endpoint was last logged failing with: one line per change, not per call. */
+  readonly #failing = new Map<WecomEndpoint, string>()
   readonly #refusals = new Refusals<WecomApiError | WecomTransportError>()
   readonly #windows: RefusalWindows
   readonly #budget: Budget | undefined
@@ -164,15 +169,25 @@ export class WecomClient {
     this.#log = options.log
     this.#windows = options.refusals
     if (options.budget !== false) this.#budget = new Budget(options.budget)
-    if (options.breaker !== false) {
-      const { coolDown } = options.breaker
-      this.#breaker = new Breaker(options.breaker, (state) => this.#breakerChanged(state, coolDown))
+    const { breaker } = options
+    if (breaker !== false) {
+      this.#breakers = new Map(Object.keys(paths).map((endpoint) => [endpoint as WecomEndpoint,
+        new Breaker(breaker, (state) => this.#breakerChanged(endpoint as WecomEndpoint, state, breaker.coolDown))]))
     }
   }
 
-  /** The breaker's state, `closed` when it is turned off. */
-  get breakerState (): BreakerState {
-    return this.#breaker?.state ?? 'closed'
+  /**
+   * Throws WecomFailFastError when one of `endpoints` is refused, paused or behind an open breaker
+   * for this scope, spending nothing: a login checks its later steps before jscode2session spends
+   * the member's single-use code.
+   */
+  precheck (endpoints: readonly WecomEndpoint[], scope: Pick<CallScope, 'corpId' | 'app'>): void {
+    for (const endpoint of endpoints) {
+      const refusal = this.#refusals.check(appKey(scope, endpoint)) ?? this.#refusals.check(corpKey(scope, endpoint))
+      if (refusal !== undefined) throw new WecomFailFastError(endpoint, refusal.kind, refusal.until - Date.now(), refusal.error)
+      const open = this.#breakers?.get(endpoint)?.openFor() ?? 0
+      if (open > 0) throw new WecomFailFastError(endpoint, 'breaker', open)
+    }
   }
 
   /**
@@ -188,7 +203,8 @@ export class WecomClient {
     try {
       const answer = await this.#call('gettoken', { corpid: scope.corpId, corpsecret: secret }, scope)
       const { access_token: accessToken, expires_in: expiresIn } = answer
-      if (typeof accessToken !== 'string' || accessToken === '' || typeof expiresIn !== 'number' || expiresIn <= 0) {
+      // A token goes into every later query string: one of absurd length is not WeCom's.
+      if (typeof accessToken !== 'string' || accessToken === '' || accessToken.length > 512 || typeof expiresIn !== 'number' || expiresIn <= 0) {
         throw new WecomTransportError('gettoken', 'malformed', 'access_token or expires_in missing')
       }
       this.#refusals.succeeded(key)
@@ -198,7 +214,9 @@ export class WecomClient {
       // login rate never turns into a gettoken rate (2,000 failed an hour block the IP, doc 90454).
       if (error instanceof WecomTransportError || (error instanceof WecomApiError && error.class === 'retry')) {
         const delay = this.#refusals.backOff(key, error)
-        this.#log.warn({ corpId: scope.corpId, endpoint: 'gettoken' }, `wecom: no access token (${error.message}); next gettoken for this app in ${seconds(delay)} s at the earliest`)
+        // Said when the back-off starts; its doublings are the same outage.
+        this.#log[delay === FIRST_BACKOFF ? 'warn' : 'debug']({ corpId: scope.corpId, endpoint: 'gettoken' },
+          `wecom: no access token (${error.message}); next gettoken for this app in ${seconds(delay)} s at the earliest, doubling while it lasts`)
       }
       throw error
     }
@@ -240,10 +258,13 @@ export class WecomClient {
     const url = `${this.#origin}${this.#basePath}${paths[endpoint]}?${new URLSearchParams(params).toString()}`
     for (let attempt = 0; ; attempt++) {
       this.#admit(endpoint, scope)
-      const answer = await this.#get(endpoint, url, scope.deadline)
+      const answer = await this.#get(endpoint, url, scope)
       const errcode = answer.errcode ?? 0
-      if (errcode === 0) return answer
-      if (typeof errcode !== 'number') throw new WecomTransportError(endpoint, 'malformed', 'errcode is not a number')
+      if (errcode === 0) {
+        this.#answered(endpoint)
+        return answer
+      }
+      if (typeof errcode !== 'number') throw this.#failed(endpoint, scope, new WecomTransportError(endpoint, 'malformed', 'errcode is not a number'))
       const error = new WecomApiError(endpoint, errcode, answer.errmsg)
       const delay = this.#retryDelay * 2 ** attempt
       // A retry is not started when the time left could not cover it: the answer would come too late.
@@ -253,8 +274,7 @@ export class WecomClient {
         })
         continue
       }
-      this.#remember(endpoint, scope, error)
-      throw error
+      throw this.#failed(endpoint, scope, error)
     }
   }
 
@@ -268,12 +288,23 @@ export class WecomClient {
     const budgetWait = this.#budget?.wait(byCorp, (spent) => this.#budgetChanged(scope, endpoint, spent)) ?? 0
     if (budgetWait > 0) throw new WecomFailFastError(endpoint, 'budget', budgetWait)
     // Last: an open breaker lets its probe through here, and a probe must then be made.
-    const breakerWait = this.#breaker?.admit() ?? 0
+    const breakerWait = this.#breakers?.get(endpoint)?.admit() ?? 0
     if (breakerWait > 0) throw new WecomFailFastError(endpoint, 'breaker', breakerWait)
     this.#budget?.take(byCorp)
   }
 
-  #remember (endpoint: WecomEndpoint, scope: CallScope, error: WecomApiError): void {
+  /**
+   * What a failed call throws, after remembering what is to be remembered: the window's fail-fast
+   * error when the failure opened one (so that its Retry-After is the window's), else the failure.
+   * Each cause is logged once per change: the first failure of an endpoint with it, not every call.
+   */
+  #failed (endpoint: WecomEndpoint, scope: CallScope, error: WecomApiError | WecomTransportError): Error {
+    if (error instanceof WecomTransportError) {
+      const open = this.#breakers?.get(endpoint)?.openFor() ?? 0
+      if (open > 0) return new WecomFailFastError(endpoint, 'breaker', open, error)
+      this.#note(endpoint, error.kind, error.kind === 'malformed' ? 'error' : 'warn', { corpId: scope.corpId, endpoint }, `wecom: ${error.message}`)
+      return error
+    }
     const info = describeErrcode(error.errcode)
     const fields = { corpId: scope.corpId, endpoint, errcode: error.errcode }
     if (error.class === 'limited') {
@@ -281,21 +312,43 @@ export class WecomClient {
       if (this.#refusals.remember(corpKey(scope, endpoint), 'paused', error, window)) {
         this.#log.warn(fields, `wecom: ${endpoint} answered ${error.errcode} (${info.explanation}): no ${endpoint} call for this corp for ${seconds(window)} s, logins answer 503 meanwhile`)
       }
-      return
+      return new WecomFailFastError(endpoint, 'paused', window, error)
     }
-    const refusesApp = info.server === true ||
+    const refusesApp = (info.server === true && error.class === 'config') ||
       (endpoint === 'gettoken' && (error.class === 'config' || error.class === 'token')) ||
       (error.class === 'token' && scope.freshToken === true)
-    if (refusesApp && this.#refusals.remember(appKey(scope, endpoint), 'refused', error, this.#windows.config)) {
-      this.#log.error(fields, `wecom: ${endpoint} refused this app: ${info.explanation} (configuration error: retrying will not help). Logins answer 502 without calling WeCom for ${seconds(this.#windows.config)} s, then try again`)
+    if (refusesApp) {
+      const window = this.#windows.config
+      if (this.#refusals.remember(appKey(scope, endpoint), 'refused', error, window)) {
+        this.#log.error(fields, `wecom: ${endpoint} refused this app: ${info.explanation} (errcode ${error.errcode}, a configuration error: retrying will not help). Logins answer 502 without calling WeCom for ${seconds(window)} s, then try again`)
+      }
+      return new WecomFailFastError(endpoint, 'refused', window, error)
     }
+    // A stale token is refreshed by the caller, a bad code or a member out of range is the client's
+    // own: neither says anything about WeCom's health.
+    if (error.class === 'config' || error.class === 'retry') {
+      const level = error.class === 'config' ? 'error' : 'warn'
+      const hint = error.class === 'config' ? ' (configuration error: retrying will not help)' : ''
+      this.#note(endpoint, String(error.errcode), level, { ...fields, hint: error.hint }, `wecom: ${error.message}${hint}`)
+    }
+    return error
   }
 
-  #breakerChanged (state: BreakerState, coolDown: number): void {
+  #note (endpoint: WecomEndpoint, cause: string, level: 'warn' | 'error', fields: object, message: string): void {
+    const repeated = this.#failing.get(endpoint) === cause
+    this.#failing.set(endpoint, cause)
+    this.#log[repeated ? 'debug' : level](fields, repeated ? message : `${message}; said once until ${endpoint} answers again or fails otherwise`)
+  }
+
+  #answered (endpoint: WecomEndpoint): void {
+    if (this.#failing.delete(endpoint)) this.#log.info({ endpoint }, `wecom: ${endpoint} answers again`)
+  }
+
+  #breakerChanged (endpoint: WecomEndpoint, state: BreakerState, coolDown: number): void {
     if (state === 'open') {
-      this.#log.warn({ state }, `wecom: WeCom is not answering; breaker open, WeCom calls fail fast (503) for ${seconds(coolDown)} s, then one call probes`)
+      this.#log.warn({ endpoint, state }, `wecom: ${endpoint} is not answering; breaker open, ${endpoint} calls fail fast (503) for ${seconds(coolDown)} s, then one call probes`)
     } else if (state === 'closed') {
-      this.#log.info({ state }, 'wecom: WeCom answers again; breaker closed')
+      this.#log.info({ endpoint, state }, `wecom: ${endpoint} answers again; breaker closed`)
     }
   }
 
@@ -305,20 +358,23 @@ export class WecomClient {
     else this.#log.info(fields, `wecom: outbound budget for ${endpoint} available again`)
   }
 
-  /** One HTTP exchange under the deadline, reported to the breaker. */
-  async #get (endpoint: WecomEndpoint, url: string, deadline: Deadline): Promise<Answer> {
+  /** One HTTP exchange under the deadline, reported to the endpoint's breaker. */
+  async #get (endpoint: WecomEndpoint, url: string, scope: CallScope): Promise<Answer> {
     const started = Date.now()
+    const breaker = this.#breakers?.get(endpoint)
     try {
-      const answer = await this.#exchange(endpoint, url, deadline.signal)
-      this.#breaker?.success()
+      const answer = await this.#exchange(endpoint, url, scope.deadline.signal)
+      breaker?.success()
       const took = Date.now() - started
       this.#last[endpoint] = took
       this.#average[endpoint] += (took - this.#average[endpoint]) * EWMA_WEIGHT
       return answer
     } catch (error) {
-      this.#breaker?.failure(started)
-      if (deadline.expired) throw new WecomTransportError(endpoint, 'timeout', `after ${Date.now() - started} ms`)
-      throw error
+      breaker?.failure(started)
+      const failure = scope.deadline.expired
+        ? new WecomTransportError(endpoint, 'timeout', `after ${Date.now() - started} ms`)
+        : error as WecomTransportError
+      throw this.#failed(endpoint, scope, failure)
     }
   }
 
@@ -343,9 +399,10 @@ export class WecomClient {
     }
     let answer: unknown
     try {
-      answer = await response.body.json()
+      answer = JSON.parse(await readBody(response.body))
     } catch (error) {
       if (error instanceof SyntaxError) throw new WecomTransportError(endpoint, 'malformed', 'not JSON')
+      if (error instanceof RangeError) throw new WecomTransportError(endpoint, 'malformed', `body over ${MAX_BODY} bytes`)
       throw new WecomTransportError(endpoint, 'unreachable', errorName(error))
     }
     if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
@@ -355,11 +412,26 @@ export class WecomClient {
   }
 }
 
-function appKey (scope: CallScope, endpoint: WecomEndpoint): string {
+/** The body as text, or a RangeError past MAX_BODY bytes (the rest is not read). */
+async function readBody (body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY) {
+      body.destroy()
+      throw new RangeError('body too large')
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function appKey (scope: Pick<CallScope, 'corpId' | 'app'>, endpoint: WecomEndpoint): string {
   return `app ${scope.app} ${endpoint}`
 }
 
-function corpKey (scope: CallScope, endpoint: WecomEndpoint): string {
+function corpKey (scope: Pick<CallScope, 'corpId' | 'app'>, endpoint: WecomEndpoint): string {
   return `corp ${scope.corpId} ${endpoint}`
 }
 

@@ -12,8 +12,8 @@
  * What is remembered, so that a bad day does not become a flood of calls (src/wecom/refusals.ts):
  * - a `config` or `token` answer to gettoken, for the app (corpId + secret), `api.refusals.config` ms:
  *   gettoken carries nothing of the client's, so the answer holds for every login;
- * - an errcode marked `server` on any endpoint, likewise: it speaks of this server (its IP, its
- *   corpid, its secret), not of the code a client sent. Other config answers to jscode2session
+ * - a `config` errcode marked `server` on any endpoint, likewise: it speaks of this server (its
+ *   IP, its corpid), not of the code a client sent. Other config answers to jscode2session
  *   (48002, 90206) are not remembered: a client can provoke them with a code of another mini
  *   program, and must not lock every member out by doing so;
  * - a `token` answer to a token fetched for that very retry, for the app and endpoint: the token is
@@ -32,7 +32,7 @@ export interface ErrcodeInfo {
 
 const table: Record<number, ErrcodeInfo> = {
   [-1]: { class: 'retry', explanation: 'WeCom is busy' },
-  40001: { class: 'token', explanation: 'invalid secret: check the corp secret, or whether it was reset or the app disabled', server: true },
+  40001: { class: 'token', explanation: 'invalid secret: check the corp secret, or whether it was reset or the app disabled' },
   40013: { class: 'config', explanation: 'invalid corpid: check the configured corpId', server: true },
   40014: { class: 'token', explanation: 'invalid access_token: expired early, malformed, or a token of the wrong app' },
   42001: { class: 'token', explanation: 'access_token expired' },

@@ -21,7 +21,7 @@ export interface Refusal<E> {
 }
 
 /** Back-off of gettoken after a transport failure: 1 s, doubling, at most a minute. */
-const BACKOFF_FIRST = 1000
+export const FIRST_BACKOFF = 1000
 const BACKOFF_MAX = 60_000
 
 export class Refusals<E> {
@@ -51,7 +51,7 @@ export class Refusals<E> {
 
   /** Starts (or doubles) the back-off of `key`; returns its length in ms. */
   backOff (key: string, error: E): number {
-    const delay = this.#backoff.get(key) ?? BACKOFF_FIRST
+    const delay = this.#backoff.get(key) ?? FIRST_BACKOFF
     this.#backoff.set(key, Math.min(delay * 2, BACKOFF_MAX))
     this.remember(key, 'backoff', error, delay)
     return delay

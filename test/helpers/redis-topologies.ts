@@ -117,7 +117,8 @@ export function startSentinels (t: TestLike): Promise<RedisSentinels | undefined
     const name = 'wecom-auth'
     const node = async (extra: string[]): Promise<RedisNode> => {
       const port = await freePort()
-      return await spawnNode(t, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra], port)
+      // --dir: a replica's full sync writes an RDB file even with saving off.
+      return await spawnNode(t, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra], port)
     }
     const primary = await node([])
     const replica = await node(['--replicaof', '127.0.0.1', String(primary.port)])
