@@ -11,6 +11,8 @@ export interface VerifiedLogin {
   member: WecomMember
   /** WeCom's session_key for this member: for the vault only, never for a reply. */
   sessionKey: string
+  /** Epoch ms when WeCom answered jscode2session: of a member's session_keys, the latest answer's is kept. */
+  answeredAt: number
 }
 
 export interface LoginContext {
@@ -76,6 +78,7 @@ export function createLoginFlow ({ corps, client, tokens, authorize }: Dependenc
       if (corp === undefined) throw new CorpUnknownError(String(context.corpId))
       try {
         const session = await withToken(corp, (token) => client.code2Session(token, code))
+        const answeredAt = Date.now()
         if (session.corpid !== corp.corpId) {
           if (!corpsById.has(session.corpid)) {
             context.log.info({ corpId: session.corpid }, 'wecom: login from a corp this app does not serve')
@@ -85,7 +88,7 @@ export function createLoginFlow ({ corps, client, tokens, authorize }: Dependenc
           throw corpMismatch(session.corpid)
         }
         const member = await checkMember(corp, session.userid, context)
-        return { member, sessionKey: session.sessionKey }
+        return { member, sessionKey: session.sessionKey, answeredAt }
       } catch (error) {
         throw translate(error, context.log)
       }

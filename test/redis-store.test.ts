@@ -30,8 +30,8 @@ if (redis !== undefined) {
     corpid: CORP_A,
     userid: 'zhangsan',
     member: { userid: 'zhangsan', corpid: CORP_A },
+    generation: 0,
     refreshHash,
-    rotatedHashes: [],
     checkedAt: Date.now(),
     expiresAt: Date.now() + 60_000
   })
@@ -63,8 +63,10 @@ if (redis !== undefined) {
     const seenByB: Revocation[] = []
     await a.onRevoke((revocations) => seenByA.push(...revocations))
     await b.onRevoke((revocations) => seenByB.push(...revocations))
+    const inspector = await client(t)
+    const listed = () => inspector.zrange(`${keyPrefix}member:${CORP_A}:zhangsan`, '0', '-1')
     await a.save(session('sid-revoke-00000001', 'h'))
-    t.same(await a.sessionsOf(CORP_A, 'zhangsan'), ['sid-revoke-00000001'])
+    t.same(await listed(), ['sid-revoke-00000001'])
 
     const until = Date.now() + 60_000
     const revoking = a.revoke(['sid-revoke-00000001'], until)
@@ -73,7 +75,7 @@ if (redis !== undefined) {
     t.ok(await eventually(1000, async () => seenByB.length > 0), 'delivered to the other instance')
     t.same(seenByB[0], { sid: 'sid-revoke-00000001', until })
     t.equal(await a.get('sid-revoke-00000001'), null, 'the session is gone')
-    t.same(await b.sessionsOf(CORP_A, 'zhangsan'), [], 'and no longer listed for its member')
+    t.same(await listed(), [], 'and no longer listed for its member')
 
     await a.revoke(['sid-expired-0000001'], Date.now() - 1)
     const late = new RedisSessionStore({ client: await client(t), keyPrefix })

@@ -134,8 +134,8 @@ export interface RedisApp {
 }
 
 /** An app of the test harness on the given store, closed at teardown (or earlier by `close`). */
-export async function redisApp (t: TestLike, sim: WecomSimulator, store: WecomAuthOptions['store']): Promise<RedisApp> {
-  const { app, logs } = await buildApp({ store }, sim)
+export async function redisApp (t: TestLike, sim: WecomSimulator, store: WecomAuthOptions['store'], options: Partial<WecomAuthOptions> = {}): Promise<RedisApp> {
+  const { app, logs } = await buildApp({ ...options, store }, sim)
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => (closing ??= app.close())
   t.teardown(close)
