@@ -104,7 +104,7 @@ t.test('only the plugin\'s own access tokens pass: typed at+jwt, its audience, a
 
 t.test('a host sharing the key with its own @fastify/jwt tokens: they never pass the plugin\'s guard', async (t) => {
   const h = await setup(t, {}, {}, (app) => {
-    app.register(fastifyJwt, { secret: JWT_SECRET })
+    app.register(fastifyJwt, { secret: JWT_SECRET, sign: { expiresIn: '10m' } })
     app.post('/host-login', async (_request, reply) => ({ token: await reply.jwtSign({ userid: 'boss', corpid: CORP_A, sid: 'abcdefghijklmnopqrstuv' }) }))
   })
   const hostToken = (await h.app.inject({ method: 'POST', url: '/host-login' })).json().token
