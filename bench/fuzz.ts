@@ -1,6 +1,6 @@
 // npm run fuzz: the properties of test/fuzz.test.ts on 10,000 generated inputs each (FUZZ_RUNS
 // to change it), five times what `npm test` runs, beside the benchmarks as a longer run. Exits 1
-// on the first property that fails, printing fast-check's shrunk counterexample and its seed.
+// when a property fails, printing fast-check's shrunk counterexample and its seed.
 import { fuzzTarget, properties, runProperty } from '../test/helpers/fuzz.js'
 
 const runs = Number(process.env.FUZZ_RUNS ?? 10_000)

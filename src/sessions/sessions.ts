@@ -126,7 +126,8 @@ export function createSessions (deps: Dependencies): Sessions {
       expiresAt: now() + deps.refreshTtl * 1000
     }
     const issued = issue(rotated, next)
-    // Sealed, and only for the grace: the store never holds a usable token beyond it. A rotation
+    // Sealed with a key derived from the JWT key (whoever could open it could sign access tokens
+    // anyway), handed out only until the grace ends, overwritten by the next rotation. A rotation
     // without grace drops the previous rotation's answer, which the spread above copied.
     rotated.replay = deps.reuseGrace > 0
       ? { accessToken: vault.seal(issued.access_token), until: now() + deps.reuseGrace * 1000 }
