@@ -11,7 +11,9 @@ export interface AccessClaims {
   iat: number
   /**
    * The issue time in epoch ms. `iat` has one-second steps: a member off-boarded and logging in
-   * again within one second would otherwise find the new token refused with the old ones.
+   * again within one second would otherwise find the new token refused with the old ones. Every
+   * token the plugin signs has it; one made elsewhere with the key and without it counts as
+   * issued at the start of its `iat` second, the reading that refuses it rather than lets it pass.
    */
   iat_ms: number
   exp: number
@@ -54,7 +56,7 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
     checkTyp: ACCESS_TOKEN_TYPE,
     allowedIss: config.issuer,
     allowedAud: config.audience,
-    requiredClaims: ['userid', 'corpid', 'sid', 'iat', 'iat_ms', 'exp', 'aud', ...(config.issuer === undefined ? [] : ['iss'])]
+    requiredClaims: ['userid', 'corpid', 'sid', 'iat', 'exp', 'aud', ...(config.issuer === undefined ? [] : ['iss'])]
   })
 
   return {
@@ -74,7 +76,8 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
         const expired = error instanceof TokenError && error.code === TokenError.codes.expired
         return { ok: false, reason: expired ? 'expired' : 'invalid' }
       }
-      const { userid, corpid, sid, iat, iat_ms: iatMs, exp } = payload
+      const { userid, corpid, sid, iat, exp } = payload
+      const iatMs = payload.iat_ms ?? (typeof iat === 'number' ? iat * 1000 : undefined)
       if (typeof userid !== 'string' || userid === '' || typeof sid !== 'string' || sid === '' ||
           typeof corpid !== 'string' || !corpIds.has(corpid) ||
           typeof iat !== 'number' || typeof iatMs !== 'number' || Math.floor(iatMs / 1000) !== iat ||

@@ -85,7 +85,7 @@ t.test('only the plugin\'s own access tokens pass: typed at+jwt, its audience, a
     'an empty userid': ours()({ ...claims, userid: '' }),
     'a life longer than jwt.expiresIn': ours()({ ...claims, exp: claims.iat + 601 }),
     'a far exp': ours()({ ...claims, exp: claims.iat + 10 * 365 * 24 * 3600 }),
-    'no millisecond issue time': ours()({ ...claims, iat_ms: undefined }),
+    'a millisecond issue time that is no number': ours()({ ...claims, iat_ms: String(claims.iat_ms) }),
     'a millisecond issue time of another second': ours()({ ...claims, iat_ms: claims.iat_ms - 5000 }),
     'a refresh token': login.refresh_token
   }
@@ -95,6 +95,7 @@ t.test('only the plugin\'s own access tokens pass: typed at+jwt, its audience, a
     t.equal(res.json().code, 'WECOM_TOKEN_INVALID', name)
   }
   t.equal((await me(h.app, `Bearer ${ours()({ ...claims, exp: claims.iat + 600 })}`)).statusCode, 200, 'a life of exactly jwt.expiresIn passes')
+  t.equal((await me(h.app, `Bearer ${ours()({ ...claims, iat_ms: undefined })}`)).statusCode, 200, 'without iat_ms, iat serves')
 
   const asRefresh = await h.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: login.access_token } })
   // Longer than any refresh token: refused by the body's schema (400) before any session lookup.

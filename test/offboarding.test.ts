@@ -1,9 +1,10 @@
+import { createSigner } from 'fast-jwt'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { MemorySessionStore } from '../src/stores/memory.js'
 import { createWecomSimulator } from '../src/testing/simulator.js'
 import { eventually, redisApp, startRedis } from './helpers/redis.js'
-import { CORP_A, CORP_B, simulatorCorps } from './helpers/setup.js'
+import { CORP_A, CORP_B, JWT_SECRET, simulatorCorps } from './helpers/setup.js'
 
 const sim = await createWecomSimulator({ corps: simulatorCorps() })
 t.teardown(() => sim.close())
@@ -35,6 +36,15 @@ t.test('a login right after revokeUser, within the same second, is accepted', as
     t.equal((await a.me(before.access_token)).json().code, 'WECOM_TOKEN_REVOKED', 'the one before does not')
     t.equal((await a.refresh(after.json().refresh_token)).statusCode, 200, 'and the new session refreshes')
   }
+})
+
+t.test('a token signed with the key but without iat_ms counts as issued at the start of its second', async (t) => {
+  const a = await redisApp(t, sim, { redis: false })
+  const sign = createSigner({ key: JWT_SECRET, header: { alg: 'HS256', typ: 'at+jwt' }, expiresIn: 600_000 })
+  const token = sign({ userid: 'zhangsan', corpid: CORP_A, sid: 'a-session-of-some-other-making', aud: 'fastify-wecom-auth' })
+  t.equal((await a.me(token)).statusCode, 200)
+  await a.app.wecom.revokeUser(CORP_A, 'zhangsan')
+  t.equal((await a.me(token)).json().code, 'WECOM_TOKEN_REVOKED', 'refused, though signed within the second of the off-boarding')
 })
 
 t.test('revokeUser forgets the member\'s session_key (in-process store)', async (t) => {
