@@ -2,7 +2,7 @@ import fastifyJwt from '@fastify/jwt'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyWecomAuth from 'fastify-wecom-auth'
 import { baselineLogin } from './baseline-login.js'
-import { ACCESS_TTL, CORPS, JWT_SECRET } from './fixtures.js'
+import { ACCESS_TTL, CORPS, JWT_SECRET, SOAK_TIMEOUT } from './fixtures.js'
 import { WecomStub } from './wecom-stub.js'
 
 export interface AppSpec {
@@ -10,6 +10,8 @@ export interface AppSpec {
   simUrl?: string
   /** redis:// URL for the plugin's shared store; the in-process store when absent. */
   redis?: string
+  /** The fault soak's WeCom settings: deadline and refusal windows short enough to see many in a run. */
+  faults?: true
 }
 
 /** The one route body every auth variant serves, so that only what guards it differs. */
@@ -21,13 +23,16 @@ const hello = async () => ({ hello: 'world' })
  * - GET /none, GET /plain (@fastify/jwt in its own context), GET /plugin (app.wecom.authenticate)
  * - POST /wecom/login (the plugin) and POST /baseline/login (the article's flow).
  */
-export async function buildApp ({ simUrl, redis }: AppSpec): Promise<FastifyInstance> {
+export async function buildApp ({ simUrl, redis, faults }: AppSpec): Promise<FastifyInstance> {
   const api = simUrl === undefined ? { baseUrl: 'http://wecom.invalid', dispatcher: new WecomStub() } : { baseUrl: simUrl }
   const app = Fastify({ logger: false })
   await app.register(fastifyWecomAuth, {
     corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret })),
     jwt: { secret: JWT_SECRET, expiresIn: ACCESS_TTL },
-    api,
+    // The benchmark measures throughput from one loopback address: the per-client rate limit and
+    // the outbound budget, which exist to stop exactly that, are off.
+    api: { ...api, budget: false, ...(faults === true ? { timeout: SOAK_TIMEOUT, refusals: { frequency: 1000 } } : {}) },
+    rateLimit: false,
     ...(redis === undefined ? {} : { store: { redis } })
   })
   await app.register(baselineLogin, { prefix: '/baseline', ...api, corp: CORPS[0], jwtSecret: JWT_SECRET, expiresIn: ACCESS_TTL })

@@ -1,5 +1,8 @@
 import type { SimulatedCorp } from 'fastify-wecom-auth/testing'
 
+/** api.timeout of the fault soak, in ms: every login must be answered within it + 200 ms. */
+export const SOAK_TIMEOUT = 1000
+
 /** One key for every variant: the plugin, @fastify/jwt on /plain and the baseline login sign and verify alike. */
 export const JWT_SECRET = 'bench-jwt-secret-long-enough-for-hs256-0123456789'
 /** The plugin's default access token life, given to the baseline too. */

@@ -9,4 +9,4 @@ export type FromServer =
   | { type: 'failed', message: string }
   | { type: 'logins', failed: number }
   /** largeObjects: V8's large object space, where big Map and array backing stores live. */
-  | { type: 'memory', usage: NodeJS.MemoryUsage, largeObjects: number }
+  | { type: 'memory', usage: NodeJS.MemoryUsage, largeObjects: number, unhandledRejections: number }

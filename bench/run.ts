@@ -10,11 +10,12 @@ import { LATENCY, ROUNDS } from './fixtures.js'
 import { markdown, type Section } from './report.js'
 import { authScenario } from './scenarios/auth.js'
 import { clusterScenario } from './scenarios/cluster.js'
+import { faultsScenario } from './scenarios/faults.js'
 import { loginScenario } from './scenarios/login.js'
 import { memoryScenario } from './scenarios/memory.js'
 import { stampedeScenario } from './scenarios/stampede.js'
 
-const scenarios = [authScenario, loginScenario, stampedeScenario, clusterScenario, memoryScenario]
+const scenarios = [authScenario, loginScenario, stampedeScenario, clusterScenario, memoryScenario, faultsScenario]
 const only = process.env.BENCH_ONLY?.split(',').map(Number)
 
 const require = createRequire(import.meta.url)

@@ -12,6 +12,12 @@ import { stubCode } from './wecom-stub.js'
 const send = (message: FromServer) => process.send!(message)
 
 const spec = JSON.parse(process.argv[2]!) as AppSpec
+// Counted, not fatal: the fault soak reports how many the plugin let through (it must be none).
+let unhandledRejections = 0
+process.on('unhandledRejection', (reason) => {
+  unhandledRejections++
+  console.error('unhandled rejection:', reason)
+})
 let app: Awaited<ReturnType<typeof buildApp>>
 try {
   app = await buildApp(spec)
@@ -49,7 +55,7 @@ async function measureMemory (): Promise<FromServer> {
   globalThis.gc?.()
   globalThis.gc?.()
   const largeObjects = getHeapSpaceStatistics().find((space) => space.space_name === 'large_object_space')?.space_used_size ?? 0
-  return { type: 'memory', usage: process.memoryUsage(), largeObjects }
+  return { type: 'memory', usage: process.memoryUsage(), largeObjects, unhandledRejections }
 }
 
 process.on('message', (message: ToServer) => {

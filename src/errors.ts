@@ -47,8 +47,23 @@ export const StoreUnavailableError = createError(
 export const DecryptError = createError(
   'WECOM_DECRYPT_FAILED', 'The encrypted data could not be decrypted with this session', 400)
 
-/** Seconds a client should wait before retrying a 503. */
+export const RateLimitedError = createError(
+  'WECOM_RATE_LIMITED', 'Too many login or refresh requests from this client, retry later', 429)
+
+/** Seconds a client should wait before retrying a 503 when nothing more precise is known. */
 export const RETRY_AFTER_SECONDS = 5
+
+/** Seconds to wait before retrying, when the error knows (a breaker's cool-down, a remembered limit). */
+export function retryAfterOf (error: Error): number | undefined {
+  const retryAfter = (error as { retryAfter?: unknown }).retryAfter
+  return typeof retryAfter === 'number' ? retryAfter : undefined
+}
+
+/** 503 WECOM_UNAVAILABLE, telling the client to come back after `ms` (or the default). */
+export function unavailable (ms?: number): Error {
+  const error = new UnavailableError()
+  return ms === undefined ? error : Object.assign(error, { retryAfter: Math.max(1, Math.ceil(ms / 1000)) })
+}
 
 /** Extra body fields an error carries beside Fastify's `{ statusCode, code, error, message }`. */
 export function errorExtras (error: Error): Record<string, string> | undefined {

@@ -5,6 +5,7 @@ import { createGuard, kClaims, type Authenticate, type WecomUser } from './guard
 import { createAccessTokens } from './jwt.js'
 import { createLoginFlow } from './login.js'
 import { resolveOptions, type WecomAuthOptions } from './options.js'
+import { rateLimitOptions } from './rate-limit.js'
 import { wecomRoutes } from './routes.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
@@ -12,7 +13,8 @@ import { createSessions, type IssuedTokens } from './sessions/sessions.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
 import { WecomClient } from './wecom/client.js'
-import { TokenCache } from './wecom/token-cache.js'
+import { withDeadline } from './wecom/deadline.js'
+import { TokenCache, tokenKey } from './wecom/token-cache.js'
 
 export interface WecomLoginOptions {
   /** The corp to exchange the code with; the first configured corp when absent. */
@@ -64,14 +66,16 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const config = resolveOptions(options)
   const log = fastify.log.child({ plugin: 'fastify-wecom-auth' })
 
-  const client = new WecomClient(config.api)
+  const client = new WecomClient({ ...config.api, log })
   const store = await openStore(fastify, config, log)
   // Right after opening them, so that a registration failing further on still closes them.
   fastify.addHook('onClose', async () => {
     await Promise.all([client.close(), store.close()])
   })
   const tokenCache = new TokenCache({
-    fetch: (corp) => client.getToken(corp.corpId, corp.secret),
+    // Its own deadline: one fetch serves every login waiting for it, each racing its own deadline.
+    fetch: (corp) => withDeadline(config.api.timeout, (deadline) =>
+      client.getToken(corp.secret, { deadline, corpId: corp.corpId, app: tokenKey(corp) })),
     shared: store.tokens,
     onSharedStoreDown: () => log.warn('wecom: shared token store unavailable, using a per-process access token until it returns'),
     onSharedStoreUp: () => log.info('wecom: shared token store is back'),
@@ -81,7 +85,9 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const revoked = new Revocations()
   await store.onRevoke((revocations) => revoked.add(revocations))
 
-  const loginFlow = createLoginFlow({ corps: config.corps, client, tokens: tokenCache, authorize: config.authorize })
+  const loginFlow = createLoginFlow({
+    corps: config.corps, client, tokens: tokenCache, timeout: config.api.timeout, authorize: config.authorize
+  })
   const sessions = createSessions({
     store,
     tokens: accessTokens,
@@ -123,7 +129,13 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   fastify.decorateRequest('wecomUser', null)
   fastify.decorateRequest(kClaims, null)
 
-  await fastify.register(wecomRoutes, { prefix: config.prefix, loginFlow, sessions, authenticate })
+  await fastify.register(wecomRoutes, {
+    prefix: config.prefix,
+    loginFlow,
+    sessions,
+    authenticate,
+    rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, store.rateCounter)
+  })
 }
 
 /** As the /login route bounds them. */

@@ -1,11 +1,14 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import {
-  CorpNotAllowedError, CorpUnknownError, InvalidCodeError, UnavailableError, UpstreamError,
-  UserForbiddenError, corpMismatch
+  CorpNotAllowedError, CorpUnknownError, InvalidCodeError, UpstreamError, UserForbiddenError,
+  corpMismatch, unavailable
 } from './errors.js'
 import type { AuthorizeFn, WecomMember } from './options.js'
-import { WecomApiError, WecomTransportError, type WecomClient, type WecomEndpoint } from './wecom/client.js'
-import type { CorpCredentials, TokenCache } from './wecom/token-cache.js'
+import {
+  WecomApiError, WecomFailFastError, WecomTransportError, type CallScope, type WecomClient, type WecomEndpoint
+} from './wecom/client.js'
+import { DeadlineExceededError, withDeadline, type Deadline } from './wecom/deadline.js'
+import { tokenKey, type CorpCredentials, type TokenCache } from './wecom/token-cache.js'
 
 export interface VerifiedLogin {
   member: WecomMember
@@ -32,31 +35,39 @@ interface Dependencies {
   corps: readonly CorpCredentials[]
   client: WecomClient
   tokens: TokenCache
+  /** Milliseconds all the WeCom work of one login or recheck may take (`api.timeout`). */
+  timeout: number
   authorize?: AuthorizeFn
 }
 
+type Call<T> = (token: string, scope: CallScope) => Promise<T>
+
 /**
  * The three-step verification (token, jscode2session, user/get) as one decision. It speaks in
- * errors from the errors table only, so the route and `app.wecom.login()` answer alike.
+ * errors from the errors table only, so the route and `app.wecom.login()` answer alike. Each
+ * login and each recheck runs under one deadline of `timeout` ms, whatever WeCom does.
  */
-export function createLoginFlow ({ corps, client, tokens, authorize }: Dependencies): LoginFlow {
+export function createLoginFlow ({ corps, client, tokens, timeout, authorize }: Dependencies): LoginFlow {
   const corpsById = new Map(corps.map((corp) => [corp.corpId, corp]))
 
   // A stale token (42001/40014/40001) is dropped only if it is still the one that failed, then
-  // the call is made once more with a fresh one. Never a loop: a second failure is final.
-  async function withToken<T> (corp: CorpCredentials, call: (token: string) => Promise<T>): Promise<T> {
-    const token = await tokens.get(corp)
+  // the call is made once more with a fresh one. Never a loop: a second failure is final, and
+  // the refresh is not started when the time left could not cover it.
+  async function withToken<T> (corp: CorpCredentials, deadline: Deadline, endpoint: WecomEndpoint, call: Call<T>): Promise<T> {
+    const scope: CallScope = { deadline, corpId: corp.corpId, app: tokenKey(corp) }
+    const token = await deadline.race(tokens.get(corp))
     try {
-      return await call(token)
+      return await call(token, scope)
     } catch (error) {
       if (!(error instanceof WecomApiError) || error.class !== 'token') throw error
-      await tokens.drop(corp, token)
-      return await call(await tokens.get(corp))
+      if (deadline.remaining() <= client.expected('gettoken') + client.expected(endpoint)) throw new DeadlineExceededError()
+      await deadline.race(tokens.drop(corp, token))
+      return await call(await deadline.race(tokens.get(corp)), { ...scope, freshToken: true })
     }
   }
 
-  async function checkMember (corp: CorpCredentials, userid: string, context: LoginContext): Promise<WecomMember> {
-    const info = await withToken(corp, (token) => client.getUser(token, userid))
+  async function checkMember (corp: CorpCredentials, userid: string, deadline: Deadline, context: LoginContext): Promise<WecomMember> {
+    const info = await withToken(corp, deadline, 'user/get', (token, scope) => client.getUser(token, userid, scope))
     if (info.status !== undefined && info.status !== 1) {
       context.log.info({ corpId: corp.corpId, userid, status: info.status }, 'wecom: member is not active')
       throw new UserForbiddenError()
@@ -72,12 +83,21 @@ export function createLoginFlow ({ corps, client, tokens, authorize }: Dependenc
     return member
   }
 
+  /** Runs `work` under a fresh deadline and answers in the errors table's terms. */
+  async function decide<T> (log: FastifyBaseLogger, work: (deadline: Deadline) => Promise<T>): Promise<T> {
+    try {
+      return await withDeadline(timeout, work)
+    } catch (error) {
+      throw translate(error, log)
+    }
+  }
+
   return {
-    async login (code, context) {
+    login (code, context) {
       const corp = context.corpId === undefined ? corps[0] : corpsById.get(context.corpId)
-      if (corp === undefined) throw new CorpUnknownError(String(context.corpId))
-      try {
-        const session = await withToken(corp, (token) => client.code2Session(token, code))
+      if (corp === undefined) return Promise.reject(new CorpUnknownError(String(context.corpId)))
+      return decide(context.log, async (deadline) => {
+        const session = await withToken(corp, deadline, 'jscode2session', (token, scope) => client.code2Session(token, code, scope))
         const answeredAt = Date.now()
         if (session.corpid !== corp.corpId) {
           if (!corpsById.has(session.corpid)) {
@@ -87,21 +107,15 @@ export function createLoginFlow ({ corps, client, tokens, authorize }: Dependenc
           // The several-corps rule: the code is spent; the client logs in again naming its corp.
           throw corpMismatch(session.corpid)
         }
-        const member = await checkMember(corp, session.userid, context)
+        const member = await checkMember(corp, session.userid, deadline, context)
         return { member, sessionKey: session.sessionKey, answeredAt }
-      } catch (error) {
-        throw translate(error, context.log)
-      }
+      })
     },
 
-    async checkMember (corpId, userid, context) {
+    checkMember (corpId, userid, context) {
       const corp = corpsById.get(corpId)
-      if (corp === undefined) throw new CorpNotAllowedError()
-      try {
-        return await checkMember(corp, userid, context)
-      } catch (error) {
-        throw translate(error, context.log)
-      }
+      if (corp === undefined) return Promise.reject(new CorpNotAllowedError())
+      return decide(context.log, (deadline) => checkMember(corp, userid, deadline, context))
     }
   }
 }
@@ -110,13 +124,22 @@ const forbiddenOn: Partial<Record<WecomEndpoint, true>> = { 'user/get': true }
 
 /** WeCom outcomes → the errors table, with a log line an operator can act on. */
 function translate (error: unknown, log: FastifyBaseLogger): unknown {
+  if (error instanceof WecomFailFastError) {
+    // Said once when the window opened (src/wecom/client.ts); a line per login would drown it.
+    log.debug({ endpoint: error.endpoint, reason: error.reason }, `wecom: ${error.message}`)
+    return error.reason === 'refused' ? new UpstreamError() : unavailable(error.retryAfter)
+  }
+  if (error instanceof DeadlineExceededError) {
+    log.warn(`wecom: ${error.message}`)
+    return unavailable()
+  }
   if (error instanceof WecomTransportError) {
     if (error.kind === 'malformed') {
       log.error({ endpoint: error.endpoint }, `wecom: ${error.message}`)
       return new UpstreamError()
     }
     log.warn({ endpoint: error.endpoint }, `wecom: ${error.message}`)
-    return new UnavailableError()
+    return unavailable()
   }
   if (!(error instanceof WecomApiError)) return error
   const fields = { endpoint: error.endpoint, errcode: error.errcode, hint: error.hint }
@@ -133,7 +156,7 @@ function translate (error: unknown, log: FastifyBaseLogger): unknown {
     case 'retry':
     case 'limited':
       log.warn(fields, `wecom: ${error.message}`)
-      return new UnavailableError()
+      return unavailable()
   }
   log.error(fields, `wecom: ${error.message} (configuration error: retrying will not help)`)
   return new UpstreamError()

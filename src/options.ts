@@ -22,6 +22,8 @@ const text = (what = 'a non-empty string') =>
   z.string(required(what)).min(1, { error: 'must not be empty' })
 const seconds = (fallback: number) =>
   z.number(required('a number of seconds')).int('must be a whole number').positive('must be positive').default(fallback)
+const milliseconds = (fallback: number) =>
+  z.number(required('a number of milliseconds')).int('must be a whole number').positive('must be positive').default(fallback)
 /** The `aud` of access tokens when `jwt.audience` is not set. */
 const DEFAULT_AUDIENCE = 'fastify-wecom-auth'
 /**
@@ -64,12 +66,38 @@ const optionsSchema = z.object({
   prefix: z.string(required('a string')).regex(/^\/[^?#]*$/, { error: 'must start with / (e.g. /wecom)' }).default('/wecom'),
   api: z.object({
     baseUrl: z.url({ error: 'must be an http(s) URL', protocol: /^https?$/ }).default('https://qyapi.weixin.qq.com'),
-    timeout: z.number(required('a number of milliseconds')).int().positive('must be positive').default(5000),
+    timeout: milliseconds(5000),
     proxy: z.url({ error: 'must be an http(s) proxy URL', protocol: /^https?$/ }).optional(),
     dispatcher: z.custom<Dispatcher>(
       (value) => typeof value === 'object' && value !== null && typeof (value as Dispatcher).dispatch === 'function',
-      { error: 'must be an undici Dispatcher' }).optional()
-  }, required('an object')).default({ baseUrl: 'https://qyapi.weixin.qq.com', timeout: 5000 }),
+      { error: 'must be an undici Dispatcher' }).optional(),
+    breaker: z.union([
+      z.literal(false),
+      z.object({
+        failures: z.number(required('a whole number')).int('must be a whole number').positive('must be positive').default(5),
+        coolDown: milliseconds(10_000)
+      }, required('an object or false'))
+    ], { error: 'must be an object or false' }).prefault({}),
+    refusals: z.object({
+      config: milliseconds(60_000),
+      frequency: milliseconds(60_000),
+      concurrency: milliseconds(5_000)
+    }, required('an object')).prefault({}),
+    budget: z.union([
+      z.literal(false),
+      z.number().int('must be a whole number').positive('must be positive')
+    ], { error: 'must be a number of calls a minute or false' }).default(2000)
+  }, required('an object')).prefault({}),
+  rateLimit: z.union([
+    z.literal(false),
+    // Any other @fastify/rate-limit option passes through to it.
+    z.looseObject({
+      max: z.number(required('a number')).int('must be a whole number').positive('must be positive').default(1000),
+      timeWindow: z.union([z.number().int().positive(), z.string().min(1)], { error: 'must be milliseconds or a duration string' }).default(60_000),
+      keyGenerator: z.custom<(request: FastifyRequest) => string | number | Promise<string | number>>(
+        (value) => typeof value === 'function', { error: 'must be a function' }).optional()
+    }, required('an object or false'))
+  ], { error: 'must be an object of @fastify/rate-limit options or false' }).prefault({}),
   authorize: z.custom<AuthorizeFn>((value) => typeof value === 'function', { error: 'must be a function' }).optional(),
   miniprogramAppId: text().optional(),
   session: z.object({
@@ -126,6 +154,20 @@ function describePath (path: readonly PropertyKey[]): string {
     typeof segment === 'number' ? `${out}[${segment}]` : out === '' ? String(segment) : `${out}.${String(segment)}`, '')
 }
 
+interface Issue { path: readonly PropertyKey[], message: string, code?: string, errors?: Issue[][] }
+
+/**
+ * A union that no branch matched (`false` or an object) reports itself as a whole; when one
+ * branch got further, into the object, its issue names the option better: `api.breaker.failures
+ * must be positive` rather than `api.breaker must be an object or false`.
+ */
+function innermost (issue: Issue): Issue {
+  if (issue.code !== 'invalid_union' || issue.errors === undefined) return issue
+  const deepest = issue.errors.flat().reduce<Issue | undefined>((best, candidate) =>
+    candidate.path.length > (best?.path.length ?? 0) ? candidate : best, undefined)
+  return deepest === undefined ? issue : innermost({ ...deepest, path: [...issue.path, ...deepest.path] })
+}
+
 function algorithmOf (publicKey: string | Buffer): JwtAlgorithm {
   let type: string | undefined
   try {
@@ -145,7 +187,7 @@ function algorithmOf (publicKey: string | Buffer): JwtAlgorithm {
 export function resolveOptions (input: unknown): ResolvedConfig {
   const result = checkedSchema.safeParse(input)
   if (!result.success) {
-    const issue = result.error.issues[0]
+    const issue = innermost(result.error.issues[0])
     const where = describePath(issue.path)
     throw new Error(`fastify-wecom-auth: ${where === '' ? 'options' : where} ${issue.message}`)
   }

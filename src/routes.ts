@@ -2,7 +2,8 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { RETRY_AFTER_SECONDS, errorExtras } from './errors.js'
+import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
+import { RETRY_AFTER_SECONDS, errorExtras, retryAfterOf } from './errors.js'
 import { kClaims, type Authenticate } from './guard.js'
 import type { LoginFlow } from './login.js'
 import type { Sessions } from './sessions/sessions.js'
@@ -11,10 +12,19 @@ export interface RoutesOptions {
   loginFlow: LoginFlow
   sessions: Sessions
   authenticate: Authenticate
+  /** @fastify/rate-limit options for /login and /refresh, or false. */
+  rateLimit: RateLimitPluginOptions | false
 }
 
+/**
+ * Printable ASCII, bounded in characters, which for ASCII are UTF-16 units and bytes alike:
+ * codes and corpIds are ASCII, and a bound counted in code points would let 512 emoji (2 KiB of
+ * query string) through to WeCom.
+ */
+const ascii = (max: number) => z.string().min(1).max(max).regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII' })
+
 const refreshToken = z.string().min(1).max(256)
-const loginBody = z.object({ code: z.string().min(1).max(512), corpId: z.string().min(1).max(64).optional() })
+const loginBody = z.object({ code: ascii(512), corpId: ascii(64).optional() })
 const refreshBody = z.object({ refresh_token: refreshToken })
 const logoutBody = z.object({ refresh_token: refreshToken.optional() }).nullish()
 
@@ -22,19 +32,23 @@ const logoutBody = z.object({ refresh_token: refreshToken.optional() }).nullish(
  * /login, /refresh and /logout. Registered as an encapsulated child so that the zod compilers
  * and the error handler set here never reach the host's own routes.
  */
-export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions, authenticate }: RoutesOptions): Promise<void> {
+export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions, authenticate, rateLimit }: RoutesOptions): Promise<void> {
   child.setValidatorCompiler(validatorCompiler)
   child.setSerializerCompiler(serializerCompiler)
   child.setErrorHandler(answerError)
+  // Inside this child: the host's own routes are not limited, nor is its @fastify/rate-limit touched.
+  if (rateLimit !== false) await child.register(fastifyRateLimit, rateLimit)
   const routes = child.withTypeProvider<ZodTypeProvider>()
+  // Every well-formed code costs a jscode2session call: one client must not spend the corp's quota.
+  const limited = { rateLimit: rateLimit === false ? false : {} }
 
-  routes.post('/login', { schema: { body: loginBody } }, async (request) => {
+  routes.post('/login', { schema: { body: loginBody }, config: limited }, async (request) => {
     const context = { corpId: request.body.corpId, request, log: request.log }
     const verified = await loginFlow.login(request.body.code, context)
     return sessions.start(verified, request.log)
   })
 
-  routes.post('/refresh', { schema: { body: refreshBody } }, async (request) =>
+  routes.post('/refresh', { schema: { body: refreshBody }, config: limited }, async (request) =>
     sessions.refresh(request.body.refresh_token, { request, log: request.log }))
 
   // A context of its own for the JSON parser below, which must not reach /login and /refresh.
@@ -67,13 +81,11 @@ function runHook (hook: Authenticate, request: FastifyRequest, reply: FastifyRep
 }
 
 /** Our errors get their Retry-After and extra fields here; everything else goes to the host's handler. */
-function answerError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): unknown {
+function answerError (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): unknown {
   if (!error.code?.startsWith('WECOM_')) throw error
   const statusCode = error.statusCode ?? 500
-  if (statusCode === 503) {
-    request.log.warn({ code: error.code }, error.message)
-    reply.header('retry-after', RETRY_AFTER_SECONDS)
-  }
+  // Not logged here: the cause was logged where it was found, once per outage or window.
+  if (statusCode === 503) reply.header('retry-after', retryAfterOf(error) ?? RETRY_AFTER_SECONDS)
   return reply.code(statusCode).send({
     statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message, ...errorExtras(error)
   })

@@ -161,13 +161,14 @@ t.test('a recheck refused by authorize or a disabled status ends the session', a
 })
 
 t.test('a recheck while WeCom is down answers 503 and keeps the session', async (t) => {
-  const h = await setup(t, { session: { recheckInterval: 1 } })
+  const h = await setup(t, { session: { recheckInterval: 1 }, api: { refusals: { frequency: 200 } } })
   const login = (await h.login('zhangsan')).json()
   await sleep(1100)
   h.sim.inject('user/get', { errcode: 45009 })
   const down = await refresh(h.app, login.refresh_token)
   t.equal(down.statusCode, 503)
   t.ok(down.headers['retry-after'])
+  await sleep(250) // the 45009 window
   t.equal((await refresh(h.app, login.refresh_token)).statusCode, 200, 'the same refresh token still works')
 })
 

@@ -90,11 +90,16 @@ t.test('a dropped connection gives 503 without a retry', async (t) => {
   t.equal(h.sim.calls.jscode2session, 1)
 })
 
-t.test('WeCom unreachable on gettoken gives 503', async (t) => {
+t.test('WeCom unreachable on gettoken gives 503; gettoken backs off a second before the next try', async (t) => {
   const h = await setup(t)
   h.sim.inject('gettoken', { drop: true })
   t.equal((await h.login('zhangsan')).statusCode, 503)
-  t.equal((await h.login('zhangsan')).statusCode, 200, 'the next login fetches a token')
+  const backingOff = await h.login('zhangsan')
+  t.equal(backingOff.statusCode, 503)
+  t.equal(backingOff.headers['retry-after'], '1')
+  t.equal(h.sim.calls.gettoken, 1, 'no gettoken within the back-off')
+  await new Promise((resolve) => setTimeout(resolve, 1050))
+  t.equal((await h.login('zhangsan')).statusCode, 200, 'the first login after it fetches a token')
 })
 
 t.test('an answer that does not parse gives 502', async (t) => {
@@ -141,12 +146,15 @@ t.test('100 concurrent logins on a cold cache make exactly one gettoken', async 
   t.equal(h.sim.calls.jscode2session, 100)
 })
 
-t.test('a failed gettoken is shared by its waiters and not cached', async (t) => {
-  const h = await setup(t, {}, { latency: 10 })
+t.test('a failed gettoken is shared by its waiters, remembered for its window, then tried again', async (t) => {
+  const h = await setup(t, { api: { refusals: { frequency: 300 } } }, { latency: 10 })
   h.sim.inject('gettoken', { errcode: 45009 })
   const results = await Promise.all(Array.from({ length: 10 }, () => h.login('zhangsan')))
   t.same(new Set(results.map((r) => r.statusCode)), new Set([503]))
   t.equal(h.sim.calls.gettoken, 1)
+  t.equal((await h.login('zhangsan')).statusCode, 503, 'inside the 45009 window')
+  t.equal(h.sim.calls.gettoken, 1, 'without calling WeCom')
+  await new Promise((resolve) => setTimeout(resolve, 350))
   t.equal((await h.login('zhangsan')).statusCode, 200)
   t.equal(h.sim.calls.gettoken, 2)
 })

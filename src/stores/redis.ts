@@ -5,7 +5,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../wecom/token-cache.js'
 import {
-  StoreDownError, type MemberRevocation, type Revocation, type SessionRecord, type SessionRevocation, type SessionStore
+  StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type SessionRecord, type SessionRevocation,
+  type SessionStore
 } from './store.js'
 
 /**
@@ -176,6 +177,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
+/** KEYS: counter. ARGV: window ms. Counts one request; the window starts with the first. */
+const COUNT = new Script(`
+local current = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return { current, ttl }
+`)
+
 export interface RedisStoreOptions {
   /** Never closed by the store: whoever opened it closes it. */
   client: Redis
@@ -191,6 +203,7 @@ export interface RedisStoreOptions {
  */
 export class RedisSessionStore implements SessionStore {
   readonly tokens: SharedTokenStore
+  readonly rateCounter: RateCounter
   readonly #client: Redis
   readonly #prefix: string
   readonly #log: FastifyBaseLogger | undefined
@@ -210,6 +223,12 @@ export class RedisSessionStore implements SessionStore {
     this.#log = options.log
     this.#now = options.now ?? Date.now
     this.tokens = new RedisTokenStore(options.client, options.keyPrefix, this.#now)
+    this.rateCounter = {
+      incr: async (key, window) => {
+        const [current, ttl] = await this.#run((client) => COUNT.run(client, [`${this.#prefix}rate:${key}`], [window])) as [number, number]
+        return { current, ttl }
+      }
+    }
   }
 
   async save (session: SessionRecord): Promise<void> {

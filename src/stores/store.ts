@@ -35,6 +35,12 @@ export interface MemberRevocation { corpid: string, userid: string, notBefore: n
 
 export type Revocation = SessionRevocation | MemberRevocation
 
+/** Requests counted per key in fixed windows, shared by every instance: the routes' rate limits. */
+export interface RateCounter {
+  /** Counts one request under `key`; `window` ms from the first. `ttl`: ms left of the window. */
+  incr (key: string, window: number): Promise<{ current: number, ttl: number }>
+}
+
 /**
  * Where sessions and revocations live. The memory store serves one process; the Redis store
  * makes many instances act as one. Methods reject with StoreDownError when the backend is down.
@@ -42,6 +48,8 @@ export type Revocation = SessionRevocation | MemberRevocation
 export interface SessionStore {
   /** The shared WeCom token store, when tokens are shared between processes. */
   readonly tokens?: SharedTokenStore
+  /** The shared request counter, when limits are shared between processes. */
+  readonly rateCounter?: RateCounter
   save (session: SessionRecord): Promise<void>
   get (sid: string): Promise<SessionRecord | null>
   /**

@@ -37,6 +37,8 @@ export type SimulatedFault =
   | { drop: true }
   | { malformed: true }
   | { delay: number }
+  /** Answers normally, but sends the body one byte every `trickle` ms. */
+  | { trickle: number }
 
 export interface WecomSimulatorOptions {
   corps?: SimulatedCorp[]
@@ -363,16 +365,34 @@ export async function createWecomSimulator (
     'user/get': getUser,
   }
 
-  function send (res: ServerResponse, reply: Reply): void {
+  function send (res: ServerResponse, reply: Reply, trickle?: number): void {
     if (res.destroyed) return
     const errcode = reply.errcode as number
     // errcode and errmsg come first, as in WeCom's answers.
-    const body = JSON.stringify({ errcode, errmsg: errmsgFor(errcode), ...reply })
+    const body = Buffer.from(JSON.stringify({ errcode, errmsg: errmsgFor(errcode), ...reply }))
     res.writeHead(200, {
       'content-type': 'application/json; charset=UTF-8',
-      'content-length': Buffer.byteLength(body),
+      'content-length': body.length,
     })
-    res.end(body)
+    if (trickle === undefined) {
+      res.end(body)
+      return
+    }
+    let sent = 0
+    const next = (): void => {
+      if (res.destroyed) return
+      res.write(body.subarray(sent, ++sent))
+      if (sent >= body.length) {
+        res.end()
+        return
+      }
+      const timer = setTimeout(() => {
+        timers.delete(timer)
+        next()
+      }, trickle)
+      timers.add(timer)
+    }
+    next()
   }
 
   function takeFault (endpoint: WecomEndpoint): SimulatedFault | undefined {
@@ -391,8 +411,9 @@ export async function createWecomSimulator (
     query: Record<string, string>,
     fault: SimulatedFault | undefined
   ): void {
-    if (fault === undefined || 'delay' in fault) {
-      send(res, req.method === 'GET' ? handlers[endpoint](query) : { errcode: 43001 })
+    if (fault === undefined || 'delay' in fault || 'trickle' in fault) {
+      const trickle = fault !== undefined && 'trickle' in fault ? fault.trickle : undefined
+      send(res, req.method === 'GET' ? handlers[endpoint](query) : { errcode: 43001 }, trickle)
     } else if ('errcode' in fault) {
       send(res, { errcode: fault.errcode, errmsg: fault.errmsg ?? errmsgFor(fault.errcode) })
     } else if ('drop' in fault) {
@@ -526,6 +547,7 @@ export async function createWecomSimulator (
         throw new Error(`inject times must be a positive integer or Infinity, got ${times}`)
       }
       if ('delay' in fault) nonNegative('delay', fault.delay)
+      if ('trickle' in fault) nonNegative('trickle', fault.trickle)
       const queue = faults.get(endpoint) ?? []
       queue.push({ fault: { ...fault }, remaining: times })
       faults.set(endpoint, queue)

@@ -93,7 +93,7 @@ async function launch (port: number): Promise<RedisServer> {
   }
 }
 
-function freePort (): Promise<number> {
+export function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
@@ -105,7 +105,7 @@ function freePort (): Promise<number> {
 }
 
 /** True once the server answers PING; false while it does not accept connections yet. */
-function ping (port: number): Promise<boolean> {
+export function ping (port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
     socket.setTimeout(500)
