@@ -107,9 +107,11 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const decorator: WecomAuthDecorator = {
     authenticate,
     async login (code, loginOptions) {
-      if (typeof code !== 'string' || code.length === 0 || code.length > MAX_CODE) throw new InvalidCodeError()
+      if (typeof code !== 'string' || !CODE.test(code)) throw new InvalidCodeError()
       const { corpId, request } = loginOptions ?? {}
-      if (corpId !== undefined && !isText(corpId, MAX_CORP_ID)) throw new InvalidArgumentError('corpId', `a string of 1 to ${MAX_CORP_ID} characters`)
+      if (corpId !== undefined && (typeof corpId !== 'string' || !CORP_ID.test(corpId))) {
+        throw new InvalidArgumentError('corpId', 'a string of 1 to 64 printable ASCII characters')
+      }
       const verified = await loginFlow.login(code, { corpId, request, log })
       return sessions.start(verified, log)
     },
@@ -138,9 +140,9 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   })
 }
 
-/** As the /login route bounds them. */
-const MAX_CODE = 512
-const MAX_CORP_ID = 64
+/** As the /login route takes them: printable ASCII, bounded. */
+const CODE = /^[\x21-\x7e]{1,512}$/
+const CORP_ID = /^[\x21-\x7e]{1,64}$/
 /** Far above any WeCom corpid, userid or our sid, far below a size that costs anything. */
 const MAX_ARGUMENT = 256
 

@@ -128,6 +128,9 @@ t.test('every decorator refuses a value of the wrong type, missing, empty or hug
   }
   t.equal(calls(), before, 'no WeCom call for any of them')
   await t.rejects(app.wecom.login('x'.repeat(513)), { code: 'WECOM_INVALID_CODE' }, 'a code longer than /login allows')
+  await t.rejects(app.wecom.login('码'.repeat(10)), { code: 'WECOM_INVALID_CODE' }, 'a code of another encoding than /login allows')
+  await t.rejects(app.wecom.login('a code'), { code: 'WECOM_INVALID_CODE' }, 'a code with a space')
+  t.equal(calls(), before, 'still no WeCom call')
   const other = await app.wecom.login(sim.issueCode(CORP_A, 'zhangsan'), { corpId: CORP_A })
   await app.wecom.revokeSession('an-unknown-session-id')
   t.equal((await me(app, other.access_token)).statusCode, 200, 'an unknown sid is a no-op')

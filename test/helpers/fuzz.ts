@@ -104,14 +104,14 @@ function send (app: FastifyInstance, url: string, body: Body, authorization?: st
   return app.inject({ method: 'POST', url, payload: JSON.stringify(body.json), headers: { ...headers, 'content-type': 'application/json' } })
 }
 
-const isText = (value: unknown, max: number) => typeof value === 'string' && value.length > 0 && value.length <= max
+const isAscii = (value: unknown, max: number) => typeof value === 'string' && value.length <= max && /^[\x21-\x7e]+$/.test(value)
 const field = (value: unknown, name: string): unknown =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>)[name] : undefined
 const isObject = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** What /login's schema (and the login decorator) accept: only such input may reach WeCom. */
 function validLogin (code: unknown, corpId: unknown): boolean {
-  return isText(code, 512) && (corpId === undefined || isText(corpId, 64))
+  return isAscii(code, 512) && (corpId === undefined || isAscii(corpId, 64))
 }
 
 function check (condition: boolean, what: string): void {
