@@ -74,3 +74,9 @@ export function errorExtras (error: Error): Record<string, string> | undefined {
 export function corpMismatch (corpId: string): Error {
   return Object.assign(new CorpMismatchError(corpId), { corpId })
 }
+
+// Appended: a host that passes a decorator a value that cannot name what it asks for (e.g. a
+// number as a userid) hears so at once, rather than a TypeError from deep inside or, worse, an
+// off-boarding that silently did nothing. The message names the argument, never its value.
+export const InvalidArgumentError = createError<[string, string]>(
+  'WECOM_INVALID_ARGUMENT', '%s must be %s', 400)

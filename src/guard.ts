@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
 import type { AccessClaims, AccessTokens } from './jwt.js'
-import type { RevokedSessions } from './sessions/revocations.js'
+import type { Revocations } from './sessions/revocations.js'
+import { memberKey } from './stores/store.js'
 
 /** The member a verified access token names: what `request.wecomUser` holds. */
 export interface WecomUser { userid: string, corpid: string }
@@ -17,7 +18,8 @@ declare module 'fastify' {
 
 export type Authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
-interface Verified { claims: AccessClaims, expiresAt: number }
+/** `member` is computed once here, so that the per-request not-before check is one map lookup. */
+interface Verified { claims: AccessClaims, expiresAt: number, member: string }
 
 const BEARER = /^Bearer +(\S+) *$/i
 const CHALLENGE = 'Bearer realm="wecom"'
@@ -26,12 +28,12 @@ const INVALID_TOKEN = 'Bearer realm="wecom", error="invalid_token"'
 /**
  * The onRequest hook protecting the host's routes. A token is verified once, then served from a
  * bounded cache until it expires: the signature check is the costly part of a request, and a
- * valid token stays valid for its life unless its session is revoked, which is checked every
- * time against the in-process revoked set. No network on this path.
+ * valid token stays valid for its life unless its session is revoked or its member off-boarded,
+ * which is checked every time against the in-process revocations. No network on this path.
  */
 export function createGuard (options: {
   tokens: AccessTokens
-  revoked: RevokedSessions
+  revoked: Revocations
   cacheSize?: number
   now?: () => number
 }): Authenticate {
@@ -50,7 +52,7 @@ export function createGuard (options: {
     const outcome = tokens.verify(token)
     if (!outcome.ok) return outcome.reason === 'expired' ? new TokenExpiredError() : new TokenInvalidError()
     const { claims } = outcome
-    const entry = { claims, expiresAt: claims.exp * 1000 }
+    const entry = { claims, expiresAt: claims.exp * 1000, member: memberKey(claims.corpid, claims.userid) }
     if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!)
     verified.set(token, entry)
     return entry
@@ -65,7 +67,9 @@ export function createGuard (options: {
       return
     }
     const result = verify(token)
-    const failure = result instanceof Error ? result : revoked.has(result.claims.sid) ? new TokenRevokedError() : undefined
+    const failure = result instanceof Error
+      ? result
+      : revoked.refuses(result.claims.sid, result.member, result.claims.iat_ms) ? new TokenRevokedError() : undefined
     if (failure !== undefined) {
       reply.header('www-authenticate', INVALID_TOKEN)
       done(failure)

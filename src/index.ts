@@ -1,14 +1,15 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { TokenMissingError } from './errors.js'
+import { InvalidArgumentError, InvalidCodeError, TokenMissingError } from './errors.js'
 import { createGuard, kClaims, type Authenticate, type WecomUser } from './guard.js'
 import { createAccessTokens } from './jwt.js'
 import { createLoginFlow } from './login.js'
 import { resolveOptions, type WecomAuthOptions } from './options.js'
 import { rateLimitOptions } from './rate-limit.js'
 import { wecomRoutes } from './routes.js'
-import { RevokedSessions } from './sessions/revocations.js'
-import { createSessions, type EncryptedUserData, type IssuedTokens } from './sessions/sessions.js'
+import { createRefreshTokens } from './sessions/refresh-tokens.js'
+import { Revocations } from './sessions/revocations.js'
+import { createSessions, type IssuedTokens } from './sessions/sessions.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
 import { WecomClient } from './wecom/client.js'
@@ -26,17 +27,29 @@ export interface WecomLoginOptions {
 export interface WecomAuthDecorator {
   /** onRequest hook: refuses requests without a valid bearer JWT, sets `request.wecomUser`. */
   authenticate: Authenticate
-  /** The login flow without the route: verifies a `wx.qy.login` code and starts a session. */
+  /**
+   * The login flow without the route: verifies a `wx.qy.login` code and starts a session. A code
+   * that is not a string of 1 to 512 characters is refused as WECOM_INVALID_CODE without asking
+   * WeCom; a corpId that is not a string of 1 to 64 characters as WECOM_INVALID_ARGUMENT.
+   */
   login (code: string, options?: WecomLoginOptions): Promise<IssuedTokens>
-  /** Ends one session: its refresh token dies, its access tokens are refused everywhere. */
+  /**
+   * Ends one session: its refresh token dies, its access tokens are refused everywhere. A sid that
+   * is not a string of 1 to 256 characters rejects with WECOM_INVALID_ARGUMENT.
+   */
   revokeSession (sid: string): Promise<void>
-  /** Ends every session of a member (off-boarding). */
+  /**
+   * Off-boarding: ends every session of a member, forgets their session_key, and refuses every
+   * access token of theirs issued before it, on every instance. Arguments that are not strings of
+   * 1 to 256 characters reject with WECOM_INVALID_ARGUMENT.
+   */
   revokeUser (corpId: string, userid: string): Promise<void>
   /**
    * Decrypts what wx.qy.getMobile / getEmail / getEnterpriseUserInfo returned, with the
-   * session_key of the member `authenticate` verified on this request.
+   * session_key of the member `authenticate` verified on this request. Whatever `data` is, it
+   * resolves or rejects with WECOM_DECRYPT_FAILED (or WECOM_TOKEN_MISSING without authenticate).
    */
-  decrypt (request: FastifyRequest, data: EncryptedUserData): Promise<Record<string, unknown>>
+  decrypt (request: FastifyRequest, data: unknown): Promise<Record<string, unknown>>
 }
 
 declare module 'fastify' {
@@ -68,8 +81,8 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     onSharedStoreUp: () => log.info('wecom: shared token store is back'),
     onBackgroundRefreshError: () => log.warn('wecom: refreshing the access token ahead of expiry failed; will retry on expiry')
   })
-  const accessTokens = createAccessTokens(config.jwt)
-  const revoked = new RevokedSessions()
+  const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)))
+  const revoked = new Revocations()
   await store.onRevoke((revocations) => revoked.add(revocations))
 
   const loginFlow = createLoginFlow({
@@ -78,26 +91,39 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const sessions = createSessions({
     store,
     tokens: accessTokens,
+    refreshTokens: createRefreshTokens(config.jwt.signKey),
     vault: createVault(config.jwt.signKey),
     loginFlow,
     accessTtl: config.jwt.expiresIn,
     refreshTtl: config.session.refreshTtl,
     recheckInterval: config.session.recheckInterval,
+    reuseGrace: config.session.reuseGrace,
     miniprogramAppId: config.miniprogramAppId
   })
   const authenticate = createGuard({ tokens: accessTokens, revoked })
 
+  // The decorators take values from the host, often straight from a client: each is checked here,
+  // so that a wrong type or size is a typed 4xx and never reaches WeCom or the store.
   const decorator: WecomAuthDecorator = {
     authenticate,
-    async login (code, loginOptions = {}) {
-      const verified = await loginFlow.login(code, { ...loginOptions, log })
+    async login (code, loginOptions) {
+      if (typeof code !== 'string' || !CODE.test(code)) throw new InvalidCodeError()
+      const { corpId, request } = loginOptions ?? {}
+      if (corpId !== undefined && (typeof corpId !== 'string' || !CORP_ID.test(corpId))) {
+        throw new InvalidArgumentError('corpId', 'a string of 1 to 64 printable ASCII characters')
+      }
+      const verified = await loginFlow.login(code, { corpId, request, log })
       return sessions.start(verified, log)
     },
-    revokeSession: (sid) => sessions.revokeSession(sid),
-    revokeUser: (corpId, userid) => sessions.revokeUser(corpId, userid),
+    async revokeSession (sid) {
+      await sessions.revokeSession(argument('sid', sid))
+    },
+    async revokeUser (corpId, userid) {
+      await sessions.revokeUser(argument('corpId', corpId), argument('userid', userid))
+    },
     async decrypt (request, data) {
-      const claims = request[kClaims]
-      if (claims === null) throw new TokenMissingError()
+      const claims = typeof request === 'object' && request !== null ? request[kClaims] : undefined
+      if (claims === null || claims === undefined) throw new TokenMissingError()
       return sessions.decrypt(claims, data)
     }
   }
@@ -114,6 +140,21 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   })
 }
 
+/** As the /login route takes them: printable ASCII, bounded. */
+const CODE = /^[\x21-\x7e]{1,512}$/
+const CORP_ID = /^[\x21-\x7e]{1,64}$/
+/** Far above any WeCom corpid, userid or our sid, far below a size that costs anything. */
+const MAX_ARGUMENT = 256
+
+function isText (value: unknown, max: number): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= max
+}
+
+function argument (name: string, value: unknown): string {
+  if (!isText(value, MAX_ARGUMENT)) throw new InvalidArgumentError(name, `a string of 1 to ${MAX_ARGUMENT} characters`)
+  return value
+}
+
 /** The plugin, for `app.register(fastifyWecomAuth, options)`. */
 export const fastifyWecomAuth = fp(plugin, { name: 'fastify-wecom-auth', fastify: '5.x' })
 export default fastifyWecomAuth
@@ -123,6 +164,6 @@ export type { WecomUser, Authenticate } from './guard.js'
 export type { IssuedTokens, EncryptedUserData } from './sessions/sessions.js'
 export {
   CorpMismatchError, CorpNotAllowedError, CorpUnknownError, DecryptError, InvalidCodeError,
-  RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError, TokenMissingError,
+  InvalidArgumentError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError, TokenMissingError,
   TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError
 } from './errors.js'

@@ -14,6 +14,8 @@ export interface VerifiedLogin {
   member: WecomMember
   /** WeCom's session_key for this member: for the vault only, never for a reply. */
   sessionKey: string
+  /** Epoch ms when WeCom answered jscode2session: of a member's session_keys, the latest answer's is kept. */
+  answeredAt: number
 }
 
 export interface LoginContext {
@@ -98,6 +100,7 @@ export function createLoginFlow ({ corps, client, tokens, timeout, authorize }: 
         // The code is single-use: not spent on jscode2session when user/get is known to fail now.
         client.precheck(['jscode2session', 'user/get'], { corpId: corp.corpId, app: tokenKey(corp) })
         const session = await withToken(corp, deadline, 'jscode2session', (token, scope) => client.code2Session(token, code, scope))
+        const answeredAt = Date.now()
         if (session.corpid !== corp.corpId) {
           if (!corpsById.has(session.corpid)) {
             context.log.info({ corpId: session.corpid }, 'wecom: login from a corp this app does not serve')
@@ -107,7 +110,7 @@ export function createLoginFlow ({ corps, client, tokens, timeout, authorize }: 
           throw corpMismatch(session.corpid)
         }
         const member = await checkMember(corp, session.userid, deadline, context)
-        return { member, sessionKey: session.sessionKey }
+        return { member, sessionKey: session.sessionKey, answeredAt }
       })
     },
 

@@ -33,6 +33,13 @@ const unknownKey = (keys: string) => ({
     ? `has no key ${issue.keys?.join(', ')} (known: ${keys})`
     : issue.input === undefined ? 'is required' : 'must be an object'
 })
+/** The `aud` of access tokens when `jwt.audience` is not set. */
+const DEFAULT_AUDIENCE = 'fastify-wecom-auth'
+/**
+ * Seconds a rotated refresh token still gets its rotation's answer (README, Sessions, says why 30):
+ * six of the Retry-After a 503 asks for, and longer than a mini program's usual request timeout.
+ */
+const DEFAULT_REUSE_GRACE = 30
 const keyMaterial = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a PEM string or Buffer' })
 
 const optionsSchema = z.object({
@@ -53,7 +60,8 @@ const optionsSchema = z.object({
     public: keyMaterial.optional(),
     expiresIn: seconds(900),
     issuer: text().optional(),
-    audience: text().optional()
+    // Ours by default, so that a JWT the host signs with the same key for itself never passes.
+    audience: text().default(DEFAULT_AUDIENCE)
   }, required('an object')).superRefine((jwt, ctx) => {
     const hasPair = jwt.private !== undefined || jwt.public !== undefined
     if (jwt.secret === undefined && !hasPair) {
@@ -110,8 +118,12 @@ const optionsSchema = z.object({
   session: z.object({
     refreshTtl: seconds(30 * 24 * 3600),
     recheckInterval: seconds(300),
-    maxSessions: z.number().int().positive().default(100_000)
-  }, required('an object')).default({ refreshTtl: 30 * 24 * 3600, recheckInterval: 300, maxSessions: 100_000 }),
+    maxSessions: z.number().int().positive().default(100_000),
+    reuseGrace: z.number(required('a number of seconds')).int('must be a whole number')
+      .nonnegative('must not be negative').default(DEFAULT_REUSE_GRACE)
+  }, required('an object')).default({
+    refreshTtl: 30 * 24 * 3600, recheckInterval: 300, maxSessions: 100_000, reuseGrace: DEFAULT_REUSE_GRACE
+  }),
   store: z.object({
     redis: z.union([
       z.url({ error: 'must be a redis:// URL or an ioredis client', protocol: /^rediss?$/ }),
@@ -126,6 +138,19 @@ const optionsSchema = z.object({
 export type WecomAuthOptions = z.input<typeof optionsSchema>
 type Parsed = z.output<typeof optionsSchema>
 
+/** The rules that tie one option to another. */
+const checkedSchema = optionsSchema.superRefine(({ jwt, session }, ctx) => {
+  // A session that ends before its access token would leave that token alive past every session
+  // operation, off-boarding included.
+  if (session.refreshTtl < jwt.expiresIn) {
+    ctx.addIssue({ code: 'custom', path: ['session', 'refreshTtl'], message: `must be at least jwt.expiresIn (${jwt.expiresIn})` })
+  }
+  // The grace hands out the access token of the rotation again: it must still be alive.
+  if (session.reuseGrace >= jwt.expiresIn) {
+    ctx.addIssue({ code: 'custom', path: ['session', 'reuseGrace'], message: `must be shorter than jwt.expiresIn (${jwt.expiresIn})` })
+  }
+})
+
 export type JwtAlgorithm = 'HS256' | 'ES256' | 'RS256'
 
 export interface ResolvedConfig extends Omit<Parsed, 'jwt'> {
@@ -135,7 +160,7 @@ export interface ResolvedConfig extends Omit<Parsed, 'jwt'> {
     verifyKey: string | Buffer
     expiresIn: number
     issuer?: string
-    audience?: string
+    audience: string
   }
 }
 
@@ -175,7 +200,7 @@ function algorithmOf (publicKey: string | Buffer): JwtAlgorithm {
  * is never mutated, and a bad option fails the boot with a message naming it.
  */
 export function resolveOptions (input: unknown): ResolvedConfig {
-  const result = optionsSchema.safeParse(input)
+  const result = checkedSchema.safeParse(input)
   if (!result.success) {
     const issue = innermost(result.error.issues[0])
     const where = describePath(issue.path)

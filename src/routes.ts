@@ -51,15 +51,28 @@ export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions
   routes.post('/refresh', { schema: { body: refreshBody }, config: limited }, async (request) =>
     sessions.refresh(request.body.refresh_token, { request, log: request.log }))
 
-  routes.post('/logout', { schema: { body: logoutBody } }, async (request, reply) => {
-    const presented = request.body?.refresh_token
-    if (presented !== undefined) {
-      await sessions.endByRefreshToken(presented)
-    } else {
-      await runHook(authenticate, request, reply)
-      await sessions.revokeSession(request[kClaims]!.sid)
-    }
-    reply.code(204).send()
+  // A context of its own for the JSON parser below, which must not reach /login and /refresh.
+  await routes.register(async (child) => {
+    // A client that always sends `Content-Type: application/json` sends it with the empty body
+    // of a bearer logout too: that is no body, not malformed JSON.
+    const json = child.getDefaultJsonParser('error', 'error')
+    child.removeContentTypeParser('application/json')
+    child.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+      if (body === '') done(null, null)
+      else json(request, body as string, done)
+    })
+    child.withTypeProvider<ZodTypeProvider>().post('/logout', { schema: { body: logoutBody } }, async (request, reply) => {
+      const presented = request.body?.refresh_token
+      if (presented !== undefined) {
+        // RFC 7009: the same 204 whether the token named a live session or not, so that the
+        // answer tells nothing about a token.
+        await sessions.endByRefreshToken(presented)
+      } else {
+        await runHook(authenticate, request, reply)
+        await sessions.revokeSession(request[kClaims]!.sid)
+      }
+      reply.code(204).send()
+    })
   })
 }
 

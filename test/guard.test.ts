@@ -9,7 +9,12 @@ import { CORP_A, JWT_SECRET, SECRET_A, buildApp, setup, simulatorCorps } from '.
 
 const INVALID = 'Bearer realm="wecom", error="invalid_token"'
 const nowSeconds = () => Math.floor(Date.now() / 1000)
-const validClaims = () => ({ userid: 'zhangsan', corpid: CORP_A, sid: 'abcdefghijklmnopqrstuv', iat: nowSeconds(), exp: nowSeconds() + 600 })
+const validClaims = () => ({
+  userid: 'zhangsan', corpid: CORP_A, sid: 'abcdefghijklmnopqrstuv', aud: 'fastify-wecom-auth', iat: nowSeconds(), iat_ms: Date.now(), exp: nowSeconds() + 600
+})
+/** Signs as the plugin does (HS256, typed at+jwt) whatever claims it is given. */
+const ours = (options: { key?: string, algorithm?: 'HS256' | 'ES256', header?: { alg: string, typ: string }, noTimestamp?: boolean } = {}) =>
+  createSigner({ key: JWT_SECRET, algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt' }, ...options })
 
 async function me (app: Awaited<ReturnType<typeof buildApp>>['app'], authorization?: string) {
   return app.inject({ url: '/api/me', headers: authorization === undefined ? {} : { authorization } })
@@ -29,7 +34,7 @@ t.test('no token: 401 WECOM_TOKEN_MISSING with a bare Bearer challenge', async (
 t.test('each kind of bad token is refused with 401 WECOM_TOKEN_INVALID and invalid_token', async (t) => {
   const { app } = await buildApp()
   t.teardown(() => app.close())
-  const good = createSigner({ key: JWT_SECRET, algorithm: 'HS256' })(validClaims())
+  const good = ours()(validClaims())
   t.equal((await me(app, `Bearer ${good}`)).statusCode, 200, 'the control token is accepted')
 
   const [header, payload, signature] = good.split('.')
@@ -37,16 +42,16 @@ t.test('each kind of bad token is refused with 401 WECOM_TOKEN_INVALID and inval
   const noneHeader = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const bad: Record<string, string> = {
-    'signed with another key': createSigner({ key: 'another-secret-that-is-long-enough-0123456789', algorithm: 'HS256' })(validClaims()),
+    'signed with another key': ours({ key: 'another-secret-that-is-long-enough-0123456789' })(validClaims()),
     'alg none': `${noneHeader}.${payload}.`,
     'alg none with the old signature': `${noneHeader}.${payload}.${signature}`,
     tampered: `${header}.${tamperedPayload}.${signature}`,
-    'another algorithm (ES256)': createSigner({ key: privateKey.export({ format: 'pem', type: 'pkcs8' }), algorithm: 'ES256' })(validClaims()),
-    'missing userid': createSigner({ key: JWT_SECRET })({ ...validClaims(), userid: undefined }),
-    'missing corpid': createSigner({ key: JWT_SECRET })({ ...validClaims(), corpid: undefined }),
-    'missing sid': createSigner({ key: JWT_SECRET })({ ...validClaims(), sid: undefined }),
-    'missing exp': createSigner({ key: JWT_SECRET, noTimestamp: true })({ userid: 'zhangsan', corpid: CORP_A, sid: 'abcdefghijklmnopqrstuv' }),
-    'userid not a string': createSigner({ key: JWT_SECRET })({ ...validClaims(), userid: 42 }),
+    'another algorithm (ES256)': ours({ key: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, algorithm: 'ES256', header: { alg: 'ES256', typ: 'at+jwt' } })(validClaims()),
+    'missing userid': ours()({ ...validClaims(), userid: undefined }),
+    'missing corpid': ours()({ ...validClaims(), corpid: undefined }),
+    'missing sid': ours()({ ...validClaims(), sid: undefined }),
+    'missing exp': ours({ noTimestamp: true })({ userid: 'zhangsan', corpid: CORP_A, sid: 'abcdefghijklmnopqrstuv' }),
+    'userid not a string': ours()({ ...validClaims(), userid: 42 }),
     'not a JWT': 'not-a-jwt',
     garbage: 'a.b.c'
   }
@@ -58,16 +63,67 @@ t.test('each kind of bad token is refused with 401 WECOM_TOKEN_INVALID and inval
   }
 })
 
+t.test('only the plugin\'s own access tokens pass: typed at+jwt, its audience, a served corp, a member, a session, its life', async (t) => {
+  const h = await setup(t, { jwt: { secret: JWT_SECRET, expiresIn: 600 } })
+  const login = (await h.login('zhangsan')).json()
+  const [header, payload] = login.access_token.split('.').slice(0, 2).map((part: string) => JSON.parse(Buffer.from(part, 'base64url').toString()))
+  t.equal(header.typ, 'at+jwt', 'RFC 9068 type')
+  t.equal(payload.aud, 'fastify-wecom-auth', 'the default audience')
+  t.equal(Math.floor(payload.iat_ms / 1000), payload.iat, 'a millisecond issue time beside iat')
+  t.equal((await me(h.app, `Bearer ${login.access_token}`)).statusCode, 200)
+  t.equal((await me(h.app, `Bearer ${ours()(validClaims())}`)).statusCode, 200, 'the control token is accepted')
+
+  const claims = validClaims()
+  const bad: Record<string, string> = {
+    'typed JWT': ours({ header: { alg: 'HS256', typ: 'JWT' } })(claims),
+    'typed at+jwt by nobody: no typ': ours({ header: { alg: 'HS256', typ: '' } })(claims),
+    'no audience': ours()({ ...claims, aud: undefined }),
+    'another audience': ours()({ ...claims, aud: 'the-host-app' }),
+    'a corp not configured': ours()({ ...claims, corpid: 'wwforeign00000000' }),
+    'an empty corpid': ours()({ ...claims, corpid: '' }),
+    'an empty sid': ours()({ ...claims, sid: '' }),
+    'an empty userid': ours()({ ...claims, userid: '' }),
+    'a life longer than jwt.expiresIn': ours()({ ...claims, exp: claims.iat + 601 }),
+    'a far exp': ours()({ ...claims, exp: claims.iat + 10 * 365 * 24 * 3600 }),
+    'a millisecond issue time that is no number': ours()({ ...claims, iat_ms: String(claims.iat_ms) }),
+    'a millisecond issue time of another second': ours()({ ...claims, iat_ms: claims.iat_ms - 5000 }),
+    'a refresh token': login.refresh_token
+  }
+  for (const [name, token] of Object.entries(bad)) {
+    const res = await me(h.app, `Bearer ${token}`)
+    t.equal(res.statusCode, 401, name)
+    t.equal(res.json().code, 'WECOM_TOKEN_INVALID', name)
+  }
+  t.equal((await me(h.app, `Bearer ${ours()({ ...claims, exp: claims.iat + 600 })}`)).statusCode, 200, 'a life of exactly jwt.expiresIn passes')
+  t.equal((await me(h.app, `Bearer ${ours()({ ...claims, iat_ms: undefined })}`)).statusCode, 200, 'without iat_ms, iat serves')
+
+  const asRefresh = await h.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: login.access_token } })
+  // Longer than any refresh token: refused by the body's schema (400) before any session lookup.
+  t.ok(asRefresh.statusCode === 400 || asRefresh.statusCode === 401, `an access token is no refresh token (${asRefresh.statusCode})`)
+  t.equal((await h.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: login.refresh_token } })).statusCode, 200)
+})
+
+t.test('a host sharing the key with its own @fastify/jwt tokens: they never pass the plugin\'s guard', async (t) => {
+  const h = await setup(t, {}, {}, (app) => {
+    app.register(fastifyJwt, { secret: JWT_SECRET, sign: { expiresIn: '10m' } })
+    app.post('/host-login', async (_request, reply) => ({ token: await reply.jwtSign({ userid: 'boss', corpid: CORP_A, sid: 'abcdefghijklmnopqrstuv' }) }))
+  })
+  const hostToken = (await h.app.inject({ method: 'POST', url: '/host-login' })).json().token
+  const res = await me(h.app, `Bearer ${hostToken}`)
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'WECOM_TOKEN_INVALID')
+})
+
 t.test('an expired token: 401 WECOM_TOKEN_EXPIRED, also once it was cached as valid', async (t) => {
   const { app } = await buildApp()
   t.teardown(() => app.close())
-  const expired = createSigner({ key: JWT_SECRET })({ ...validClaims(), iat: nowSeconds() - 1000, exp: nowSeconds() - 10 })
+  const expired = ours()({ ...validClaims(), iat: nowSeconds() - 1000, exp: nowSeconds() - 10 })
   const res = await me(app, `Bearer ${expired}`)
   t.equal(res.statusCode, 401)
   t.equal(res.json().code, 'WECOM_TOKEN_EXPIRED')
   t.equal(res.headers['www-authenticate'], INVALID)
 
-  const shortLived = createSigner({ key: JWT_SECRET })({ ...validClaims(), exp: nowSeconds() + 1 })
+  const shortLived = ours()({ ...validClaims(), exp: nowSeconds() + 1 })
   t.equal((await me(app, `Bearer ${shortLived}`)).statusCode, 200)
   await new Promise((resolve) => setTimeout(resolve, 2100))
   const later = await me(app, `Bearer ${shortLived}`)
@@ -83,8 +139,8 @@ t.test('issuer and audience, when configured, are put in and checked', async (t)
   t.equal(claims.iss, 'https://api.example.com')
   t.equal(claims.aud, 'staff-app')
   t.equal((await me(h.app, `Bearer ${login.json().access_token}`)).statusCode, 200)
-  const withoutIss = createSigner({ key: JWT_SECRET })({ ...validClaims(), aud: 'staff-app' })
-  const otherAud = createSigner({ key: JWT_SECRET })({ ...validClaims(), iss: 'https://api.example.com', aud: 'other' })
+  const withoutIss = ours()({ ...validClaims(), aud: 'staff-app' })
+  const otherAud = ours()({ ...validClaims(), iss: 'https://api.example.com', aud: 'other' })
   t.equal((await me(h.app, `Bearer ${withoutIss}`)).json().code, 'WECOM_TOKEN_INVALID')
   t.equal((await me(h.app, `Bearer ${otherAud}`)).json().code, 'WECOM_TOKEN_INVALID')
 })
@@ -100,7 +156,7 @@ t.test('ES256 and RS256 key pairs sign and verify; the public key cannot be used
     const token = (await h.login('zhangsan')).json().access_token as string
     t.equal(JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).alg, type === 'ec' ? 'ES256' : 'RS256')
     t.equal((await me(h.app, `Bearer ${token}`)).statusCode, 200, type)
-    const confused = createSigner({ key: publicPem, algorithm: 'HS256' })(validClaims())
+    const confused = ours({ key: publicPem })(validClaims())
     t.equal((await me(h.app, `Bearer ${confused}`)).json().code, 'WECOM_TOKEN_INVALID', `${type}: algorithm confusion refused`)
   }
 })

@@ -54,11 +54,25 @@ t.test('bad options fail the registration with a message naming the option', asy
     ['misspelt refusals key', { ...valid(), api: { refusals: { conf: 1 } } }, /api\.refusals has no key conf/],
     ['authorize not a function', { ...valid(), authorize: true }, /authorize must be a function/],
     ['bad refreshTtl', { ...valid(), session: { refreshTtl: 'long' } }, /session\.refreshTtl must be a number of seconds/],
+    // A session ending before its access token would leave that token beyond every session operation.
+    ['refreshTtl below expiresIn', { ...valid(), jwt: { secret: JWT_SECRET, expiresIn: 600 }, session: { refreshTtl: 599 } },
+      /session\.refreshTtl must be at least jwt\.expiresIn \(600\)/],
+    ['refreshTtl below the default expiresIn', { ...valid(), session: { refreshTtl: 60 } }, /session\.refreshTtl must be at least jwt\.expiresIn \(900\)/],
+    ['negative reuseGrace', { ...valid(), session: { reuseGrace: -1 } }, /session\.reuseGrace must not be negative/],
+    ['fractional reuseGrace', { ...valid(), session: { reuseGrace: 1.5 } }, /session\.reuseGrace must be a whole number/],
+    ['reuseGrace not a number', { ...valid(), session: { reuseGrace: '30' } }, /session\.reuseGrace must be a number of seconds/],
+    ['reuseGrace as long as expiresIn', { ...valid(), jwt: { secret: JWT_SECRET, expiresIn: 60 }, session: { reuseGrace: 60 } },
+      /session\.reuseGrace must be shorter than jwt\.expiresIn \(60\)/],
+    ['empty audience', { ...valid(), jwt: { secret: JWT_SECRET, audience: '' } }, /jwt\.audience must not be empty/],
     ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL or an ioredis client/]
   ]
   for (const [name, options, message] of cases) {
     t.match(await registrationError(options), message, name)
   }
+})
+
+t.test('refreshTtl equal to expiresIn and a reuseGrace of 0 are accepted', async (t) => {
+  t.equal(await registrationError({ ...valid(), jwt: { secret: JWT_SECRET, expiresIn: 600 }, session: { refreshTtl: 600, reuseGrace: 0 } }), 'no error')
 })
 
 t.test('secrets are never echoed in validation messages', async (t) => {

@@ -8,7 +8,7 @@ import { StoreDownError, type Revocation, type SessionRecord } from '../src/stor
 import { createWecomSimulator } from '../src/testing/simulator.js'
 import { SharedStoreError } from '../src/wecom/token-cache.js'
 import { eventually, redisApp, startRedis } from './helpers/redis.js'
-import { captureLogs, CORP_A, JWT_SECRET, SECRET_A, simulatorCorps } from './helpers/setup.js'
+import { buildApp, captureLogs, CORP_A, JWT_SECRET, SECRET_A, simulatorCorps, type LogCapture } from './helpers/setup.js'
 
 const redis = await startRedis(t)
 if (redis !== undefined) {
@@ -30,8 +30,8 @@ if (redis !== undefined) {
     corpid: CORP_A,
     userid: 'zhangsan',
     member: { userid: 'zhangsan', corpid: CORP_A },
+    generation: 0,
     refreshHash,
-    rotatedHashes: [],
     checkedAt: Date.now(),
     expiresAt: Date.now() + 60_000
   })
@@ -63,8 +63,10 @@ if (redis !== undefined) {
     const seenByB: Revocation[] = []
     await a.onRevoke((revocations) => seenByA.push(...revocations))
     await b.onRevoke((revocations) => seenByB.push(...revocations))
+    const inspector = await client(t)
+    const listed = () => inspector.zrange(`${keyPrefix}member:${CORP_A}:zhangsan`, '0', '-1')
     await a.save(session('sid-revoke-00000001', 'h'))
-    t.same(await a.sessionsOf(CORP_A, 'zhangsan'), ['sid-revoke-00000001'])
+    t.same(await listed(), ['sid-revoke-00000001'])
 
     const until = Date.now() + 60_000
     const revoking = a.revoke(['sid-revoke-00000001'], until)
@@ -73,7 +75,7 @@ if (redis !== undefined) {
     t.ok(await eventually(1000, async () => seenByB.length > 0), 'delivered to the other instance')
     t.same(seenByB[0], { sid: 'sid-revoke-00000001', until })
     t.equal(await a.get('sid-revoke-00000001'), null, 'the session is gone')
-    t.same(await b.sessionsOf(CORP_A, 'zhangsan'), [], 'and no longer listed for its member')
+    t.same(await listed(), [], 'and no longer listed for its member')
 
     await a.revoke(['sid-expired-0000001'], Date.now() - 1)
     const late = new RedisSessionStore({ client: await client(t), keyPrefix })
@@ -194,5 +196,35 @@ if (redis !== undefined) {
     t.equal(login.statusCode, 200)
     t.same(await app.redis.keys(`${keyPrefix}*`), [], 'nothing in the host\'s database')
     t.ok((await (await client(t)).keys(`${keyPrefix}session:*`)).length > 0, 'sessions in the configured one')
+  })
+
+  t.test('one warning at boot when the Redis persists nothing; none when it does, or when CONFIG is refused', async (t) => {
+    const inspector = await client(t)
+    const boot = async (url: string): Promise<LogCapture> => {
+      const { app, logs } = await buildApp({ store: { redis: url, keyPrefix: nextPrefix() } }, sim)
+      t.teardown(() => app.close())
+      await app.inject({ method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(CORP_A, 'zhangsan') } })
+      return logs
+    }
+    const warnings = (logs: LogCapture) => logs.records.filter((record) => record.level === 40 && /persists nothing/.test(String(record.msg)))
+
+    // The test server runs with --save '' --appendonly no.
+    const volatile = await boot(redis.url)
+    t.equal(warnings(volatile).length, 1, 'one warning')
+    t.match(String(warnings(volatile)[0].msg), /appendonly yes with appendfsync everysec/, 'saying what to set')
+
+    await inspector.config('SET', 'save', '3600 1')
+    try {
+      t.equal(warnings(await boot(redis.url)).length, 0, 'RDB save points: something is kept')
+    } finally {
+      await inspector.config('SET', 'save', '')
+    }
+
+    // Like a managed Redis: every command but CONFIG.
+    await inspector.acl('SETUSER', 'limited', 'on', '>limited-password-0123', '~*', '&*', '+@all', '-config')
+    const refused = await boot(redis.url.replace('redis://', 'redis://limited:limited-password-0123@'))
+    t.equal(warnings(refused).length, 0, 'CONFIG refused: no warning')
+    t.ok(refused.records.some((record) => record.level === 20 && /could not read the Redis persistence/.test(String(record.msg))), 'only a debug line')
+    t.notOk(refused.lines.join('\n').includes('limited-password-0123'), 'which does not carry the password')
   })
 }

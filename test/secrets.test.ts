@@ -1,12 +1,15 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, setup } from './helpers/setup.js'
+import { startRedis } from './helpers/redis.js'
+import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, setup, type Harness } from './helpers/setup.js'
 
 // Every branch of the plugin, run with the logger at trace level; then not one log line, error
 // message or unrelated response may hold a corp secret, a WeCom access token, a session_key, a
 // refresh token or an access JWT.
 t.test('no secret in any log line, error message or response that is not meant to carry it', async (t) => {
-  const h = await setup(t, { api: { timeout: 200 }, session: { recheckInterval: 1 } })
+  const h = await setup(t, { api: { timeout: 200 }, session: { recheckInterval: 1 } }, {}, (app) => {
+    app.post('/api/mobile', { onRequest: app.wecom.authenticate }, async (request) => app.wecom.decrypt(request, request.body))
+  })
   const sessionKeys = new Set<string>()
   const refreshTokens = new Set<string>()
   const accessTokens = new Set<string>()
@@ -64,12 +67,44 @@ t.test('no secret in any log line, error message or response that is not meant t
   await post('/wecom/logout', { refresh_token: last.refresh_token })
   await post('/wecom/logout', undefined, `Bearer ${last.access_token}`)
   await t.rejects(h.app.wecom.login('expired-code'))
+
+  // The reuse grace: a double tap, a retry, then reuse after a further rotation.
+  const tapped = (await login('zhangsan')).json()
+  await Promise.all([post('/wecom/refresh', { refresh_token: tapped.refresh_token }), post('/wecom/refresh', { refresh_token: tapped.refresh_token })])
+  const retried = (await post('/wecom/refresh', { refresh_token: tapped.refresh_token })).json()
+  await post('/wecom/refresh', { refresh_token: retried.refresh_token })
+  await post('/wecom/refresh', { refresh_token: tapped.refresh_token })
+  // Off-boarding: the not-before refuses a token issued before it, a login after it passes.
+  const offboarded = (await login('zhangsan')).json()
+  await h.app.wecom.revokeUser(CORP_A, 'zhangsan')
+  record(await h.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${offboarded.access_token}` } }))
+  const back = (await login('zhangsan')).json()
+  // Bad input: every decorator and route refusing it.
+  await post('/api/mobile', { encryptedData: 'AAAA', iv: 1 }, `Bearer ${back.access_token}`)
+  await post('/api/mobile', h.sim.encryptUserInfo(CORP_A, 'zhangsan', { mobile: '1' }, 'wxotherapp'), `Bearer ${back.access_token}`)
+  await post('/wecom/logout', { refresh_token: offboarded.refresh_token })
+  await t.rejects(h.app.wecom.revokeUser(42 as unknown as string, 'zhangsan'))
+  await t.rejects(h.app.wecom.login(42 as unknown as string))
+  record(await h.app.inject({
+    method: 'POST', url: '/wecom/logout', headers: { authorization: `Bearer ${back.access_token}`, 'content-type': 'application/json' }
+  }))
   await h.app.close()
 
   t.ok(h.logs.lines.length > 50, `${h.logs.lines.length} log lines captured`)
   t.ok(wecomTokens.size >= 2, `${wecomTokens.size} WeCom access tokens seen`)
   t.ok(sessionKeys.size >= 3 && refreshTokens.size >= 3 && accessTokens.size >= 3)
+  assertNoSecret(t, h, { wecomTokens, sessionKeys, refreshTokens, accessTokens, responses })
+})
 
+interface Seen {
+  wecomTokens: Set<string>
+  sessionKeys: Set<string>
+  refreshTokens: Set<string>
+  accessTokens: Set<string>
+  responses: LightMyRequestResponse[]
+}
+
+function assertNoSecret (t: Test, h: Pick<Harness, 'logs'>, { wecomTokens, sessionKeys, refreshTokens, accessTokens, responses }: Seen): void {
   const secrets: Array<[string, Set<string>]> = [
     ['corp secret', new Set([SECRET_A, SECRET_B])],
     ['JWT secret', new Set([JWT_SECRET])],
@@ -92,4 +127,24 @@ t.test('no secret in any log line, error message or response that is not meant t
   for (const res of responses.filter((r) => r.statusCode >= 400)) {
     t.notMatch(res.body, /access_token|corpsecret|session_key|cgi-bin/, `error ${res.json().code} names no secret or URL`)
   }
+}
+
+t.test('on Redis: the persistence warning and the not-before path log no secret', async (t) => {
+  const redis = await startRedis(t)
+  if (redis === undefined) return
+  const h = await setup(t, { store: { redis: redis.url, keyPrefix: 'secrets:' } })
+  t.ok(h.logs.records.some((record) => record.level === 40 && /persists nothing/.test(String(record.msg))), 'the warning was logged')
+  const issued = (await h.login('zhangsan')).json()
+  const renewed = await h.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: issued.refresh_token } })
+  const retried = await h.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: issued.refresh_token } })
+  await h.app.wecom.revokeUser(CORP_A, 'zhangsan')
+  const refused = await h.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${issued.access_token}` } })
+  await h.app.close()
+  assertNoSecret(t, h, {
+    wecomTokens: new Set(h.sim.requests.flatMap((r) => r.query.access_token === undefined ? [] : [r.query.access_token])),
+    sessionKeys: new Set([h.sim.sessionKey(CORP_A, 'zhangsan')!]),
+    refreshTokens: new Set([issued.refresh_token, renewed.json().refresh_token]),
+    accessTokens: new Set([issued.access_token, renewed.json().access_token]),
+    responses: [refused, retried]
+  })
 })

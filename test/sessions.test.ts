@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { encryptWithSessionKey } from '../src/testing/simulator.js'
-import { CORP_A, CORP_B, setup } from './helpers/setup.js'
+import { CORP_A, CORP_B, JWT_SECRET, setup } from './helpers/setup.js'
 
 const refresh = (app: FastifyInstance, token: string) =>
   app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: token } })
@@ -13,12 +13,13 @@ t.test('a login returns a refresh token; refresh rotates it and issues a new acc
   const h = await setup(t)
   const login = (await h.login('zhangsan')).json()
   t.equal(login.refresh_expires_in, 30 * 24 * 3600)
-  t.match(login.refresh_token, /^[\w-]+\.[\w-]{43}$/, 'opaque, 256 random bits after the session id')
+  t.match(login.refresh_token, /^[\w-]+\.0\.[\w-]{64}$/, 'the session id, generation 0, 256 random bits and a 128-bit tag')
 
   const res = await refresh(h.app, login.refresh_token)
   t.equal(res.statusCode, 200)
   const renewed = res.json()
   t.not(renewed.refresh_token, login.refresh_token)
+  t.match(renewed.refresh_token, /^[\w-]+\.1\.[\w-]{64}$/, 'generation 1')
   t.not(renewed.access_token, login.access_token)
   t.same(renewed.user, login.user)
   t.equal(renewed.token_type, 'Bearer')
@@ -26,8 +27,8 @@ t.test('a login returns a refresh token; refresh rotates it and issues a new acc
   t.equal(h.sim.calls['user/get'], 1, 'no recheck inside the recheck interval')
 })
 
-t.test('reusing a rotated refresh token revokes the whole session', async (t) => {
-  const h = await setup(t)
+t.test('reusing a rotated refresh token outside the grace revokes the whole session', async (t) => {
+  const h = await setup(t, { session: { reuseGrace: 0 } })
   const login = (await h.login('zhangsan')).json()
   const renewed = (await refresh(h.app, login.refresh_token)).json()
 
@@ -44,28 +45,36 @@ t.test('reusing a rotated refresh token revokes the whole session', async (t) =>
   t.equal(access.headers['www-authenticate'], 'Bearer realm="wecom", error="invalid_token"')
 })
 
-t.test('two refreshes racing with one token: one wins, the reuse ends the session', async (t) => {
-  const h = await setup(t)
+t.test('without a grace, two refreshes racing with one token: one wins, the reuse ends the session', async (t) => {
+  const h = await setup(t, { session: { reuseGrace: 0 } })
   const login = (await h.login('zhangsan')).json()
   const [a, b] = await Promise.all([refresh(h.app, login.refresh_token), refresh(h.app, login.refresh_token)])
   t.same([a.statusCode, b.statusCode].sort(), [200, 401])
+  const winner = a.statusCode === 200 ? a.json() : b.json()
+  t.equal((await me(h.app, winner.access_token)).json().code, 'WECOM_TOKEN_REVOKED', 'the session ended')
 })
 
 t.test('unknown, malformed and forged refresh tokens are 401 WECOM_REFRESH_INVALID', async (t) => {
   const h = await setup(t)
   const login = (await h.login('zhangsan')).json()
   const [sid] = login.refresh_token.split('.')
-  for (const token of ['nope', `${sid}.${'A'.repeat(43)}`, `${'x'.repeat(22)}.${'A'.repeat(43)}`]) {
+  const renewed = (await refresh(h.app, login.refresh_token)).json()
+  const forged = [
+    'nope', `${sid}.${'A'.repeat(43)}`, `${'x'.repeat(22)}.0.${'A'.repeat(64)}`,
+    // Shaped like a token of this session, of the current or an older generation: not ours.
+    `${sid}.1.${'A'.repeat(64)}`, `${sid}.0.${'A'.repeat(64)}`, `${sid}.2.${'A'.repeat(64)}`
+  ]
+  for (const token of forged) {
     const res = await refresh(h.app, token)
     t.equal(res.statusCode, 401, token)
     t.equal(res.json().code, 'WECOM_REFRESH_INVALID')
   }
-  t.equal((await refresh(h.app, login.refresh_token)).statusCode, 200, 'a forged token with a known sid does not end the session')
+  t.equal((await refresh(h.app, renewed.refresh_token)).statusCode, 200, 'a forged token with a known sid does not end the session')
   t.equal((await h.app.inject({ method: 'POST', url: '/wecom/refresh', payload: {} })).statusCode, 400)
 })
 
 t.test('an expired refresh token is refused', async (t) => {
-  const h = await setup(t, { session: { refreshTtl: 1 } })
+  const h = await setup(t, { jwt: { secret: JWT_SECRET, expiresIn: 1 }, session: { refreshTtl: 1, reuseGrace: 0 } })
   const login = (await h.login('zhangsan')).json()
   t.equal(login.refresh_expires_in, 1)
   await sleep(1100)

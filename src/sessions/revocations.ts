@@ -1,12 +1,14 @@
-import type { Revocation } from '../stores/store.js'
+import { memberKey, type Revocation } from '../stores/store.js'
 
 /**
- * The revoked sessions this process knows of, checked on every authenticated request without a
- * round trip. An entry lives only as long as an access token of its session could: after that the
- * token is refused as expired anyway, so the set stays as small as the recent revocations.
+ * The revocations this process knows of, checked on every authenticated request without a round
+ * trip: ended sessions, and off-boarded members' not-before times. An entry lives only as long as
+ * an access token it refuses could: after that the token is refused as expired anyway, so the maps
+ * stay as small as the recent revocations.
  */
-export class RevokedSessions {
-  readonly #until = new Map<string, number>()
+export class Revocations {
+  readonly #sessions = new Map<string, number>()
+  readonly #members = new Map<string, { notBefore: number, until: number }>()
   readonly #now: () => number
   #sweepAt = 1024
 
@@ -15,22 +17,43 @@ export class RevokedSessions {
   }
 
   add (revocations: readonly Revocation[]): void {
-    for (const { sid, until } of revocations) {
-      if (until > (this.#until.get(sid) ?? 0)) this.#until.set(sid, until)
+    for (const revocation of revocations) {
+      if ('sid' in revocation) {
+        const { sid, until } = revocation
+        if (until > (this.#sessions.get(sid) ?? 0)) this.#sessions.set(sid, until)
+      } else {
+        const key = memberKey(revocation.corpid, revocation.userid)
+        const known = this.#members.get(key)
+        // A later off-boarding moves the line forward; replays of older ones never move it back.
+        if (known === undefined || revocation.notBefore >= known.notBefore) {
+          this.#members.set(key, { notBefore: revocation.notBefore, until: Math.max(revocation.until, known?.until ?? 0) })
+        }
+      }
     }
-    if (this.#until.size >= this.#sweepAt) this.#sweep()
+    if (this.#sessions.size + this.#members.size >= this.#sweepAt) this.#sweep()
   }
 
-  has (sid: string): boolean {
-    const until = this.#until.get(sid)
-    return until !== undefined && until > this.#now()
+  /**
+   * Whether a token of session `sid`, of the member under `member` (see memberKey), issued at
+   * epoch ms `issuedAt`, is refused. Two map lookups: this runs on every request.
+   */
+  refuses (sid: string, member: string, issuedAt: number): boolean {
+    const now = this.#now()
+    const until = this.#sessions.get(sid)
+    if (until !== undefined && until > now) return true
+    if (this.#members.size === 0) return false
+    const line = this.#members.get(member)
+    return line !== undefined && line.until > now && issuedAt <= line.notBefore
   }
 
   #sweep (): void {
     const now = this.#now()
-    for (const [sid, until] of this.#until) {
-      if (until <= now) this.#until.delete(sid)
+    for (const [sid, until] of this.#sessions) {
+      if (until <= now) this.#sessions.delete(sid)
     }
-    this.#sweepAt = Math.max(1024, this.#until.size * 2)
+    for (const [key, { until }] of this.#members) {
+      if (until <= now) this.#members.delete(key)
+    }
+    this.#sweepAt = Math.max(1024, (this.#sessions.size + this.#members.size) * 2)
   }
 }

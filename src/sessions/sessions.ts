@@ -1,12 +1,12 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { randomBytesPooled } from '../random.js'
 import { DecryptError, RefreshInvalidError, StoreUnavailableError, UserForbiddenError } from '../errors.js'
 import type { AccessTokens } from '../jwt.js'
 import type { LoginContext, LoginFlow, VerifiedLogin } from '../login.js'
 import type { WecomMember } from '../options.js'
 import { StoreDownError, type SessionRecord, type SessionStore } from '../stores/store.js'
-import { decryptUserData, type Vault } from './vault.js'
+import { hashOf, type PresentedToken, type RefreshTokens } from './refresh-tokens.js'
+import { decryptUserData, encryptedUserData, type Vault } from './vault.js'
 
 /** The body of a successful login or refresh. */
 export interface IssuedTokens {
@@ -24,38 +24,50 @@ export interface EncryptedUserData { encryptedData: string, iv: string }
 export interface Sessions {
   start (login: VerifiedLogin, log: FastifyBaseLogger): Promise<IssuedTokens>
   refresh (refreshToken: string, context: LoginContext): Promise<IssuedTokens>
-  /** Ends the session a refresh token belongs to; an unknown token is refused. */
+  /** Ends the session a refresh token belongs to; a token naming no live session changes nothing. */
   endByRefreshToken (refreshToken: string): Promise<void>
   revokeSession (sid: string): Promise<void>
+  /** Off-boarding: every session, the session_key, and every access token issued until now. */
   revokeUser (corpId: string, userid: string): Promise<void>
-  decrypt (member: { corpid: string, userid: string }, data: EncryptedUserData): Promise<Record<string, unknown>>
+  /** Any `data` that is not `{ encryptedData, iv }` in base64 is refused like data that does not decrypt. */
+  decrypt (member: { corpid: string, userid: string }, data: unknown): Promise<Record<string, unknown>>
 }
 
 interface Dependencies {
   store: SessionStore
   tokens: AccessTokens
+  refreshTokens: RefreshTokens
   vault: Vault
   loginFlow: LoginFlow
   /** Seconds. */
   accessTtl: number
   refreshTtl: number
   recheckInterval: number
+  /** Seconds during which the token a rotation replaced gets that rotation's answer again; 0: never. */
+  reuseGrace: number
   miniprogramAppId?: string
   now?: () => number
 }
 
-/** How many rotated-away refresh tokens a session remembers to recognise their reuse. */
-const ROTATED_KEPT = 16
+/** What a presented refresh token is to the session it names. */
+type Verdict =
+  | { kind: 'current', session: SessionRecord }
+  /** The token the last rotation replaced, within the grace: that rotation's answer. */
+  | { kind: 'retry', answer: IssuedTokens }
+  /** A token the session issued and rotated away from, outside the grace: someone kept a copy. */
+  | { kind: 'reuse' }
+  /** Names no live session, or is not one of ours: nothing to say about any session. */
+  | { kind: 'unknown' }
 
 export function createSessions (deps: Dependencies): Sessions {
-  const { store, tokens, vault, loginFlow } = deps
+  const { store, tokens, refreshTokens, vault, loginFlow } = deps
   const now = deps.now ?? Date.now
   // One warning per outage, not one per login while it lasts.
   let storeDown = false
 
-  function issue (session: SessionRecord, refreshToken: string | undefined): IssuedTokens {
+  function answer (session: SessionRecord, accessToken: string, refreshToken: string | undefined): IssuedTokens {
     const issued: IssuedTokens = {
-      access_token: tokens.sign({ userid: session.userid, corpid: session.corpid, sid: session.sid }),
+      access_token: accessToken,
       token_type: 'Bearer',
       expires_in: deps.accessTtl,
       user: session.member
@@ -67,37 +79,85 @@ export function createSessions (deps: Dependencies): Sessions {
     return issued
   }
 
+  const issue = (session: SessionRecord, refreshToken: string | undefined) =>
+    answer(session, tokens.sign({ userid: session.userid, corpid: session.corpid, sid: session.sid }), refreshToken)
+
   // Access tokens already out stay verifiable until they expire: the revocation must outlive them.
   const revoke = (sids: readonly string[]) => stored(() => store.revoke(sids, now() + deps.accessTtl * 1000))
 
-  /** The session a refresh token names, and whether the token is its current one. */
-  async function lookup (refreshToken: string): Promise<{ session: SessionRecord, hash: string }> {
-    const sid = sidOf(refreshToken)
-    const session = sid === undefined ? null : await stored(() => store.get(sid))
-    if (session === null) throw new RefreshInvalidError()
-    const hash = hashOf(refreshToken)
-    if (hash === session.refreshHash) return { session, hash }
-    // A token this session already rotated away from: someone kept a copy. End it for both.
-    if (session.rotatedHashes.includes(hash)) await revoke([session.sid])
+  async function judge (presented: PresentedToken): Promise<Verdict> {
+    const session = await stored(() => store.get(presented.sid))
+    if (session === null) return { kind: 'unknown' }
+    if (hashOf(presented.token) === session.refreshHash) return { kind: 'current', session }
+    // Only a token provably ours may end a session: a sid alone is no secret (the JWT carries it).
+    if (presented.generation >= session.generation || !refreshTokens.authentic(presented)) return { kind: 'unknown' }
+    const retried = presented.generation === session.generation - 1 ? retryAnswer(session, presented) : null
+    return retried === null ? { kind: 'reuse' } : { kind: 'retry', answer: retried }
+  }
+
+  /** The last rotation's answer again, if `presented` is what it replaced and the grace still runs. */
+  function retryAnswer (session: SessionRecord, presented: PresentedToken): IssuedTokens | null {
+    const { replay } = session
+    if (replay === undefined || replay.until <= now()) return null
+    const next = refreshTokens.next(presented)
+    const accessToken = hashOf(next) === session.refreshHash ? vault.open(replay.accessToken) : null
+    return accessToken === null ? null : answer(session, accessToken, next)
+  }
+
+  /** The rotation of the session's current token; null when another refresh with it won the race. */
+  async function rotate (session: SessionRecord, presented: PresentedToken, context: LoginContext): Promise<IssuedTokens | null> {
+    let { member, checkedAt } = session
+    if (now() - checkedAt > deps.recheckInterval * 1000) {
+      try {
+        member = await loginFlow.checkMember(session.corpid, session.userid, context)
+      } catch (error) {
+        if (error instanceof UserForbiddenError) await revoke([session.sid])
+        throw error
+      }
+      checkedAt = now()
+    }
+    const next = refreshTokens.next(presented)
+    const rotated: SessionRecord = {
+      ...session,
+      member,
+      checkedAt,
+      generation: session.generation + 1,
+      refreshHash: hashOf(next),
+      expiresAt: now() + deps.refreshTtl * 1000
+    }
+    const issued = issue(rotated, next)
+    // Sealed with a key derived from the JWT key (whoever could open it could sign access tokens
+    // anyway), handed out only until the grace ends, overwritten by the next rotation. A rotation
+    // without grace drops the previous rotation's answer, which the spread above copied.
+    rotated.replay = deps.reuseGrace > 0
+      ? { accessToken: vault.seal(issued.access_token), until: now() + deps.reuseGrace * 1000 }
+      : undefined
+    return await stored(() => store.rotate(rotated, session.refreshHash)) ? issued : null
+  }
+
+  async function settle (verdict: Verdict, sid: string): Promise<IssuedTokens> {
+    if (verdict.kind === 'retry') return verdict.answer
+    if (verdict.kind === 'reuse') await revoke([sid])
     throw new RefreshInvalidError()
   }
 
   return {
     async start (login, log) {
-      const refreshToken = newRefreshToken(randomUUID())
+      const sid = randomUUID()
+      const refreshToken = refreshTokens.first(sid)
       const session: SessionRecord = {
-        sid: sidOf(refreshToken)!,
+        sid,
         corpid: login.member.corpid,
         userid: login.member.userid,
         member: login.member,
+        generation: 0,
         refreshHash: hashOf(refreshToken),
-        rotatedHashes: [],
         checkedAt: now(),
         expiresAt: now() + deps.refreshTtl * 1000
       }
       try {
         await store.save(session)
-        await store.saveSessionKey(session.corpid, session.userid, vault.seal(login.sessionKey), deps.refreshTtl * 1000)
+        await store.saveSessionKey(session.corpid, session.userid, vault.seal(login.sessionKey), deps.refreshTtl * 1000, login.answeredAt)
       } catch (error) {
         if (!(error instanceof StoreDownError)) throw error
         // The member is verified: let them in for one access token's life rather than not at all.
@@ -110,50 +170,40 @@ export function createSessions (deps: Dependencies): Sessions {
     },
 
     async refresh (refreshToken, context) {
-      const { session, hash } = await lookup(refreshToken)
-      let { member, checkedAt } = session
-      if (now() - checkedAt > deps.recheckInterval * 1000) {
-        try {
-          member = await loginFlow.checkMember(session.corpid, session.userid, context)
-        } catch (error) {
-          if (error instanceof UserForbiddenError) await revoke([session.sid])
-          throw error
-        }
-        checkedAt = now()
-      }
-      const next = newRefreshToken(session.sid)
-      const rotated: SessionRecord = {
-        ...session,
-        member,
-        checkedAt,
-        refreshHash: hashOf(next),
-        rotatedHashes: [hash, ...session.rotatedHashes].slice(0, ROTATED_KEPT),
-        expiresAt: now() + deps.refreshTtl * 1000
-      }
-      if (!await stored(() => store.rotate(rotated, hash))) {
-        // Another refresh with the same token won the race: the token was used twice.
-        await revoke([session.sid])
-        throw new RefreshInvalidError()
-      }
-      return issue(rotated, next)
+      const presented = refreshTokens.parse(refreshToken)
+      if (presented === null) throw new RefreshInvalidError()
+      const verdict = await judge(presented)
+      if (verdict.kind !== 'current') return settle(verdict, presented.sid)
+      const rotated = await rotate(verdict.session, presented, context)
+      if (rotated !== null) return rotated
+      // Another refresh with this token rotated first (a double tap): within the grace its answer
+      // is this one's too; without it, the token was used twice.
+      const after = await judge(presented)
+      return settle(after.kind === 'current' ? { kind: 'unknown' } : after, presented.sid)
     },
 
     async endByRefreshToken (refreshToken) {
-      const { session } = await lookup(refreshToken)
-      await revoke([session.sid])
+      const presented = refreshTokens.parse(refreshToken)
+      if (presented === null) return
+      // Any token the session issued ends it, as its holder asked; RFC 7009 answers alike either way.
+      if ((await judge(presented)).kind !== 'unknown') await revoke([presented.sid])
     },
 
     revokeSession: (sid) => revoke([sid]),
 
     async revokeUser (corpId, userid) {
-      const sids = await stored(() => store.sessionsOf(corpId, userid))
-      if (sids.length > 0) await revoke(sids)
+      // Every access token that passes the guard expires within accessTtl of its issue: by then
+      // the not-before has nothing left to refuse.
+      const notBefore = now()
+      await stored(() => store.revokeMember({ corpid: corpId, userid, notBefore, until: notBefore + deps.accessTtl * 1000 }))
     },
 
     async decrypt (member, data) {
+      const input = encryptedUserData(data)
+      if (input === null) throw new DecryptError()
       const sealed = await stored(() => store.sessionKeyOf(member.corpid, member.userid))
       const sessionKey = sealed === null ? null : vault.open(sealed)
-      const decrypted = sessionKey === null ? null : decryptUserData(sessionKey, data.encryptedData, data.iv)
+      const decrypted = sessionKey === null ? null : decryptUserData(sessionKey, input.encryptedData, input.iv)
       if (decrypted === null) throw new DecryptError()
       const watermark = decrypted.watermark as { appid?: unknown } | undefined
       if (deps.miniprogramAppId !== undefined && watermark?.appid !== deps.miniprogramAppId) throw new DecryptError()
@@ -168,18 +218,4 @@ async function stored<T> (operation: () => Promise<T>): Promise<T> {
   } catch (error) {
     throw error instanceof StoreDownError ? new StoreUnavailableError() : error
   }
-}
-
-/** `<sid>.<256 random bits>`: the sid finds the session in one read, the rest is the secret. */
-function newRefreshToken (sid: string): string {
-  return `${sid}.${randomBytesPooled(32).toString('base64url')}`
-}
-
-function sidOf (refreshToken: string): string | undefined {
-  const match = /^([\w-]{16,64})\.[\w-]{43}$/.exec(refreshToken)
-  return match?.[1]
-}
-
-function hashOf (refreshToken: string): string {
-  return createHash('sha256').update(refreshToken).digest('base64url')
 }

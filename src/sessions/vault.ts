@@ -33,6 +33,25 @@ export function createVault (keyMaterial: string | Buffer): Vault {
   }
 }
 
+/** Far above any profile WeCom encrypts, far below what would cost a request real CPU. */
+const MAX_ENCRYPTED_CHARS = 64 * 1024
+/** Padded standard base64, as WeCom hands it out: anything else is not its data. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})+$|^(?:[A-Za-z0-9+/]{4})*[A-Za-z0-9+/]{2}(?:==|[A-Za-z0-9+/]=)$/
+/** A 16-byte IV in padded base64. */
+const IV = /^[A-Za-z0-9+/]{22}==$/
+
+/**
+ * `{ encryptedData, iv }` as wx.qy.* return them, or null for anything else a client may send:
+ * another type, a missing or empty field, another encoding, an oversized blob.
+ */
+export function encryptedUserData (data: unknown): { encryptedData: string, iv: string } | null {
+  if (typeof data !== 'object' || data === null) return null
+  const { encryptedData, iv } = data as Record<string, unknown>
+  if (typeof encryptedData !== 'string' || typeof iv !== 'string' || !IV.test(iv) ||
+      encryptedData.length > MAX_ENCRYPTED_CHARS || !BASE64.test(encryptedData)) return null
+  return { encryptedData, iv }
+}
+
 /**
  * Decrypts what wx.qy.getMobile, wx.qy.getEmail and wx.qy.getEnterpriseUserInfo return: the usual
  * WeChat scheme, AES-128-CBC with PKCS#7 padding, keyed by the member's session_key. Returns null

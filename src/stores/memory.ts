@@ -1,4 +1,4 @@
-import type { Revocation, SessionRecord, SessionStore } from './store.js'
+import { memberKey, type MemberRevocation, type Revocation, type SessionRecord, type SessionStore } from './store.js'
 
 /**
  * The default, in-process store. Bounded: past `maxSessions` the least recently refreshed session
@@ -7,7 +7,7 @@ import type { Revocation, SessionRecord, SessionStore } from './store.js'
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, SessionRecord>()
   readonly #byMember = new Map<string, Set<string>>()
-  readonly #sessionKeys = new Map<string, { sealed: string, expiresAt: number }>()
+  readonly #sessionKeys = new Map<string, { sealed: string, expiresAt: number, answeredAt: number }>()
   readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
   readonly #maxSessions: number
   readonly #now: () => number
@@ -43,24 +43,28 @@ export class MemorySessionStore implements SessionStore {
 
   async revoke (sids: readonly string[], until: number): Promise<void> {
     for (const sid of sids) this.#remove(sid)
-    const revocations = sids.map((sid) => ({ sid, until }))
-    for (const listener of this.#listeners) listener(revocations)
+    this.#deliver(sids.map((sid) => ({ sid, until })))
   }
 
-  async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number): Promise<void> {
-    const key = memberKey(corpid, userid)
+  async revokeMember (revocation: MemberRevocation): Promise<void> {
+    const key = memberKey(revocation.corpid, revocation.userid)
+    for (const sid of [...this.#byMember.get(key) ?? []]) this.#remove(sid)
     this.#sessionKeys.delete(key)
-    this.#sessionKeys.set(key, { sealed, expiresAt: this.#now() + ttl })
+    this.#deliver([revocation])
+  }
+
+  async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
+    const key = memberKey(corpid, userid)
+    const kept = this.#sessionKeys.get(key)
+    if (kept !== undefined && kept.expiresAt > this.#now() && kept.answeredAt > answeredAt) return
+    this.#sessionKeys.delete(key)
+    this.#sessionKeys.set(key, { sealed, expiresAt: this.#now() + ttl, answeredAt })
     if (this.#sessionKeys.size > this.#maxSessions) this.#sessionKeys.delete(this.#sessionKeys.keys().next().value!)
   }
 
   async sessionKeyOf (corpid: string, userid: string): Promise<string | null> {
     const entry = this.#sessionKeys.get(memberKey(corpid, userid))
     return entry !== undefined && entry.expiresAt > this.#now() ? entry.sealed : null
-  }
-
-  async sessionsOf (corpid: string, userid: string): Promise<string[]> {
-    return [...this.#byMember.get(memberKey(corpid, userid)) ?? []]
   }
 
   async onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void> {
@@ -71,6 +75,10 @@ export class MemorySessionStore implements SessionStore {
     this.#sessions.clear()
     this.#byMember.clear()
     this.#sessionKeys.clear()
+  }
+
+  #deliver (revocations: readonly Revocation[]): void {
+    for (const listener of this.#listeners) listener(revocations)
   }
 
   #put (session: SessionRecord): void {
@@ -92,8 +100,4 @@ export class MemorySessionStore implements SessionStore {
     sids?.delete(sid)
     if (sids?.size === 0) this.#byMember.delete(key)
   }
-}
-
-function memberKey (corpid: string, userid: string): string {
-  return `${corpid}\u0000${userid}`
 }

@@ -16,14 +16,20 @@ const NAMESPACE = 'wecomAuth'
 export async function openStore (fastify: FastifyInstance, config: ResolvedConfig, log: FastifyBaseLogger): Promise<SessionStore> {
   const { redis, keyPrefix } = config.store
   if (redis === false) return new MemorySessionStore({ maxSessions: config.session.maxSessions })
-  if (typeof redis === 'string') return new RedisSessionStore({ client: await connect(fastify, redis, log), keyPrefix, log })
-  if (redis !== undefined) return new RedisSessionStore({ client: redis, keyPrefix, log })
+  if (typeof redis === 'string') return await redisStore(await connect(fastify, redis, log), keyPrefix, log)
+  if (redis !== undefined) return await redisStore(redis, keyPrefix, log)
   const host = hostRedis(fastify)
   if (host !== undefined) {
     log.info('wecom: using the host\'s Redis (app.redis) for sessions and the WeCom access token')
-    return new RedisSessionStore({ client: host, keyPrefix, log })
+    return await redisStore(host, keyPrefix, log)
   }
   return new MemorySessionStore({ maxSessions: config.session.maxSessions })
+}
+
+async function redisStore (client: Redis, keyPrefix: string, log: FastifyBaseLogger): Promise<SessionStore> {
+  const store = new RedisSessionStore({ client, keyPrefix, log })
+  await store.warnIfVolatile()
+  return store
 }
 
 /**

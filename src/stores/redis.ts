@@ -1,9 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../wecom/token-cache.js'
-import { StoreDownError, type RateCounter, type Revocation, type SessionRecord, type SessionStore } from './store.js'
+import {
+  StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type SessionRecord, type SessionRevocation,
+  type SessionStore
+} from './store.js'
 
 /**
  * How long one command may take before Redis counts as down. ioredis queues commands while it
@@ -90,12 +94,21 @@ ${PUT_SESSION}
 return 1
 `)
 
+// Lua shared by REVOKE and REVOKE_MEMBER, after an entry scored by `until` went into the record
+// KEYS[1]: forgets entries whose access tokens have all expired, keeps the record as long as its
+// newest entry, and tells every instance. ARGV[3..6]: until, now, channel, message.
+const RECORD_AND_PUBLISH = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+if redis.call('PTTL', KEYS[1]) < untilMs - now then redis.call('PEXPIRE', KEYS[1], untilMs - now) end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+`
+
 /**
  * Keys built inside a script take their prefix from ARGV, which ioredis's own keyPrefix option
  * does not reach: the store passes it in front (see #physical).
  * KEYS: revoked set. ARGV: session prefix, member prefix, until, now, channel, message, sids...
  * Ends the sessions, records them as revoked until `until` (never shortening an earlier entry),
- * forgets entries whose access tokens have all expired, and tells every instance.
+ * and tells every instance.
  */
 const REVOKE = new Script(`
 local sessionPrefix, memberPrefix, untilMs, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -110,17 +123,45 @@ for i = 7, #ARGV do
   local known = redis.call('ZSCORE', KEYS[1], sid)
   if not known or tonumber(known) < untilMs then redis.call('ZADD', KEYS[1], ARGV[3], sid) end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
-if redis.call('PTTL', KEYS[1]) < untilMs - now then redis.call('PEXPIRE', KEYS[1], untilMs - now) end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+${RECORD_AND_PUBLISH}
 `)
 
 /**
- * KEYS: revoked set. ARGV: now. Through Lua, whose replies are RESP2-shaped: a flat
- * [sid, until, ...] whatever protocol the client speaks.
+ * KEYS: not-before record, member's session set, member's session_key.
+ * ARGV: session prefix, entry, until, now, channel, message.
+ * Off-boarding as one step: every session of the member and their session_key go, and the
+ * member's not-before is recorded (an entry per revokeUser, all forgotten once their access
+ * tokens expired) and told to every instance.
+ */
+const REVOKE_MEMBER = new Script(`
+local sessionPrefix, untilMs, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do redis.call('DEL', sessionPrefix .. sid) end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+${RECORD_AND_PUBLISH}
+`)
+
+/**
+ * KEYS: revoked set, not-before record. ARGV: now. Through Lua, whose replies are RESP2-shaped:
+ * two flat [entry, until, ...] lists whatever protocol the client speaks.
  */
 const LIVE_REVOCATIONS = new Script(`
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+return {
+  redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES'),
+  redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+}
+`)
+
+/**
+ * KEYS: session_key. ARGV: answeredAt, `<answeredAt>.<sealed>`, ttl ms. Keeps the key of the
+ * latest jscode2session answer: an older answer arriving last does not replace a newer one.
+ */
+const SAVE_SESSION_KEY = new Script(`
+local kept = redis.call('GET', KEYS[1])
+local keptAt = kept and tonumber(string.match(kept, '^(%d+)%.'))
+if keptAt and keptAt > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
 `)
 
 /** KEYS: token. ARGV: token value. Deletes the token only if it still is that value. */
@@ -219,16 +260,47 @@ export class RedisSessionStore implements SessionStore {
     ]))
   }
 
-  async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number): Promise<void> {
-    await this.#run((client) => client.set(this.#sessionKeyKey(corpid, userid), sealed, 'PX', Math.max(1, Math.ceil(ttl))))
+  async revokeMember (revocation: MemberRevocation): Promise<void> {
+    const { corpid, userid, notBefore, until } = revocation
+    this.#deliver([revocation])
+    await this.#run((client) => REVOKE_MEMBER.run(client, [
+      this.#notBeforeKey, this.#memberKey(corpid, userid), this.#sessionKeyKey(corpid, userid)
+    ], [
+      this.#physical(this.#sessionPrefix), JSON.stringify([corpid, userid, notBefore]), until, this.#now(),
+      this.#channel, JSON.stringify([revocation])
+    ]))
+  }
+
+  async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
+    await this.#run((client) => SAVE_SESSION_KEY.run(client, [this.#sessionKeyKey(corpid, userid)], [
+      answeredAt, `${answeredAt}.${sealed}`, Math.max(1, Math.ceil(ttl))
+    ]))
   }
 
   async sessionKeyOf (corpid: string, userid: string): Promise<string | null> {
-    return await this.#run((client) => client.get(this.#sessionKeyKey(corpid, userid)))
+    const kept = await this.#run((client) => client.get(this.#sessionKeyKey(corpid, userid)))
+    // The vault's base64 has no '.': what follows the answer time is the sealed key.
+    return kept === null ? null : kept.slice(kept.indexOf('.') + 1)
   }
 
-  async sessionsOf (corpid: string, userid: string): Promise<string[]> {
-    return await this.#run((client) => client.zrangebyscore(this.#memberKey(corpid, userid), `(${this.#now()}`, '+inf'))
+  /**
+   * Warns once when this Redis keeps nothing on disk: a restart of it would forget every session
+   * (members log in again) and every recorded revocation (a new instance would accept revoked
+   * tokens). Managed Redis often refuses CONFIG: then nothing can be told, and only debug says so.
+   */
+  async warnIfVolatile (): Promise<void> {
+    try {
+      if (this.#client.status !== 'ready') {
+        await Promise.race([once(this.#client, 'ready'), sleep(COMMAND_TIMEOUT, undefined, { ref: false })])
+      }
+      const [appendonly, save] = await Promise.all(['appendonly', 'save'].map((name) =>
+        this.#run(async (client) => configValue(await client.config('GET', name), name))))
+      if (appendonly === 'no' && save === '') {
+        this.#log?.warn('wecom: Redis persists nothing (appendonly no, no save points): a Redis restart drops every session and every recorded revocation; use appendonly yes with appendfsync everysec')
+      }
+    } catch (error) {
+      this.#log?.debug({ err: error }, 'wecom: could not read the Redis persistence settings')
+    }
   }
 
   async onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void> {
@@ -251,6 +323,7 @@ export class RedisSessionStore implements SessionStore {
   get #sessionPrefix (): string { return `${this.#prefix}session:` }
   get #memberPrefix (): string { return `${this.#prefix}member:` }
   get #revokedKey (): string { return `${this.#prefix}revoked` }
+  get #notBeforeKey (): string { return `${this.#prefix}not-before` }
   get #channel (): string { return `${this.#prefix}revocations` }
 
   /** A key prefix as Redis sees it, for keys a script builds itself. */
@@ -330,9 +403,9 @@ export class RedisSessionStore implements SessionStore {
   async #syncLoop (): Promise<void> {
     while (this.#syncPending && !this.#closed) {
       this.#syncPending = false
-      let flat: string[]
+      let live: [string[], string[]]
       try {
-        flat = await this.#run((client) => LIVE_REVOCATIONS.run(client, [this.#revokedKey], [this.#now()])) as string[]
+        live = await this.#run((client) => LIVE_REVOCATIONS.run(client, [this.#revokedKey, this.#notBeforeKey], [this.#now()])) as [string[], string[]]
       } catch {
         // Worth retrying only while subscribed (the command connection lags behind); otherwise
         // the next 'ready' starts over.
@@ -342,8 +415,13 @@ export class RedisSessionStore implements SessionStore {
         }
         continue
       }
+      const [sessions, members] = live
       const revocations: Revocation[] = []
-      for (let i = 0; i < flat.length; i += 2) revocations.push({ sid: flat[i], until: Number(flat[i + 1]) })
+      for (let i = 0; i < sessions.length; i += 2) revocations.push({ sid: sessions[i], until: Number(sessions[i + 1]) })
+      for (let i = 0; i < members.length; i += 2) {
+        const member = parseNotBefore(members[i], Number(members[i + 1]))
+        if (member !== null) revocations.push(member)
+      }
       this.#deliver(revocations)
       this.#firstSync?.()
       this.#firstSync = undefined
@@ -418,8 +496,36 @@ function parseRevocations (message: string): Revocation[] {
     return []
   }
   if (!Array.isArray(parsed)) return []
-  return parsed.filter((entry): entry is Revocation =>
-    typeof entry?.sid === 'string' && typeof entry?.until === 'number')
+  return parsed.filter((entry): entry is Revocation => isSessionRevocation(entry) || isMemberRevocation(entry))
+}
+
+function isSessionRevocation (entry: Partial<SessionRevocation> | null): boolean {
+  return typeof entry?.sid === 'string' && typeof entry.until === 'number'
+}
+
+function isMemberRevocation (entry: Partial<MemberRevocation> | null): boolean {
+  return typeof entry?.corpid === 'string' && typeof entry.userid === 'string' &&
+    typeof entry.notBefore === 'number' && typeof entry.until === 'number'
+}
+
+/** An entry of the not-before record, `[corpid, userid, notBefore]`, with its score. */
+function parseNotBefore (entry: string, until: number): MemberRevocation | null {
+  try {
+    const [corpid, userid, notBefore] = JSON.parse(entry) as unknown[]
+    const revocation = { corpid, userid, notBefore, until } as MemberRevocation
+    return isMemberRevocation(revocation) ? revocation : null
+  } catch {
+    return null
+  }
+}
+
+/** A CONFIG GET reply: [name, value] in RESP2, { name: value } in RESP3. */
+function configValue (reply: unknown, name: string): string | undefined {
+  if (Array.isArray(reply)) {
+    const at = reply.indexOf(name)
+    return at === -1 ? undefined : reply[at + 1] as string
+  }
+  return (reply as Record<string, string> | null)?.[name]
 }
 
 function noop (): void {}

@@ -8,10 +8,16 @@ export interface SessionRecord {
   userid: string
   /** What user/get said at the last check, returned on refresh. */
   member: WecomMember
+  /** How many times the session rotated: the generation its current refresh token carries. */
+  generation: number
   /** sha256 of the current refresh token: the token itself is never stored. */
   refreshHash: string
-  /** Hashes of the refresh tokens this session rotated away from: presenting one is theft. */
-  rotatedHashes: string[]
+  /**
+   * What the last rotation answered, for a retry of it within the reuse grace: its access token,
+   * sealed by the vault, and the epoch ms until which it may be handed out again. The refresh
+   * token of that answer is derived again from the presented one, never stored.
+   */
+  replay?: { accessToken: string, until: number }
   /** Epoch ms of the last user/get for this member. */
   checkedAt: number
   /** Epoch ms after which the refresh token is dead. */
@@ -19,7 +25,15 @@ export interface SessionRecord {
 }
 
 /** A revoked session: its access tokens are refused until they could not be valid anyway. */
-export interface Revocation { sid: string, until: number }
+export interface SessionRevocation { sid: string, until: number }
+
+/**
+ * An off-boarded member: every access token of theirs issued at or before `notBefore` (epoch ms) is
+ * refused, until `until`, when each of them has expired anyway.
+ */
+export interface MemberRevocation { corpid: string, userid: string, notBefore: number, until: number }
+
+export type Revocation = SessionRevocation | MemberRevocation
 
 /** Requests counted per key in fixed windows, shared by every instance: the routes' rate limits. */
 export interface RateCounter {
@@ -46,19 +60,28 @@ export interface SessionStore {
   /** Deletes sessions and records them as revoked until `until`, telling every instance. */
   revoke (sids: readonly string[], until: number): Promise<void>
   /**
-   * Keeps a member's latest WeCom session_key, sealed by the vault, for `ttl` ms. One per member:
-   * WeCom rotates it at every login, and data the client encrypts uses the newest.
+   * Off-boarding in one step: deletes every session of the member and their session_key, and
+   * records the member's not-before, telling every instance (also those that connect later).
    */
-  saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number): Promise<void>
+  revokeMember (revocation: MemberRevocation): Promise<void>
+  /**
+   * Keeps a member's WeCom session_key, sealed by the vault, for `ttl` ms, unless the one kept came
+   * from a later jscode2session answer: WeCom rotates the key at every login, and the client
+   * encrypts with the newest, whichever login finished last. `answeredAt`: epoch ms of that answer.
+   */
+  saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void>
   sessionKeyOf (corpid: string, userid: string): Promise<string | null>
-  /** The sids of a member's sessions. */
-  sessionsOf (corpid: string, userid: string): Promise<string[]>
   /**
    * Calls `listener` for every revocation, from this instance or another, and for those already
    * recorded when it subscribes or reconnects, so a restarted instance refuses them too.
    */
   onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void>
   close (): Promise<void>
+}
+
+/** One key per member, the same in every part of the process. */
+export function memberKey (corpid: string, userid: string): string {
+  return `${corpid}\u0000${userid}`
 }
 
 /** The store's backend failed: the session operation answers 503 WECOM_STORE_UNAVAILABLE. */

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { WecomAuthOptions } from '../../src/index.js'
 import type { WecomSimulator } from '../../src/testing/simulator.js'
-import { buildApp, CORP_A, type LogCapture } from './setup.js'
+import { buildApp, CORP_A, type Extend, type LogCapture } from './setup.js'
 
 export interface RedisServer {
   url: string
@@ -134,8 +134,10 @@ export interface RedisApp {
 }
 
 /** An app of the test harness on the given store, closed at teardown (or earlier by `close`). */
-export async function redisApp (t: TestLike, sim: WecomSimulator, store: WecomAuthOptions['store']): Promise<RedisApp> {
-  const { app, logs } = await buildApp({ store }, sim)
+export async function redisApp (
+  t: TestLike, sim: WecomSimulator, store: WecomAuthOptions['store'], options: Partial<WecomAuthOptions> = {}, extend?: Extend
+): Promise<RedisApp> {
+  const { app, logs } = await buildApp({ ...options, store }, sim, extend)
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => (closing ??= app.close())
   t.teardown(close)
