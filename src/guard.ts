@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
 import type { AccessClaims, AccessTokens } from './jwt.js'
 import type { Revocations } from './sessions/revocations.js'
-import { memberKey } from './stores/store.js'
+import { VerificationCache } from './verification-cache.js'
 
 /** The member a verified access token names: what `request.wecomUser` holds. */
 export interface WecomUser { userid: string, corpid: string }
@@ -18,15 +18,12 @@ declare module 'fastify' {
 
 export type Authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
-/** `member` is computed once here, so that the per-request not-before check is one map lookup. */
-interface Verified { claims: AccessClaims, expiresAt: number, member: string }
-
 const BEARER = /^Bearer +(\S+) *$/i
 const CHALLENGE = 'Bearer realm="wecom"'
 const INVALID_TOKEN = 'Bearer realm="wecom", error="invalid_token"'
 
 /**
- * The onRequest hook protecting the host's routes. A token is verified once, then served from a
+ * The onRequest hook protecting the host's routes. A token is verified once, then served from the
  * bounded cache until it expires: the signature check is the costly part of a request, and a
  * valid token stays valid for its life unless its session is revoked or its member off-boarded,
  * which is checked every time against the in-process revocations. No network on this path.
@@ -34,28 +31,19 @@ const INVALID_TOKEN = 'Bearer realm="wecom", error="invalid_token"'
 export function createGuard (options: {
   tokens: AccessTokens
   revoked: Revocations
-  cacheSize?: number
-  now?: () => number
+  cache: VerificationCache
 }): Authenticate {
-  const { tokens, revoked } = options
-  const cacheSize = options.cacheSize ?? 10_000
-  const now = options.now ?? Date.now
-  const verified = new Map<string, Verified>()
+  const { tokens, revoked, cache } = options
 
-  function verify (token: string): Verified | Error {
-    const cached = verified.get(token)
-    if (cached !== undefined) {
-      if (cached.expiresAt > now()) return cached
-      verified.delete(token)
-      return new TokenExpiredError()
-    }
+  function verify (token: string): AccessClaims | Error {
+    const key = VerificationCache.keyOf(token)
+    const cached = cache.get(key)
+    if (cached === 'expired') return new TokenExpiredError()
+    if (cached !== undefined) return cached
     const outcome = tokens.verify(token)
     if (!outcome.ok) return outcome.reason === 'expired' ? new TokenExpiredError() : new TokenInvalidError()
-    const { claims } = outcome
-    const entry = { claims, expiresAt: claims.exp * 1000, member: memberKey(claims.corpid, claims.userid) }
-    if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!)
-    verified.set(token, entry)
-    return entry
+    cache.add(key, outcome.claims)
+    return outcome.claims
   }
 
   return function authenticate (request, reply, done) {
@@ -67,18 +55,16 @@ export function createGuard (options: {
       return
     }
     const result = verify(token)
-    const failure = result instanceof Error
-      ? result
-      : revoked.refuses(result.claims.sid, result.member, result.claims.iat_ms) ? new TokenRevokedError() : undefined
+    const failure = result instanceof Error ? result : revoked.refuses(result) ? new TokenRevokedError() : undefined
     if (failure !== undefined) {
       reply.header('www-authenticate', INVALID_TOKEN)
       done(failure)
       return
     }
-    const ok = result as Verified
+    const claims = result as AccessClaims
     // A copy per request: a route that edits its user must not edit the next request's.
-    request.wecomUser = { userid: ok.claims.userid, corpid: ok.claims.corpid }
-    request[kClaims] = ok.claims
+    request.wecomUser = { userid: claims.userid, corpid: claims.corpid }
+    request[kClaims] = claims
     done()
   }
 }

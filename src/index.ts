@@ -15,6 +15,7 @@ import { openStore } from './stores/open.js'
 import { WecomClient } from './wecom/client.js'
 import { withDeadline } from './wecom/deadline.js'
 import { TokenCache, tokenKey } from './wecom/token-cache.js'
+import { VerificationCache } from './verification-cache.js'
 
 export interface WecomLoginOptions {
   /** The corp to exchange the code with; the first configured corp when absent. */
@@ -100,7 +101,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     reuseGrace: config.session.reuseGrace,
     miniprogramAppId: config.miniprogramAppId
   })
-  const authenticate = createGuard({ tokens: accessTokens, revoked })
+  const authenticate = createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize) })
 
   // The decorators take values from the host, often straight from a client: each is checked here,
   // so that a wrong type or size is a typed 4xx and never reaches WeCom or the store.

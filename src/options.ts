@@ -115,10 +115,14 @@ const optionsSchema = z.object({
   ], { error: 'must be an object of @fastify/rate-limit options or false' }).prefault({}),
   authorize: z.custom<AuthorizeFn>((value) => typeof value === 'function', { error: 'must be a function' }).optional(),
   miniprogramAppId: text().optional(),
+  guard: z.strictObject({
+    // Twice the members of a company of 100,000: each may hold the token a refresh replaces and the new one.
+    cacheSize: z.number(required('a whole number')).int('must be a whole number').positive('must be positive').default(200_000)
+  }, unknownKey('cacheSize')).prefault({}),
   session: z.object({
     refreshTtl: seconds(30 * 24 * 3600),
     recheckInterval: seconds(300),
-    maxSessions: z.number().int().positive().default(100_000),
+    maxSessions: z.number(required('a whole number')).int('must be a whole number').positive('must be positive').default(100_000),
     reuseGrace: z.number(required('a number of seconds')).int('must be a whole number')
       .nonnegative('must not be negative').default(DEFAULT_REUSE_GRACE)
   }, required('an object')).default({

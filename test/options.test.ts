@@ -64,6 +64,12 @@ t.test('bad options fail the registration with a message naming the option', asy
     ['reuseGrace as long as expiresIn', { ...valid(), jwt: { secret: JWT_SECRET, expiresIn: 60 }, session: { reuseGrace: 60 } },
       /session\.reuseGrace must be shorter than jwt\.expiresIn \(60\)/],
     ['empty audience', { ...valid(), jwt: { secret: JWT_SECRET, audience: '' } }, /jwt\.audience must not be empty/],
+    ['bad guard cache size', { ...valid(), guard: { cacheSize: 0 } }, /guard\.cacheSize must be positive/],
+    ['fractional guard cache size', { ...valid(), guard: { cacheSize: 1.5 } }, /guard\.cacheSize must be a whole number/],
+    ['guard cache size not a number', { ...valid(), guard: { cacheSize: '1000' } }, /guard\.cacheSize must be a whole number/],
+    ['misspelt guard key', { ...valid(), guard: { size: 10 } }, /guard has no key size \(known: cacheSize\)/],
+    ['bad maxSessions', { ...valid(), session: { maxSessions: 0 } }, /session\.maxSessions must be positive/],
+    ['maxSessions not a number', { ...valid(), session: { maxSessions: 'many' } }, /session\.maxSessions must be a whole number/],
     ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL or an ioredis client/]
   ]
   for (const [name, options, message] of cases) {

@@ -1,3 +1,4 @@
+import type { AccessClaims } from '../jwt.js'
 import { memberKey, type Revocation } from '../stores/store.js'
 
 /**
@@ -34,16 +35,18 @@ export class Revocations {
   }
 
   /**
-   * Whether a token of session `sid`, of the member under `member` (see memberKey), issued at
-   * epoch ms `issuedAt`, is refused. Two map lookups: this runs on every request.
+   * Whether a token with these claims is refused: its session ended, or its member was off-boarded
+   * at or after its issue (epoch ms `iat_ms`). Two map lookups: this runs on every request. The
+   * member's key is built only while some off-boarding is recent, rather than kept with every
+   * cached token.
    */
-  refuses (sid: string, member: string, issuedAt: number): boolean {
+  refuses (claims: Pick<AccessClaims, 'sid' | 'corpid' | 'userid' | 'iat_ms'>): boolean {
     const now = this.#now()
-    const until = this.#sessions.get(sid)
+    const until = this.#sessions.get(claims.sid)
     if (until !== undefined && until > now) return true
     if (this.#members.size === 0) return false
-    const line = this.#members.get(member)
-    return line !== undefined && line.until > now && issuedAt <= line.notBefore
+    const line = this.#members.get(memberKey(claims.corpid, claims.userid))
+    return line !== undefined && line.until > now && claims.iat_ms <= line.notBefore
   }
 
   #sweep (): void {
