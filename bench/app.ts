@@ -2,7 +2,7 @@ import fastifyJwt from '@fastify/jwt'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyWecomAuth from 'fastify-wecom-auth'
 import { baselineLogin } from './baseline-login.js'
-import { ACCESS_TTL, CORPS, JWT_SECRET, SOAK_TIMEOUT } from './fixtures.js'
+import { ACCESS_TTL, CORPS, JWT_SECRET, pluginJwt, SOAK_TIMEOUT, type BenchKeyPair } from './fixtures.js'
 import { WecomStub } from './wecom-stub.js'
 
 export interface AppSpec {
@@ -12,6 +12,8 @@ export interface AppSpec {
   redis?: string
   /** The fault soak's WeCom settings: deadline and refusal windows short enough to see many in a run. */
   faults?: true
+  /** ES256 keys for the plugin and /plain, instead of the HS256 secret (the logins keep it). */
+  keyPair?: BenchKeyPair
 }
 
 /** The one route body every auth variant serves, so that only what guards it differs. */
@@ -23,12 +25,12 @@ const hello = async () => ({ hello: 'world' })
  * - GET /none, GET /plain (@fastify/jwt in its own context), GET /plugin (app.wecom.authenticate)
  * - POST /wecom/login (the plugin) and POST /baseline/login (the article's flow).
  */
-export async function buildApp ({ simUrl, redis, faults }: AppSpec): Promise<FastifyInstance> {
+export async function buildApp ({ simUrl, redis, faults, keyPair }: AppSpec): Promise<FastifyInstance> {
   const api = simUrl === undefined ? { baseUrl: 'http://wecom.invalid', dispatcher: new WecomStub() } : { baseUrl: simUrl }
   const app = Fastify({ logger: false })
   await app.register(fastifyWecomAuth, {
     corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret })),
-    jwt: { secret: JWT_SECRET, expiresIn: ACCESS_TTL },
+    jwt: pluginJwt(keyPair),
     // The benchmark measures throughput from one loopback address: the per-client rate limit and
     // the outbound budget, which exist to stop exactly that, are off.
     api: { ...api, budget: false, ...(faults === true ? { timeout: SOAK_TIMEOUT, refusals: { frequency: 1000 } } : {}) },
@@ -40,7 +42,7 @@ export async function buildApp ({ simUrl, redis, faults }: AppSpec): Promise<Fas
   app.get('/none', hello)
   app.get('/plugin', { onRequest: app.wecom.authenticate }, hello)
   await app.register(async (plain) => {
-    await plain.register(fastifyJwt, { secret: JWT_SECRET })
+    await plain.register(fastifyJwt, { secret: keyPair === undefined ? JWT_SECRET : { private: keyPair.privateKey, public: keyPair.publicKey } })
     plain.get('/plain', { onRequest: async (request) => { await request.jwtVerify() } }, hello)
   })
   return app

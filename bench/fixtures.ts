@@ -8,6 +8,15 @@ export const JWT_SECRET = 'bench-jwt-secret-long-enough-for-hs256-0123456789'
 /** The plugin's default access token life, given to the baseline too. */
 export const ACCESS_TTL = 900
 
+/** An ES256 key pair, made once per run by the scenario that needs it and handed to its server child. */
+export interface BenchKeyPair { privateKey: string, publicKey: string }
+
+/** The plugin's `jwt` option: the HS256 secret every variant shares, or an ES256 pair. */
+export function pluginJwt (keyPair?: BenchKeyPair) {
+  const keys = keyPair === undefined ? { secret: JWT_SECRET } : { private: keyPair.privateKey, public: keyPair.publicKey }
+  return { ...keys, expiresIn: ACCESS_TTL }
+}
+
 export interface BenchCorp { corpId: string, secret: string }
 
 export const CORP_A: BenchCorp = { corpId: 'wwbench0000000001', secret: 'bench-corp-a-secret-0123456789abcdef' }

@@ -52,13 +52,16 @@ export async function spawnServer (spec: AppSpec): Promise<ServerHandle> {
 export interface LoadOptions {
   urls: string[]
   connections: number
-  /** Seconds; or `bodies`, one request per body. */
+  /** Seconds; or `bodies`, one request per body; or `amount` requests. */
   duration?: number
+  amount?: number
   method?: 'GET' | 'POST'
   path: string
   headers?: Record<string, string>
   /** One request each: the run ends when they are all answered. */
   bodies?: string[]
+  /** Authorization headers, taken in turn by the requests of all connections. */
+  authorizations?: readonly string[]
 }
 
 export interface LoadResult {
@@ -77,19 +80,31 @@ export interface LoadResult {
  * histogram rounds them down to whole milliseconds, too coarse for a 42 ms target.
  */
 export async function load (options: LoadOptions): Promise<LoadResult> {
-  const { bodies } = options
+  const { bodies, authorizations } = options
+  const amount = options.amount ?? bodies?.length
   let next = 0
   const started = performance.now()
   const instance = autocannon({
     url: options.urls,
     connections: options.connections,
-    ...(bodies === undefined ? { duration: options.duration } : { amount: bodies.length }),
+    ...(amount === undefined ? { duration: options.duration } : { amount }),
     timeout: 30,
     requests: [{
       method: options.method ?? 'GET',
       path: options.path,
       headers: { ...options.headers, ...(bodies === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(bodies === undefined ? {} : { setupRequest: (request) => ({ ...request, body: bodies[next++] }) })
+      ...(bodies === undefined && authorizations === undefined
+        ? {}
+        : {
+            setupRequest: (request) => {
+              const n = next++
+              return {
+                ...request,
+                ...(bodies === undefined ? {} : { body: bodies[n] }),
+                ...(authorizations === undefined ? {} : { headers: { ...request.headers, authorization: authorizations[n % authorizations.length] } })
+              }
+            }
+          })
     }]
   })
   let lastAnswer = started

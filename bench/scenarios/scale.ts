@@ -1,0 +1,98 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
+// The plugin's own signer, as a login runs it: the tokens are exactly those the plugin issues.
+import { createAccessTokens } from '../../src/jwt.js'
+import { resolveOptions } from '../../src/options.js'
+import { CORP_A, CORPS, pluginJwt, ROUNDS, type BenchKeyPair } from '../fixtures.js'
+import { load, median, medianRatio, rounds, spawnServer, type LoadResult } from '../harness.js'
+import { fixed, target, times, type Section } from '../report.js'
+
+const ALGORITHMS = ['HS256', 'ES256'] as const
+/** Distinct tokens in use: the first N of one list, so that a larger count holds the smaller ones. */
+const COUNTS = [1, 10_000, 50_000, 100_000]
+const VARIANTS = ['none', 'plain', 'plugin'] as const
+const CONNECTIONS = 32
+const SECONDS = 1
+const thousands = (n: number) => n.toLocaleString('en')
+
+function es256 (): BenchKeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', {
+    namedCurve: 'P-256',
+    privateKeyEncoding: { format: 'pem', type: 'pkcs8' },
+    publicKeyEncoding: { format: 'pem', type: 'spki' }
+  })
+  return { privateKey, publicKey }
+}
+
+/** `count` Authorization headers, each with the access token of another member and session. */
+function bearers (count: number, keyPair?: BenchKeyPair): string[] {
+  const config = resolveOptions({ corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret })), jwt: pluginJwt(keyPair) })
+  const tokens = createAccessTokens(config.jwt, new Set([CORP_A.corpId]))
+  return Array.from({ length: count }, (_, i) => `Bearer ${tokens.sign({ userid: `m${i}`, corpid: CORP_A.corpId, sid: randomUUID() })}`)
+}
+
+/**
+ * Scenario 7: scenario 1 at company scale. Many members' tokens in use at once, each already seen
+ * once (as a member's token is after its first request), for HS256 and ES256.
+ */
+export async function scaleScenario (): Promise<Section> {
+  const rows: Array<Array<string | number>> = []
+  const lines: string[] = []
+  const notes: string[] = []
+  const largest = Math.max(...COUNTS)
+  for (const algorithm of ALGORITHMS) {
+    const keyPair = algorithm === 'ES256' ? es256() : undefined
+    let started = performance.now()
+    const all = bearers(largest, keyPair)
+    const signing = (performance.now() - started) / 1000
+    const server = await spawnServer({ keyPair })
+    try {
+      const run = (variant: typeof VARIANTS[number], authorizations: readonly string[], duration: number) =>
+        load({ urls: [server.url], path: `/${variant}`, connections: CONNECTIONS, duration, authorizations })
+      for (const variant of VARIANTS) await run(variant, all.slice(0, 1000), 0.5)
+
+      // Every token seen once: what the cache then holds is what it costs.
+      const before = await server.ask({ type: 'memory' })
+      started = performance.now()
+      const warm = await load({ urls: [server.url], path: '/plugin', connections: CONNECTIONS, amount: largest, authorizations: all })
+      const warming = (performance.now() - started) / 1000
+      const after = await server.ask({ type: 'memory' })
+      if (warm.ok !== largest) throw new Error(`${algorithm}: ${warm.failed} of ${largest} tokens refused while warming up`)
+      const perToken = (after.usage.heapUsed - before.usage.heapUsed) / largest
+
+      let failed = 0
+      for (const count of COUNTS) {
+        const inUse = all.slice(0, count)
+        const runs = await rounds(VARIANTS, ROUNDS, (variant) => run(variant, inUse, SECONDS))
+        const rate = (r: LoadResult) => r.rate
+        const vsNone = medianRatio(runs.plugin, runs.none, rate)
+        const vsPlain = medianRatio(runs.plugin, runs.plain, rate)
+        failed += VARIANTS.reduce((sum, variant) => sum + runs[variant].reduce((n, r) => n + r.failed, 0), 0)
+        rows.push([
+          algorithm, thousands(count),
+          ...VARIANTS.map((variant) => fixed(median(runs[variant].map(rate)))),
+          times(vsNone), times(vsPlain)
+        ])
+        lines.push(target(`${algorithm}, ${thousands(count)} tokens: plugin / no auth (req/s)`, times(vsNone), '≥ 0.90×', vsNone >= 0.9))
+      }
+      notes.push(
+        `${algorithm}: ${fixed(perToken)} bytes of heap per cached token (heap used after every token was seen once, ` +
+          `less before, over ${thousands(largest)}); signing the tokens took ${fixed(signing, 1)} s, ` +
+          `seeing each once ${fixed(warming, 1)} s; non-2xx or errors over all runs: ${failed}`
+      )
+    } finally {
+      await server.close()
+    }
+  }
+  return {
+    title: '7. Authenticated route at company scale',
+    about: 'Scenario 1 with many members at once: GET of the same trivial route with no auth (/none), @fastify/jwt ' +
+      '`request.jwtVerify()` (/plain) and `app.wecom.authenticate` (/plugin, default options), the requests taking in turn ' +
+      `the Bearer tokens of 1 to ${thousands(largest)} distinct members, signed for this run by the plugin's own signer ` +
+      '(src/jwt.ts) with a fresh session id each. One server process per algorithm (HS256 with the shared secret; ES256 ' +
+      `with a P-256 pair made for the run), in which every token was sent once to /plugin before any run. ${CONNECTIONS} ` +
+      `connections, ${SECONDS} s per run, median of ${ROUNDS} rounds; ratios are medians of per-round ratios.`,
+    head: ['algorithm', 'tokens in use', 'none req/s', 'plain req/s', 'plugin req/s', 'plugin / none', 'plugin / plain'],
+    rows,
+    lines: [...lines, ...notes]
+  }
+}
