@@ -1,4 +1,4 @@
-import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
+import { createHmac, hash, hkdfSync, timingSafeEqual } from 'node:crypto'
 import { randomBytesPooled } from '../random.js'
 
 /** A refresh token taken apart. Only `parse` makes one, so its parts have the right shapes. */
@@ -68,5 +68,5 @@ export function createRefreshTokens (keyMaterial: string | Buffer): RefreshToken
 
 /** What the store keeps of a refresh token. */
 export function hashOf (refreshToken: string): string {
-  return createHash('sha256').update(refreshToken).digest('base64url')
+  return hash('sha256', refreshToken, 'base64url')
 }
