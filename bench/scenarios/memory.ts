@@ -54,6 +54,9 @@ export async function memoryScenario (): Promise<Section> {
         `next ${thousands(LOGINS / 2)} logins: RSS +${mib(growth('rss', half, end))} MiB, heap used +${mib(growth('heapUsed', half, end))} MiB ` +
           `(${fixed(100 * growth('heapUsed', half, end) / growth('heapUsed', boot, half))}% of the first's), ` +
           `of which large objects +${mib(end.largeObjects - half.largeObjects)} MiB`,
+        `heap used per session: ${fixed(growth('heapUsed', boot, half) / (LOGINS / 2))} bytes over the first ${thousands(LOGINS / 2)} logins ` +
+          `(the store filling up to its default bound), ${fixed(growth('heapUsed', boot, end) / (LOGINS / 2))} bytes a kept session once it evicts ` +
+          '(its Maps\' tables doubled to hold the deleted slots)',
         verdict('heapUsed', 'heap used (what the process keeps: sessions, session keys, indexes)'),
         verdict('rss', 'RSS (heap used plus the heap pages V8 keeps committed, see heap total)')
       ]
