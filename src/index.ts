@@ -67,10 +67,10 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const log = fastify.log.child({ plugin: 'fastify-wecom-auth' })
 
   const client = new WecomClient({ ...config.api, log })
-  const store = await openStore(fastify, config, log)
+  const { store, closeConnection } = await openStore(fastify, config, log)
   // Right after opening them, so that a registration failing further on still closes them.
   fastify.addHook('onClose', async () => {
-    await Promise.all([client.close(), store.close()])
+    await Promise.all([client.close(), store.close().then(closeConnection)])
   })
   const tokenCache = new TokenCache({
     // Its own deadline: one fetch serves every login waiting for it, each racing its own deadline.

@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto'
 import { z } from 'zod'
 import type { Dispatcher } from 'undici'
 import type { FastifyRequest } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 
 /** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
 export interface WecomMember {
@@ -40,6 +40,7 @@ const DEFAULT_AUDIENCE = 'fastify-wecom-auth'
  * six of the Retry-After a 503 asks for, and longer than a mini program's usual request timeout.
  */
 const DEFAULT_REUSE_GRACE = 30
+const redisUrl = z.url({ error: 'must be a redis:// URL', protocol: /^rediss?$/ })
 const keyMaterial = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a PEM string or Buffer' })
 
 const optionsSchema = z.object({
@@ -126,11 +127,14 @@ const optionsSchema = z.object({
   }),
   store: z.object({
     redis: z.union([
-      z.url({ error: 'must be a redis:// URL or an ioredis client', protocol: /^rediss?$/ }),
-      z.custom<Redis>((value) => typeof value === 'object' && value !== null && typeof (value as Redis).eval === 'function'),
+      redisUrl,
+      // A Redis Cluster, named by some of its nodes (ioredis finds the others).
+      z.array(redisUrl).min(1),
+      // Redis or Cluster: one server, a Sentinel set, or a Cluster, as the host configured it.
+      z.custom<Redis | Cluster>((value) => typeof value === 'object' && value !== null && typeof (value as Redis).eval === 'function'),
       // Keeps the in-process store even when the host registered @fastify/redis.
       z.literal(false)
-    ], { error: 'must be a redis:// URL or an ioredis client' }).optional(),
+    ], { error: 'must be a redis:// URL, a list of Cluster node URLs, or an ioredis client' }).optional(),
     keyPrefix: z.string(required('a string')).default('wecom-auth:')
   }, required('an object')).default({ keyPrefix: 'wecom-auth:' })
 }, required('an object'))

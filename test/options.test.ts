@@ -64,7 +64,9 @@ t.test('bad options fail the registration with a message naming the option', asy
     ['reuseGrace as long as expiresIn', { ...valid(), jwt: { secret: JWT_SECRET, expiresIn: 60 }, session: { reuseGrace: 60 } },
       /session\.reuseGrace must be shorter than jwt\.expiresIn \(60\)/],
     ['empty audience', { ...valid(), jwt: { secret: JWT_SECRET, audience: '' } }, /jwt\.audience must not be empty/],
-    ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL or an ioredis client/]
+    ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL/],
+    ['bad redis type', { ...valid(), store: { redis: 42 } }, /store\.redis must be a redis:\/\/ URL, a list of Cluster node URLs, or an ioredis client/],
+    ['bad cluster node', { ...valid(), store: { redis: ['redis://127.0.0.1:7000', 'http://x'] } }, /store\.redis\[1\] must be a redis:\/\/ URL/]
   ]
   for (const [name, options, message] of cases) {
     t.match(await registrationError(options), message, name)
