@@ -63,7 +63,15 @@ async function connect (urls: string | readonly string[]): Promise<RedisClient> 
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false
   }
-  if (typeof urls === 'string') return new Redis(urls, { ...common, retryStrategy: reconnectDelay })
+  const client = typeof urls === 'string'
+    ? new Redis(urls, { ...common, retryStrategy: reconnectDelay })
+    : cluster(Cluster, urls, common)
+  // Heard, so that ioredis does not print each failed attempt; the store tells an outage once.
+  client.on('error', () => {})
+  return client
+}
+
+function cluster (Cluster: typeof import('ioredis').Cluster, urls: readonly string[], common: RedisOptions): RedisClient {
   const nodes = urls.map((url) => new URL(url))
   const first = nodes[0]!
   const options: ClusterOptions = {

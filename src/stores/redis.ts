@@ -336,7 +336,8 @@ export class RedisSessionStore implements SessionStore {
         this.#log?.warn('wecom: Redis persists nothing (appendonly no, no save points): a Redis restart drops every session and every recorded revocation; use appendonly yes with appendfsync everysec')
       }
     } catch (error) {
-      this.#log?.debug({ err: error }, 'wecom: could not read the Redis persistence settings')
+      // The cause only: an ioredis error carries its command, and HELLO's carries the password.
+      this.#log?.debug({ cause: errorCause(error as Error) }, 'wecom: could not read the Redis persistence settings')
     }
   }
 
