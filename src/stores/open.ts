@@ -99,7 +99,8 @@ function usable (client: RedisClient): RedisClient {
 /** The host's own @fastify/redis client, when it registered one (without a namespace) before us. */
 function hostRedis (fastify: FastifyInstance): Redis | undefined {
   if (!fastify.hasDecorator('redis')) return undefined
-  const candidate: unknown = fastify.redis
+  // Read without @fastify/redis's types: the plugin does not load it to find out.
+  const candidate: unknown = (fastify as unknown as { redis?: unknown }).redis
   return isClient(candidate) ? candidate : undefined
 }
 
