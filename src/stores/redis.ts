@@ -128,15 +128,22 @@ ${RECORD_AND_PUBLISH}
 
 /**
  * KEYS: not-before record, member's session set, member's session_key.
- * ARGV: session prefix, entry, until, now, channel, message.
- * Off-boarding as one step: every session of the member and their session_key go, and the
- * member's not-before is recorded (an entry per revokeUser, all forgotten once their access
- * tokens expired) and told to every instance.
+ * ARGV: session prefix, entry, until, now, channel, message, not-before.
+ * Off-boarding as one step: every session of the member started at or before the not-before and
+ * their session_key of an answer at or before it go, and the member's not-before is recorded (an
+ * entry per revokeUser, all forgotten once their access tokens expired) and told to every instance.
  */
 const REVOKE_MEMBER = new Script(`
-local sessionPrefix, untilMs, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do redis.call('DEL', sessionPrefix .. sid) end
-redis.call('DEL', KEYS[2], KEYS[3])
+local sessionPrefix, untilMs, now, notBefore = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[7])
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local raw = redis.call('GET', sessionPrefix .. sid)
+  if not raw or (cjson.decode(raw).startedAt or 0) <= notBefore then
+    redis.call('DEL', sessionPrefix .. sid)
+    redis.call('ZREM', KEYS[2], sid)
+  end
+end
+local kept = redis.call('GET', KEYS[3])
+if kept and (tonumber(string.match(kept, '^(%d+)%.')) or 0) <= notBefore then redis.call('DEL', KEYS[3]) end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 ${RECORD_AND_PUBLISH}
 `)
@@ -267,7 +274,7 @@ export class RedisSessionStore implements SessionStore {
       this.#notBeforeKey, this.#memberKey(corpid, userid), this.#sessionKeyKey(corpid, userid)
     ], [
       this.#physical(this.#sessionPrefix), JSON.stringify([corpid, userid, notBefore]), until, this.#now(),
-      this.#channel, JSON.stringify([revocation])
+      this.#channel, JSON.stringify([revocation]), notBefore
     ]))
   }
 
@@ -318,6 +325,11 @@ export class RedisSessionStore implements SessionStore {
   async close (): Promise<void> {
     this.#closed = true
     this.#subscriber?.disconnect()
+  }
+
+  async firstDelivery (key: string, ttl: number): Promise<boolean> {
+    const set = await this.#run((client) => client.set(`${this.#prefix}delivery:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttl)), 'NX'))
+    return set === 'OK'
   }
 
   get #sessionPrefix (): string { return `${this.#prefix}session:` }
