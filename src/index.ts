@@ -10,7 +10,7 @@ import { rateLimitOptions } from './rate-limit.js'
 import { wecomRoutes } from './routes.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
-import { createSessions, type IssuedTokens } from './sessions/sessions.js'
+import { createSessions, stored, type IssuedTokens } from './sessions/sessions.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
 import { createApi, type WecomApi } from './wecom/api.js'
@@ -134,7 +134,8 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
         throw error
       }
     },
-    firstDelivery: (key, ttl) => store.firstDelivery(key, ttl),
+    // Redis down: 503, and WeCom resends until it is back.
+    firstDelivery: (key, ttl) => stored(() => store.firstDelivery(key, ttl)),
     onEvent: config.onEvent,
     log
   })

@@ -1,5 +1,5 @@
 import { getSignature } from '@wecom/crypto'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { WecomEvent } from '../src/index.js'
 import { callbackSignature, encryptCallbackMessage } from '../src/testing/simulator.js'
 import {
@@ -9,7 +9,7 @@ import { eventually } from './helpers/redis.js'
 import { CORP_A, CORP_B, setup } from './helpers/setup.js'
 
 /** An app whose two corps have callbacks, listening, with the simulator's callbacks saved to it. */
-async function harness (t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function harness (t: Test) {
   const events: WecomEvent[] = []
   const revoked: string[] = []
   const h = await setup(t, {

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { SimulatedDelivery } from '../src/testing/simulator.js'
 import { createWecomSimulator } from '../src/testing/simulator.js'
 import { KEY_A, TOKEN_A, callbackCorps } from './helpers/callback.js'
@@ -14,7 +14,7 @@ t.test('off-boarding by WeCom\'s event across two instances on one Redis', async
   if (redis === undefined) return
   let prefixes = 0
 
-  async function cluster (t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+  async function cluster (t: Test) {
     const sim = await createWecomSimulator({ corps: simulatorCorps() })
     t.teardown(() => sim.close())
     const store = { redis: redis!.url, keyPrefix: `callback-${++prefixes}:` }
@@ -27,7 +27,7 @@ t.test('off-boarding by WeCom\'s event across two instances on one Redis', async
     return { sim, a, b, revocations }
   }
 
-  async function offboarded (t: Parameters<Parameters<typeof t.test>[1]>[0], instances: RedisApp[], tokens: { access_token: string, refresh_token: string }, deliver: () => Promise<SimulatedDelivery | undefined>) {
+  async function offboarded (t: Test, instances: RedisApp[], tokens: { access_token: string, refresh_token: string }, deliver: () => Promise<SimulatedDelivery | undefined>) {
     for (const instance of instances) t.equal((await instance.me(tokens.access_token)).statusCode, 200, 'passes before')
     const started = Date.now()
     const delivery = await deliver()
@@ -69,5 +69,18 @@ t.test('off-boarding by WeCom\'s event across two instances on one Redis', async
     const back = await b.login('zhangsan')
     t.equal(back.statusCode, 200, 'back in range: a login after the event passes')
     t.equal((await a.me(back.json().access_token)).statusCode, 200)
+  })
+
+  t.test('Redis down: the delivery answers 503 and changes nothing; WeCom\'s resend after it is back ends the session', async (t) => {
+    const { sim, a, b } = await cluster(t)
+    const tokens = (await a.login('zhangsan')).json()
+    await redis.stop()
+    const delivery = await sim.removeMember(CORP_A, 'zhangsan')
+    t.equal(delivery?.acknowledged, false, 'no success: WeCom will resend')
+    t.equal((await a.me(tokens.access_token)).statusCode, 200, 'nothing happened')
+    await redis.start()
+    t.ok(await eventually(5000, async () => (await a.login('zhaoliu', 'wwa1b2c3d4e5f60002')).json().refresh_token !== undefined), 'Redis is back')
+    t.same(await sim.redeliver(delivery!, 'same'), { status: 200, body: 'success' })
+    t.ok(await eventually(1000, async () => (await b.me(tokens.access_token)).statusCode === 401), 'the other instance refuses it')
   })
 })

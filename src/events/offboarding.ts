@@ -53,7 +53,14 @@ export function createOffboarding<R> (deps: OffboardingDependencies<R>): {
     // The end of the event's second: CreateTime has whole seconds, and whatever was issued within
     // it may have come before the event. Never later than now (sessions.revokeUser caps it).
     const at = (Number(event.CreateTime) + 1) * 1000 - 1
-    await deps.revokeUser(corpId, userid, at, request)
+    try {
+      await deps.revokeUser(corpId, userid, at, request)
+    } catch (error) {
+      // The delivery is remembered already: WeCom's resend will not run it again.
+      deps.log.error({ err: error, corpId, userid, event: kindOf(event), action: 'revokeUser', cause },
+        'wecom: WeCom\'s event could not end the member\'s sessions (store unavailable); run revokeUser for them')
+      throw error
+    }
     deps.log.info({ corpId, userid, event: kindOf(event), action: 'revokeUser', cause }, `wecom: ${cause} member's sessions ended by WeCom's event`)
   }
 

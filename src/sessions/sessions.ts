@@ -282,7 +282,8 @@ function isOurs (error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('WECOM_')
 }
 
-async function stored<T> (operation: () => Promise<T>): Promise<T> {
+/** A store operation, its backend's failure answered as 503 WECOM_STORE_UNAVAILABLE. */
+export async function stored<T> (operation: () => Promise<T>): Promise<T> {
   try {
     return await operation()
   } catch (error) {
