@@ -7,6 +7,9 @@ import { memberKey } from './stores/store.js'
 /** The member a verified access token names: what `request.wecomUser` holds. */
 export interface WecomUser { userid: string, corpid: string }
 
+/** The session of a verified access token: what `request.wecomSession` holds. `iat`, `exp`: epoch seconds. */
+export interface WecomSession { sid: string, iat: number, exp: number }
+
 /** Where `authenticate` leaves the verified claims (the session id with them) for the plugin's own use. */
 export const kClaims = Symbol('fastify-wecom-auth.claims')
 
@@ -78,6 +81,9 @@ export function createGuard (options: {
     const ok = result as Verified
     // A copy per request: a route that edits its user must not edit the next request's.
     request.wecomUser = { userid: ok.claims.userid, corpid: ok.claims.corpid }
+    request.wecomSession = { sid: ok.claims.sid, iat: ok.claims.iat, exp: ok.claims.exp }
+    // Frozen when verified: shared by the token's requests without a copy each.
+    request.wecomClaims = ok.claims.extra
     request[kClaims] = ok.claims
     done()
   }

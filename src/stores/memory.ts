@@ -9,6 +9,8 @@ export class MemorySessionStore implements SessionStore {
   readonly #byMember = new Map<string, Set<string>>()
   readonly #sessionKeys = new Map<string, { sealed: string, expiresAt: number, answeredAt: number }>()
   readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
+  /** Callback deliveries seen, with the epoch ms until which they are remembered. */
+  readonly #deliveries = new Map<string, number>()
   readonly #maxSessions: number
   readonly #now: () => number
 
@@ -48,8 +50,10 @@ export class MemorySessionStore implements SessionStore {
 
   async revokeMember (revocation: MemberRevocation): Promise<void> {
     const key = memberKey(revocation.corpid, revocation.userid)
-    for (const sid of [...this.#byMember.get(key) ?? []]) this.#remove(sid)
-    this.#sessionKeys.delete(key)
+    for (const sid of [...this.#byMember.get(key) ?? []]) {
+      if ((this.#sessions.get(sid)?.startedAt ?? 0) <= revocation.notBefore) this.#remove(sid)
+    }
+    if ((this.#sessionKeys.get(key)?.answeredAt ?? 0) <= revocation.notBefore) this.#sessionKeys.delete(key)
     this.#deliver([revocation])
   }
 
@@ -75,6 +79,18 @@ export class MemorySessionStore implements SessionStore {
     this.#sessions.clear()
     this.#byMember.clear()
     this.#sessionKeys.clear()
+    this.#deliveries.clear()
+  }
+
+  async firstDelivery (key: string, ttl: number): Promise<boolean> {
+    const now = this.#now()
+    const until = this.#deliveries.get(key)
+    if (until !== undefined && until > now) return false
+    this.#deliveries.delete(key)
+    this.#deliveries.set(key, now + ttl)
+    // Bounded like the sessions: the oldest sighting goes first.
+    if (this.#deliveries.size > this.#maxSessions) this.#deliveries.delete(this.#deliveries.keys().next().value!)
+    return true
   }
 
   #deliver (revocations: readonly Revocation[]): void {

@@ -129,11 +129,26 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
 ${TRIM_AND_PUBLISH}
 `)
 
-/** KEYS: member's session index, member's session_key. Forgets both; answers the sids indexed. */
+/**
+ * KEYS: member's session index, member's session_key. ARGV: not-before. Forgets the session_key
+ * if it came from an answer at or before the not-before; answers the sids indexed.
+ */
 const DROP_MEMBER = new Script(`
-local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1], KEYS[2])
-return sids
+local kept = redis.call('GET', KEYS[2])
+if kept and (tonumber(string.match(kept, '^(%d+)%.')) or 0) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[2]) end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`)
+
+/**
+ * KEYS: session. ARGV: not-before. Ends the session if it started at or before the not-before
+ * (a replayed event must not end a session made after it); 1 when it is gone.
+ */
+const END_IF_STARTED = new Script(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 1 end
+if (cjson.decode(raw).startedAt or 0) > tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
 `)
 
 /**
@@ -291,10 +306,10 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * Off-boarding in three steps, each on one slot: the not-before is recorded and told (from then
-   * on every access token of the member is refused everywhere), the member's index and
-   * session_key go, then the sessions the index named. A rotation racing with it either finds its
-   * session gone or is deleted after it.
+   * Off-boarding in steps, each on one slot: the not-before is recorded and told (from then on
+   * every access token of the member issued before it is refused everywhere), the session_key of
+   * an answer before it goes, then each session the index names that started before it, and its
+   * sid from the index. A rotation racing with it either finds its session gone or is ended after.
    */
   async revokeMember (revocation: MemberRevocation): Promise<void> {
     const { corpid, userid, notBefore, until } = revocation
@@ -302,10 +317,12 @@ export class RedisSessionStore implements SessionStore {
     await this.#run((client) => RECORD_MEMBER.run(client, [this.#notBeforeKey], [
       until, this.#now(), this.#channel, JSON.stringify([revocation]), JSON.stringify([corpid, userid, notBefore])
     ]))
-    const sids = await this.#run((client) => DROP_MEMBER.run(client, [
-      redisKeys.memberIndex(this.#prefix, corpid, userid), redisKeys.sessionKey(this.#prefix, corpid, userid)
-    ], [])) as string[]
-    await Promise.all(sids.map((sid) => this.#run((client) => client.del(redisKeys.session(this.#prefix, sid)))))
+    const index = redisKeys.memberIndex(this.#prefix, corpid, userid)
+    const sids = await this.#run((client) => DROP_MEMBER.run(client, [index, redisKeys.sessionKey(this.#prefix, corpid, userid)], [notBefore])) as string[]
+    await Promise.all(sids.map(async (sid) => {
+      const ended = await this.#run((client) => END_IF_STARTED.run(client, [redisKeys.session(this.#prefix, sid)], [notBefore]))
+      if (ended === 1) await this.#run((client) => client.zrem(index, sid))
+    }))
   }
 
   async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
@@ -359,6 +376,11 @@ export class RedisSessionStore implements SessionStore {
   async close (): Promise<void> {
     this.#closed = true
     this.#subscriber?.disconnect()
+  }
+
+  async firstDelivery (key: string, ttl: number): Promise<boolean> {
+    const set = await this.#run((client) => client.set(`${this.#prefix}delivery:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttl)), 'NX'))
+    return set === 'OK'
   }
 
   get #revokedKey (): string { return redisKeys.revokedSessions(this.#prefix) }
