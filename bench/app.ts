@@ -8,8 +8,8 @@ import { WecomStub } from './wecom-stub.js'
 export interface AppSpec {
   /** The simulator's URL; WeCom is answered in-process by WecomStub when absent (memory scenario). */
   simUrl?: string
-  /** redis:// URL for the plugin's shared store; the in-process store when absent. */
-  redis?: string
+  /** redis:// URL for the plugin's shared store, or a Redis Cluster's node URLs; the in-process store when absent. */
+  redis?: string | string[]
   /** The fault soak's WeCom settings: deadline and refusal windows short enough to see many in a run. */
   faults?: true
   /** ES256 keys for the plugin and /plain, instead of the HS256 secret (the logins keep it). */

@@ -8,6 +8,8 @@ import { createWecomSimulator, type WecomSimulator } from '../src/testing/simula
 
 export const DEMO_CORP_ID = 'wwdemo0000000001'
 export const DEMO_APPID = 'wxdemo00000000001'
+/** The demo corp's callback settings: in WeCom's admin console these are generated for you. */
+export const DEMO_CALLBACK = { token: 'demoCallbackToken', encodingAESKey: 'ZGVtby1lbmNvZGluZy1hZXMta2V5LW5vdC1yZWFsISE' }
 
 export interface ExampleServer {
   app: FastifyInstance
@@ -17,8 +19,10 @@ export interface ExampleServer {
 
 /**
  * Builds the example from environment variables: WECOM_CORP_ID, WECOM_SECRET and JWT_SECRET talk
- * to the real WeCom; without them an embedded simulator plays WeCom. REDIS_URL puts sessions,
- * revocations and the WeCom token in Redis.
+ * to the real WeCom (with WECOM_CALLBACK_TOKEN and WECOM_CALLBACK_AES_KEY, its events end
+ * sessions at {prefix}/callback); without them an embedded simulator plays WeCom, callbacks
+ * included once `connectSimulator` saved the address. REDIS_URL puts sessions, revocations and
+ * the WeCom token in Redis.
  */
 export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolean = true): Promise<ExampleServer> {
   const real = env.WECOM_CORP_ID !== undefined && env.WECOM_SECRET !== undefined && env.JWT_SECRET !== undefined
@@ -26,8 +30,13 @@ export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolea
   const app = Fastify({ logger })
   app.addHook('onClose', async () => { await sim?.close() })
 
+  const callback = real
+    ? env.WECOM_CALLBACK_TOKEN !== undefined && env.WECOM_CALLBACK_AES_KEY !== undefined
+      ? { token: env.WECOM_CALLBACK_TOKEN, encodingAESKey: env.WECOM_CALLBACK_AES_KEY }
+      : undefined
+    : DEMO_CALLBACK
   const options: WecomAuthOptions = {
-    corps: [{ corpId: env.WECOM_CORP_ID ?? DEMO_CORP_ID, secret: env.WECOM_SECRET ?? demoCorp().secret }],
+    corps: [{ corpId: env.WECOM_CORP_ID ?? DEMO_CORP_ID, secret: env.WECOM_SECRET ?? demoCorp().secret, callback }],
     jwt: { secret: env.JWT_SECRET ?? randomBytes(32).toString('base64url') },
     miniprogramAppId: env.WECOM_MINIPROGRAM_APPID ?? (real ? undefined : DEMO_APPID),
     api: { baseUrl: sim?.url, proxy: env.WECOM_PROXY },
@@ -49,8 +58,18 @@ export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolea
       const userid = request.query.userid ?? 'zhangsan'
       return sim.encryptUserInfo(DEMO_CORP_ID, userid, { mobile: '13800000000', countryCode: '86' }, DEMO_APPID)
     })
+    // What an admin does in WeCom's console; the simulator then sends the event to /wecom/callback.
+    app.post<{ Querystring: { userid?: string } }>('/dev/remove', async (request) => {
+      const delivery = await sim.removeMember(DEMO_CORP_ID, request.query.userid ?? 'zhangsan')
+      return { event: delivery?.event ?? null, acknowledged: delivery?.acknowledged ?? false }
+    })
   }
   return { app, sim }
+}
+
+/** Saves the listening address as the demo corp's callback URL, as an admin saves it in the console (WeCom checks it). */
+export async function connectSimulator (sim: WecomSimulator, address: string): Promise<void> {
+  await sim.setCallback(DEMO_CORP_ID, { url: `${address}/wecom/callback`, ...DEMO_CALLBACK })
 }
 
 function demoCorp () {
@@ -79,6 +98,9 @@ export function instructions (base: string): string {
     `TOKEN=$(curl -s -X POST ${base}/wecom/login -H 'content-type: application/json' -d "{\\"code\\":\\"$CODE\\"}" | ${json})`,
     '# 3. call a protected route',
     `curl -s ${base}/api/me -H "authorization: Bearer $TOKEN"`,
+    '# 4. delete zhangsan in "WeCom": its event reaches /wecom/callback and the session dies',
+    `curl -s -X POST '${base}/dev/remove?userid=zhangsan'`,
+    `curl -s ${base}/api/me -H "authorization: Bearer $TOKEN"   # 401 WECOM_TOKEN_REVOKED`,
     '',
     '# try lisi or wangwu in step 1 to see a 403; call step 3 without the header to see a 401',
     ''

@@ -80,3 +80,25 @@ export function corpMismatch (corpId: string): Error {
 // off-boarding that silently did nothing. The message names the argument, never its value.
 export const InvalidArgumentError = createError<[string, string]>(
   'WECOM_INVALID_ARGUMENT', '%s must be %s', 400)
+
+// WeCom's callback (issue 10). A refusal says which rule failed, never what was sent: the
+// signature, the body and the keys stay out of the answer and the log.
+export const CallbackForbiddenError = createError<[string]>(
+  'WECOM_CALLBACK_FORBIDDEN', 'WeCom callback refused: %s', 403)
+
+export const CallbackInvalidError = createError<[string]>(
+  'WECOM_CALLBACK_INVALID', 'WeCom callback refused: %s', 400)
+
+/**
+ * `app.wecom.api()`: WeCom answered a non-zero errcode. The error carries `errcode`, `endpoint`
+ * (the path under /cgi-bin/) and `hint` (WeCom's request id), never the URL or the token.
+ */
+export const ApiCallError = createError<[string, number]>(
+  'WECOM_API_ERROR', 'WeCom %s answered errcode %s', 502)
+
+/**
+ * A host's `extendClaims` returned something other than an object, or a claim the plugin itself
+ * sets: a bug of the host's, so 500. The message names the claim, never its value.
+ */
+export const ClaimsInvalidError = createError<[string]>(
+  'WECOM_CLAIMS_INVALID', 'extendClaims returned %s', 500)

@@ -7,6 +7,9 @@ import { VerificationCache } from './verification-cache.js'
 /** The member a verified access token names: what `request.wecomUser` holds. */
 export interface WecomUser { userid: string, corpid: string }
 
+/** The session of a verified access token: what `request.wecomSession` holds. `iat`, `exp`: epoch seconds. */
+export interface WecomSession { sid: string, iat: number, exp: number }
+
 /** Where `authenticate` leaves the verified claims (the session id with them) for the plugin's own use. */
 export const kClaims = Symbol('fastify-wecom-auth.claims')
 
@@ -64,6 +67,9 @@ export function createGuard (options: {
     const claims = result as AccessClaims
     // A copy per request: a route that edits its user must not edit the next request's.
     request.wecomUser = { userid: claims.userid, corpid: claims.corpid }
+    request.wecomSession = { sid: claims.sid, iat: claims.iat, exp: claims.exp }
+    // Frozen when verified: shared by the token's requests without a copy each.
+    request.wecomClaims = claims.extra
     request[kClaims] = claims
     done()
   }

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { InvalidArgumentError, InvalidCodeError, TokenMissingError } from './errors.js'
-import { createGuard, kClaims, type Authenticate, type WecomUser } from './guard.js'
+import { InvalidArgumentError, InvalidCodeError, TokenMissingError, UserForbiddenError } from './errors.js'
+import { createOffboarding } from './events/offboarding.js'
+import { createGuard, kClaims, type Authenticate, type WecomSession, type WecomUser } from './guard.js'
 import { createAccessTokens } from './jwt.js'
 import { createLoginFlow } from './login.js'
 import { resolveOptions, type WecomAuthOptions } from './options.js'
@@ -9,9 +10,10 @@ import { rateLimitOptions } from './rate-limit.js'
 import { wecomRoutes } from './routes.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
-import { createSessions, type IssuedTokens } from './sessions/sessions.js'
+import { createSessions, stored, type IssuedTokens } from './sessions/sessions.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
+import { createApi, type WecomApi } from './wecom/api.js'
 import { WecomClient } from './wecom/client.js'
 import { withDeadline } from './wecom/deadline.js'
 import { TokenCache, tokenKey } from './wecom/token-cache.js'
@@ -51,6 +53,17 @@ export interface WecomAuthDecorator {
    * resolves or rejects with WECOM_DECRYPT_FAILED (or WECOM_TOKEN_MISSING without authenticate).
    */
   decrypt (request: FastifyRequest, data: unknown): Promise<Record<string, unknown>>
+  /**
+   * The app's other WeCom calls on the login's cached, shared access token (of `corpId`, or the
+   * first corp), under the login's rules. A corpId not configured throws WECOM_CORP_UNKNOWN; one
+   * that is not a string of 1 to 64 printable ASCII characters WECOM_INVALID_ARGUMENT.
+   */
+  api (corpId?: string): WecomApi
+  /**
+   * The raw WeCom access token of `corpId` (or the first corp), for the rare call `api()` cannot
+   * make. A secret: never log it, never send it to a client. Rejects as `api()` calls do.
+   */
+  accessToken (corpId?: string): Promise<string>
 }
 
 declare module 'fastify' {
@@ -60,6 +73,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The member of a verified access token; `null` on routes without `authenticate`. */
     wecomUser: WecomUser | null
+    /** `{ sid, iat, exp }` of the verified access token; `null` on routes without `authenticate`. */
+    wecomSession: WecomSession | null
+    /** The host's own claims of the verified access token (`extendClaims`), frozen; `null` without `authenticate`. */
+    wecomClaims: Readonly<Record<string, unknown>> | null
   }
 }
 
@@ -68,10 +85,10 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const log = fastify.log.child({ plugin: 'fastify-wecom-auth' })
 
   const client = new WecomClient({ ...config.api, log })
-  const store = await openStore(fastify, config, log)
+  const { store, closeConnection } = await openStore(fastify, config, log)
   // Right after opening them, so that a registration failing further on still closes them.
   fastify.addHook('onClose', async () => {
-    await Promise.all([client.close(), store.close()])
+    await Promise.all([client.close(), store.close().then(closeConnection)])
   })
   const tokenCache = new TokenCache({
     // Its own deadline: one fetch serves every login waiting for it, each racing its own deadline.
@@ -99,9 +116,30 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     refreshTtl: config.session.refreshTtl,
     recheckInterval: config.session.recheckInterval,
     reuseGrace: config.session.reuseGrace,
-    miniprogramAppId: config.miniprogramAppId
+    miniprogramAppId: config.miniprogramAppId,
+    hooks: config.hooks,
+    extendClaims: config.extendClaims,
+    log
   })
   const authenticate = createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize) })
+  const wecomApi = createApi({ corps: config.corps, client, tokens: tokenCache, timeout: config.api.timeout, log })
+  const callbackCorps = config.corps.flatMap(({ corpId, callback }) => callback === undefined ? [] : [{ corpId, ...callback }])
+  const offboarding = createOffboarding<FastifyRequest>({
+    revokeUser: (corpId, userid, at, request) => sessions.revokeUser(corpId, userid, { at, request }),
+    async stillAllowed (corpId, userid, request) {
+      try {
+        await loginFlow.checkMember(corpId, userid, { log: request.log, request })
+        return true
+      } catch (error) {
+        if (error instanceof UserForbiddenError) return false
+        throw error
+      }
+    },
+    // Redis down: 503, and WeCom resends until it is back.
+    firstDelivery: (key, ttl) => stored(() => store.firstDelivery(key, ttl)),
+    onEvent: config.onEvent,
+    log
+  })
 
   // The decorators take values from the host, often straight from a client: each is checked here,
   // so that a wrong type or size is a typed 4xx and never reaches WeCom or the store.
@@ -110,11 +148,9 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     async login (code, loginOptions) {
       if (typeof code !== 'string' || !CODE.test(code)) throw new InvalidCodeError()
       const { corpId, request } = loginOptions ?? {}
-      if (corpId !== undefined && (typeof corpId !== 'string' || !CORP_ID.test(corpId))) {
-        throw new InvalidArgumentError('corpId', 'a string of 1 to 64 printable ASCII characters')
-      }
-      const verified = await loginFlow.login(code, { corpId, request, log })
-      return sessions.start(verified, log)
+      if (corpId !== undefined) corpIdArgument(corpId)
+      const context = { corpId, request, log }
+      return sessions.start(await loginFlow.login(code, context), context)
     },
     async revokeSession (sid) {
       await sessions.revokeSession(argument('sid', sid))
@@ -126,10 +162,18 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
       const claims = typeof request === 'object' && request !== null ? request[kClaims] : undefined
       if (claims === null || claims === undefined) throw new TokenMissingError()
       return sessions.decrypt(claims, data)
+    },
+    api (corpId) {
+      return wecomApi.api(corpId === undefined ? undefined : corpIdArgument(corpId))
+    },
+    async accessToken (corpId) {
+      return wecomApi.accessToken(corpId === undefined ? undefined : corpIdArgument(corpId))
     }
   }
   fastify.decorate('wecom', decorator)
   fastify.decorateRequest('wecomUser', null)
+  fastify.decorateRequest('wecomSession', null)
+  fastify.decorateRequest('wecomClaims', null)
   fastify.decorateRequest(kClaims, null)
 
   await fastify.register(wecomRoutes, {
@@ -137,7 +181,8 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     loginFlow,
     sessions,
     authenticate,
-    rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, store.rateCounter)
+    rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, store.rateCounter),
+    callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: offboarding.handle }
   })
 }
 
@@ -151,6 +196,13 @@ function isText (value: unknown, max: number): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= max
 }
 
+function corpIdArgument (corpId: unknown): string {
+  if (typeof corpId !== 'string' || !CORP_ID.test(corpId)) {
+    throw new InvalidArgumentError('corpId', 'a string of 1 to 64 printable ASCII characters')
+  }
+  return corpId
+}
+
 function argument (name: string, value: unknown): string {
   if (!isText(value, MAX_ARGUMENT)) throw new InvalidArgumentError(name, `a string of 1 to ${MAX_ARGUMENT} characters`)
   return value
@@ -160,10 +212,15 @@ function argument (name: string, value: unknown): string {
 export const fastifyWecomAuth = fp(plugin, { name: 'fastify-wecom-auth', fastify: '5.x' })
 export default fastifyWecomAuth
 
-export type { WecomAuthOptions, WecomMember, AuthorizeFn } from './options.js'
-export type { WecomUser, Authenticate } from './guard.js'
+export type {
+  WecomAuthOptions, WecomMember, AuthorizeFn, WecomHooks, SessionHook, RevokeHook, ExtendClaimsFn, EventHook
+} from './options.js'
+export type { WecomUser, WecomSession, Authenticate } from './guard.js'
+export type { WecomEvent } from './events/callback.js'
+export type { WecomApi, WecomAnswer } from './wecom/api.js'
 export type { IssuedTokens, EncryptedUserData } from './sessions/sessions.js'
 export {
+  ApiCallError, CallbackForbiddenError, CallbackInvalidError, ClaimsInvalidError,
   CorpMismatchError, CorpNotAllowedError, CorpUnknownError, DecryptError, InvalidCodeError,
   InvalidArgumentError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError, TokenMissingError,
   TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
+import { ClaimsInvalidError } from './errors.js'
 import type { ResolvedConfig } from './options.js'
 
 /** The claims of an access JWT this plugin issues. */
@@ -17,6 +18,8 @@ export interface AccessClaims {
    */
   iat_ms: number
   exp: number
+  /** The host's own claims (`extendClaims`), frozen: read by every request the token makes. */
+  extra: Readonly<Record<string, unknown>>
 }
 
 export type VerifyOutcome =
@@ -24,9 +27,13 @@ export type VerifyOutcome =
   | { ok: false, reason: 'expired' | 'invalid' }
 
 export interface AccessTokens {
-  sign (claims: Pick<AccessClaims, 'userid' | 'corpid' | 'sid'>): string
+  /** `extra`: the host's claims; a name of RESERVED_CLAIMS, or a non-object, throws WECOM_CLAIMS_INVALID. */
+  sign (claims: Pick<AccessClaims, 'userid' | 'corpid' | 'sid'>, extra?: Record<string, unknown>): string
   verify (token: string): VerifyOutcome
 }
+
+/** What the plugin signs itself, and JWT's registered names (RFC 7519): never the host's to set. */
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['userid', 'corpid', 'sid', 'iat', 'iat_ms', 'exp', 'aud', 'iss', 'jti', 'nbf', 'sub'])
 
 /** RFC 9068's type of a JWT access token: what tells ours from any other JWT signed with the key. */
 const ACCESS_TOKEN_TYPE = 'at+jwt'
@@ -60,13 +67,12 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
   })
 
   return {
-    sign (claims) {
+    sign (claims, extra) {
       const now = Date.now()
       // jti makes every token distinct, even two of one session signed within the same second.
       // randomUUID draws from a buffered pool: cheaper than a randomBytes call per token.
-      return signer({
-        userid: claims.userid, corpid: claims.corpid, sid: claims.sid, iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID()
-      })
+      const own = { userid: claims.userid, corpid: claims.corpid, sid: claims.sid, iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID() }
+      return signer(extra === undefined ? own : { ...checkedExtra(extra), ...own })
     },
     verify (token) {
       let payload: Record<string, unknown>
@@ -84,7 +90,36 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
           typeof exp !== 'number' || exp - iat > config.expiresIn) {
         return { ok: false, reason: 'invalid' }
       }
-      return { ok: true, claims: { userid, corpid, sid, iat, iat_ms: iatMs, exp } }
+      return { ok: true, claims: { userid, corpid, sid, iat, iat_ms: iatMs, exp, extra: extraOf(payload) } }
     }
   }
+}
+
+function checkedExtra (extra: unknown): Record<string, unknown> {
+  if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new ClaimsInvalidError('something other than an object')
+  for (const name of Object.keys(extra)) {
+    if (RESERVED_CLAIMS.has(name)) throw new ClaimsInvalidError(`the reserved claim ${name}`)
+  }
+  return extra as Record<string, unknown>
+}
+
+const NO_EXTRA: Readonly<Record<string, unknown>> = Object.freeze({})
+
+function extraOf (payload: Record<string, unknown>): Readonly<Record<string, unknown>> {
+  let extra: Record<string, unknown> | undefined
+  for (const [name, value] of Object.entries(payload)) {
+    if (RESERVED_CLAIMS.has(name)) continue
+    extra ??= {}
+    extra[name] = deepFreeze(value)
+  }
+  return extra === undefined ? NO_EXTRA : Object.freeze(extra)
+}
+
+/** JSON from a verified token: frozen once, so that no request can change what the next one reads. */
+function deepFreeze (value: unknown): unknown {
+  if (typeof value === 'object' && value !== null) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
 }

@@ -4,10 +4,9 @@ import {
   corpMismatch, unavailable
 } from './errors.js'
 import type { AuthorizeFn, WecomMember } from './options.js'
-import {
-  WecomApiError, WecomFailFastError, WecomTransportError, type CallScope, type WecomClient, type WecomEndpoint
-} from './wecom/client.js'
-import { DeadlineExceededError, withDeadline, type Deadline } from './wecom/deadline.js'
+import { failureOf, withToken } from './wecom/api.js'
+import { WecomApiError, type WecomClient, type WecomEndpoint } from './wecom/client.js'
+import { withDeadline, type Deadline } from './wecom/deadline.js'
 import { tokenKey, type CorpCredentials, type TokenCache } from './wecom/token-cache.js'
 
 export interface VerifiedLogin {
@@ -40,8 +39,6 @@ interface Dependencies {
   authorize?: AuthorizeFn
 }
 
-type Call<T> = (token: string, scope: CallScope) => Promise<T>
-
 /**
  * The three-step verification (token, jscode2session, user/get) as one decision. It speaks in
  * errors from the errors table only, so the route and `app.wecom.login()` answer alike. Each
@@ -49,25 +46,10 @@ type Call<T> = (token: string, scope: CallScope) => Promise<T>
  */
 export function createLoginFlow ({ corps, client, tokens, timeout, authorize }: Dependencies): LoginFlow {
   const corpsById = new Map(corps.map((corp) => [corp.corpId, corp]))
-
-  // A stale token (42001/40014/40001) is dropped only if it is still the one that failed, then
-  // the call is made once more with a fresh one. Never a loop: a second failure is final, and
-  // the refresh is not started when the time left could not cover it.
-  async function withToken<T> (corp: CorpCredentials, deadline: Deadline, endpoint: WecomEndpoint, call: Call<T>): Promise<T> {
-    const scope: CallScope = { deadline, corpId: corp.corpId, app: tokenKey(corp) }
-    const token = await deadline.race(tokens.get(corp))
-    try {
-      return await call(token, scope)
-    } catch (error) {
-      if (!(error instanceof WecomApiError) || error.class !== 'token') throw error
-      if (deadline.remaining() <= client.expected('gettoken') + client.expected(endpoint)) throw new DeadlineExceededError()
-      await deadline.race(tokens.drop(corp, token))
-      return await call(await deadline.race(tokens.get(corp)), { ...scope, freshToken: true })
-    }
-  }
+  const calls = { client, tokens }
 
   async function checkMember (corp: CorpCredentials, userid: string, deadline: Deadline, context: LoginContext): Promise<WecomMember> {
-    const info = await withToken(corp, deadline, 'user/get', (token, scope) => client.getUser(token, userid, scope))
+    const info = await withToken(calls, corp, deadline, 'user/get', (token, scope) => client.getUser(token, userid, scope))
     if (info.status !== undefined && info.status !== 1) {
       context.log.info({ corpId: corp.corpId, userid, status: info.status }, 'wecom: member is not active')
       throw new UserForbiddenError()
@@ -99,7 +81,7 @@ export function createLoginFlow ({ corps, client, tokens, timeout, authorize }: 
       return decide(context.log, async (deadline) => {
         // The code is single-use: not spent on jscode2session when user/get is known to fail now.
         client.precheck(['jscode2session', 'user/get'], { corpId: corp.corpId, app: tokenKey(corp) })
-        const session = await withToken(corp, deadline, 'jscode2session', (token, scope) => client.code2Session(token, code, scope))
+        const session = await withToken(calls, corp, deadline, 'jscode2session', (token, scope) => client.code2Session(token, code, scope))
         const answeredAt = Date.now()
         if (session.corpid !== corp.corpId) {
           if (!corpsById.has(session.corpid)) {
@@ -129,17 +111,11 @@ const forbiddenOn: Partial<Record<WecomEndpoint, true>> = { 'user/get': true }
  * (src/wecom/client.ts): here it is logged at debug only, or an outage would write a line per login.
  */
 function translate (error: unknown, log: FastifyBaseLogger): unknown {
-  if (error instanceof WecomFailFastError) {
-    log.debug({ endpoint: error.endpoint, reason: error.reason }, `wecom: ${error.message}`)
-    return error.reason === 'refused' ? new UpstreamError() : unavailable(error.retryAfter)
-  }
-  if (error instanceof DeadlineExceededError) {
-    log.debug(`wecom: ${error.message}`)
-    return unavailable()
-  }
-  if (error instanceof WecomTransportError) {
-    log.debug({ endpoint: error.endpoint }, `wecom: ${error.message}`)
-    return error.kind === 'malformed' ? new UpstreamError() : unavailable()
+  const failure = failureOf(error)
+  if (failure !== undefined) {
+    const { endpoint, reason } = error as { endpoint?: string, reason?: string }
+    log.debug({ endpoint, reason }, `wecom: ${(error as Error).message}`)
+    return failure
   }
   if (!(error instanceof WecomApiError)) return error
   const fields = { endpoint: error.endpoint, errcode: error.errcode, hint: error.hint }

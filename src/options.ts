@@ -2,7 +2,8 @@ import { createPublicKey } from 'node:crypto'
 import { z } from 'zod'
 import type { Dispatcher } from 'undici'
 import type { FastifyRequest } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
+import type { WecomEvent } from './events/callback.js'
 
 /** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
 export interface WecomMember {
@@ -14,6 +15,28 @@ export interface WecomMember {
 }
 
 export type AuthorizeFn = (user: WecomMember, request?: FastifyRequest) => boolean | Promise<boolean>
+
+/**
+ * An audit hook: awaited; what it throws is logged and ignored, unless it is one of the plugin's
+ * own errors (src/errors.ts), which then fails the operation. `request` is there when the
+ * operation came through a request.
+ */
+export type SessionHook = (member: WecomMember, sid: string, request?: FastifyRequest) => void | Promise<void>
+/**
+ * Told of every ended session or off-boarded member: `sid` for one session (`member` when it
+ * was known), `member` alone for an off-boarding (revokeUser, or WeCom's event).
+ */
+export type RevokeHook = (member: WecomMember | undefined, sid: string | undefined, request?: FastifyRequest) => void | Promise<void>
+export interface WecomHooks {
+  onLogin?: SessionHook
+  onRefresh?: SessionHook
+  onLogout?: SessionHook
+  onRevoke?: RevokeHook
+}
+/** The host's own claims for an access token; names the plugin sets are refused (WECOM_CLAIMS_INVALID). */
+export type ExtendClaimsFn = (member: WecomMember, request?: FastifyRequest) => Record<string, unknown> | Promise<Record<string, unknown>>
+/** Every WeCom event a callback delivered, after the plugin's own handling: the parsed fields. */
+export type EventHook = (event: WecomEvent, request: FastifyRequest) => void | Promise<void>
 
 const required = (what: string) => ({
   error: (issue: { input: unknown }) => issue.input === undefined ? 'is required' : `must be ${what}`
@@ -40,10 +63,18 @@ const DEFAULT_AUDIENCE = 'fastify-wecom-auth'
  * six of the Retry-After a 503 asks for, and longer than a mini program's usual request timeout.
  */
 const DEFAULT_REUSE_GRACE = 30
+const redisUrl = z.url({ error: 'must be a redis:// URL', protocol: /^rediss?$/ })
+const fn = <T>() => z.custom<T>((value) => typeof value === 'function', { error: 'must be a function' })
+/** WeCom's EncodingAESKey: 43 characters of base64, the AES-256 key without its trailing '='. */
+const ENCODING_AES_KEY = /^[A-Za-z0-9+/]{43}$/
+const callback = z.strictObject({
+  token: z.string(required('a string')).min(1, { error: 'must not be empty' }).max(128, { error: 'must be at most 128 characters' }),
+  encodingAESKey: z.string(required('a string')).regex(ENCODING_AES_KEY, { error: 'must be the 43 characters WeCom generates' })
+}, unknownKey('token, encodingAESKey'))
 const keyMaterial = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a PEM string or Buffer' })
 
 const optionsSchema = z.object({
-  corps: z.array(z.object({ corpId: text(), secret: text() }, required('an object')), required('an array'))
+  corps: z.array(z.object({ corpId: text(), secret: text(), callback: callback.optional() }, required('an object')), required('an array'))
     .min(1, { error: 'must list at least one corp' })
     .superRefine((corps, ctx) => {
       const seen = new Set<string>()
@@ -113,7 +144,15 @@ const optionsSchema = z.object({
         (value) => typeof value === 'function', { error: 'must be a function' }).optional()
     }, required('an object or false'))
   ], { error: 'must be an object of @fastify/rate-limit options or false' }).prefault({}),
-  authorize: z.custom<AuthorizeFn>((value) => typeof value === 'function', { error: 'must be a function' }).optional(),
+  authorize: fn<AuthorizeFn>().optional(),
+  hooks: z.strictObject({
+    onLogin: fn<SessionHook>().optional(),
+    onRefresh: fn<SessionHook>().optional(),
+    onLogout: fn<SessionHook>().optional(),
+    onRevoke: fn<RevokeHook>().optional()
+  }, unknownKey('onLogin, onRefresh, onLogout, onRevoke')).prefault({}),
+  extendClaims: fn<ExtendClaimsFn>().optional(),
+  onEvent: fn<EventHook>().optional(),
   miniprogramAppId: text().optional(),
   guard: z.strictObject({
     // Twice the members of a company of 100,000: each may hold the token a refresh replaces and the new one.
@@ -130,11 +169,14 @@ const optionsSchema = z.object({
   }),
   store: z.object({
     redis: z.union([
-      z.url({ error: 'must be a redis:// URL or an ioredis client', protocol: /^rediss?$/ }),
-      z.custom<Redis>((value) => typeof value === 'object' && value !== null && typeof (value as Redis).eval === 'function'),
+      redisUrl,
+      // A Redis Cluster, named by some of its nodes (ioredis finds the others).
+      z.array(redisUrl).min(1),
+      // Redis or Cluster: one server, a Sentinel set, or a Cluster, as the host configured it.
+      z.custom<Redis | Cluster>((value) => typeof value === 'object' && value !== null && typeof (value as Redis).eval === 'function'),
       // Keeps the in-process store even when the host registered @fastify/redis.
       z.literal(false)
-    ], { error: 'must be a redis:// URL or an ioredis client' }).optional(),
+    ], { error: 'must be a redis:// URL, a list of Cluster node URLs, or an ioredis client' }).optional(),
     keyPrefix: z.string(required('a string')).default('wecom-auth:')
   }, required('an object')).default({ keyPrefix: 'wecom-auth:' })
 }, required('an object'))

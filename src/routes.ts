@@ -4,6 +4,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import { z } from 'zod'
 import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
 import { RETRY_AFTER_SECONDS, errorExtras, retryAfterOf } from './errors.js'
+import { CALLBACK_BODY_LIMIT, openEvent, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './events/callback.js'
 import { kClaims, type Authenticate } from './guard.js'
 import type { LoginFlow } from './login.js'
 import type { Sessions } from './sessions/sessions.js'
@@ -14,6 +15,11 @@ export interface RoutesOptions {
   authenticate: Authenticate
   /** @fastify/rate-limit options for /login and /refresh, or false. */
   rateLimit: RateLimitPluginOptions | false
+  /** WeCom's callback, when a corp has one: its corps, and what a verified event does. */
+  callback?: {
+    corps: readonly CallbackCorp[]
+    handle (corpId: string, event: WecomEvent, request: FastifyRequest): Promise<void>
+  }
 }
 
 /**
@@ -32,7 +38,7 @@ const logoutBody = z.object({ refresh_token: refreshToken.optional() }).nullish(
  * /login, /refresh and /logout. Registered as an encapsulated child so that the zod compilers
  * and the error handler set here never reach the host's own routes.
  */
-export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions, authenticate, rateLimit }: RoutesOptions): Promise<void> {
+export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions, authenticate, rateLimit, callback }: RoutesOptions): Promise<void> {
   child.setValidatorCompiler(validatorCompiler)
   child.setSerializerCompiler(serializerCompiler)
   child.setErrorHandler(answerError)
@@ -45,7 +51,7 @@ export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions
   routes.post('/login', { schema: { body: loginBody }, config: limited }, async (request) => {
     const context = { corpId: request.body.corpId, request, log: request.log }
     const verified = await loginFlow.login(request.body.code, context)
-    return sessions.start(verified, request.log)
+    return sessions.start(verified, context)
   })
 
   routes.post('/refresh', { schema: { body: refreshBody }, config: limited }, async (request) =>
@@ -66,13 +72,35 @@ export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions
       if (presented !== undefined) {
         // RFC 7009: the same 204 whether the token named a live session or not, so that the
         // answer tells nothing about a token.
-        await sessions.endByRefreshToken(presented)
+        await sessions.endByRefreshToken(presented, { request })
       } else {
         await runHook(authenticate, request, reply)
-        await sessions.revokeSession(request[kClaims]!.sid)
+        const { sid, userid, corpid } = request[kClaims]!
+        await sessions.logout({ userid, corpid }, sid, { request })
       }
       reply.code(204).send()
     })
+  })
+
+  if (callback !== undefined) await routes.register(async (child) => callbackRoutes(child, callback))
+}
+
+/**
+ * WeCom's callback, `GET` (the URL check when the admin saves it) and `POST` (events), in a context
+ * of its own: WeCom posts XML, read here as text within a small limit, and JSON is not taken.
+ */
+async function callbackRoutes (child: FastifyInstance, callback: NonNullable<RoutesOptions['callback']>): Promise<void> {
+  child.removeAllContentTypeParsers()
+  child.addContentTypeParser('*', { parseAs: 'string', bodyLimit: CALLBACK_BODY_LIMIT }, (_request, body, done) => done(null, body))
+  child.get('/callback', async (request, reply) => {
+    const echo = verifyUrl(callback.corps, request.query as CallbackQuery, Date.now())
+    return reply.type('text/plain; charset=utf-8').send(echo)
+  })
+  child.post('/callback', { bodyLimit: CALLBACK_BODY_LIMIT }, async (request, reply) => {
+    const { corpId, event } = openEvent(callback.corps, request.query as CallbackQuery, request.body, Date.now())
+    await callback.handle(corpId, event, request)
+    // WeCom's acknowledgement: anything else, or no answer within 5 s, and it resends.
+    return reply.type('text/plain; charset=utf-8').send('success')
   })
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildExampleServer, instructions } from '../examples/app.js'
+import { buildExampleServer, connectSimulator, instructions } from '../examples/app.js'
 
 t.test('the example server on its embedded simulator: code, login, protected route, decrypt', async (t) => {
   const { app, sim } = await buildExampleServer({}, false)
@@ -18,6 +18,18 @@ t.test('the example server on its embedded simulator: code, login, protected rou
   t.equal((await app.inject({ method: 'POST', url: '/wecom/login', payload: { code: lisi } })).statusCode, 403)
 })
 
+t.test('the example\'s off-boarding: a member deleted in the simulator loses the session at once', async (t) => {
+  const { app, sim } = await buildExampleServer({}, false)
+  t.teardown(() => app.close())
+  await connectSimulator(sim!, await app.listen({ port: 0, host: '127.0.0.1' }))
+  const code = (await app.inject({ url: '/dev/code?userid=zhangsan' })).body
+  const { access_token: token } = (await app.inject({ method: 'POST', url: '/wecom/login', payload: { code } })).json()
+  const authorization = `Bearer ${token}`
+  t.equal((await app.inject({ url: '/api/me', headers: { authorization } })).statusCode, 200)
+  t.match((await app.inject({ method: 'POST', url: '/dev/remove?userid=zhangsan' })).json(), { acknowledged: true, event: { ChangeType: 'delete_user' } })
+  t.equal((await app.inject({ url: '/api/me', headers: { authorization } })).json().code, 'WECOM_TOKEN_REVOKED')
+})
+
 t.test('with WeCom credentials in the environment there is no simulator and no /dev route', async (t) => {
   const { app, sim } = await buildExampleServer({ WECOM_CORP_ID: 'wwreal', WECOM_SECRET: 's', JWT_SECRET: 'j'.repeat(32) }, false)
   t.teardown(() => app.close())
@@ -30,4 +42,5 @@ t.test('npm start prints the commands to paste, against the address it listens o
   t.match(text, "curl -s 'http://127.0.0.1:3000/dev/code?userid=zhangsan'")
   t.match(text, 'http://127.0.0.1:3000/wecom/login')
   t.match(text, 'curl -s http://127.0.0.1:3000/api/me -H "authorization: Bearer $TOKEN"')
+  t.match(text, "curl -s -X POST 'http://127.0.0.1:3000/dev/remove?userid=zhangsan'")
 })

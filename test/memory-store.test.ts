@@ -11,6 +11,7 @@ const session = (sid: string, userid: string): SessionRecord => ({
   generation: 0,
   refreshHash: `hash-of-${sid}`,
   checkedAt: Date.now(),
+  startedAt: Date.now(),
   expiresAt: Date.now() + 60_000
 })
 

@@ -1,6 +1,7 @@
 import { createSigner } from 'fast-jwt'
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { redisKeys } from '../src/stores/redis.js'
 import { MemorySessionStore } from '../src/stores/memory.js'
 import { createWecomSimulator } from '../src/testing/simulator.js'
 import { eventually, redisApp, startRedis } from './helpers/redis.js'
@@ -96,16 +97,16 @@ t.test('Redis store', async (t) => {
     const keys = store()
     const a = await redisApp(t, sim, keys)
     const login = (await a.login('zhangsan')).json()
-    const sessionKey = `${keys.keyPrefix}session-key:${CORP_A}:zhangsan`
+    const sessionKey = redisKeys.sessionKey(keys.keyPrefix, CORP_A, 'zhangsan')
     t.equal(await inspector.exists(sessionKey), 1)
     await a.app.wecom.revokeUser(CORP_A, 'zhangsan')
     t.equal(await inspector.exists(sessionKey), 0, 'the session_key is gone')
     t.same(await inspector.keys(`${keys.keyPrefix}session:*`), [], 'and the sessions')
     t.equal((await a.refresh(login.refresh_token)).statusCode, 401)
-    const record = await inspector.zrange(`${keys.keyPrefix}not-before`, '0', '-1', 'WITHSCORES')
+    const record = await inspector.zrange(redisKeys.notBefore(keys.keyPrefix), '0', '-1', 'WITHSCORES')
     t.equal(record.length, 2, 'one not-before recorded')
     t.notOk(record.join(' ').includes(login.refresh_token), 'no token in the record')
-    const ttl = await inspector.pttl(`${keys.keyPrefix}not-before`)
+    const ttl = await inspector.pttl(redisKeys.notBefore(keys.keyPrefix))
     t.ok(ttl > 0 && ttl <= 900_000, `the record expires with the last access token it refuses (${ttl} ms)`)
   })
 })

@@ -70,7 +70,9 @@ t.test('bad options fail the registration with a message naming the option', asy
     ['misspelt guard key', { ...valid(), guard: { size: 10 } }, /guard has no key size \(known: cacheSize\)/],
     ['bad maxSessions', { ...valid(), session: { maxSessions: 0 } }, /session\.maxSessions must be positive/],
     ['maxSessions not a number', { ...valid(), session: { maxSessions: 'many' } }, /session\.maxSessions must be a whole number/],
-    ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL or an ioredis client/]
+    ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL/],
+    ['bad redis type', { ...valid(), store: { redis: 42 } }, /store\.redis must be a redis:\/\/ URL, a list of Cluster node URLs, or an ioredis client/],
+    ['bad cluster node', { ...valid(), store: { redis: ['redis://127.0.0.1:7000', 'http://x'] } }, /store\.redis\[1\] must be a redis:\/\/ URL/]
   ]
   for (const [name, options, message] of cases) {
     t.match(await registrationError(options), message, name)

@@ -1,67 +1,8 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { createWecomSimulator } from '../src/testing/simulator.js'
+import { oneGettokenPerCorp, WORKERS } from './helpers/processes.js'
 import { startRedis } from './helpers/redis.js'
-import { CORP_A, CORP_B, simulatorCorps } from './helpers/setup.js'
-
-const WORKERS = 4
-const LOGINS_EACH = 25
-const WORKER = fileURLToPath(new URL('./fixtures/login-worker.ts', import.meta.url))
-
-interface Worker {
-  child: ChildProcessWithoutNullStreams
-  ready: Promise<void>
-  /** The status codes of its logins, once it exited by itself. */
-  done: Promise<number[]>
-}
-
-function startWorker (env: Record<string, string>): Worker {
-  // The workers load src/ through tsx, not tap's loader: their coverage would be merged against
-  // other line maps and garble the report, so they write none.
-  const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER], { env: { ...inherited, ...env } })
-  let stdout = ''
-  let stderr = ''
-  let onReady: () => void = () => {}
-  const ready = new Promise<void>((resolve) => { onReady = resolve })
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8')
-    if (stdout.startsWith('ready\n')) onReady()
-  })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
-  const done = once(child, 'exit').then(([code]) => {
-    if (code !== 0) throw new Error(`worker exited with ${code}: ${stderr}`)
-    return JSON.parse(stdout.split('\n')[1]) as number[]
-  })
-  // A worker that dies before it is ready fails `done`; `ready` must not wait for it forever.
-  done.catch(onReady)
-  return { child, ready, done }
-}
 
 const redis = await startRedis(t)
 if (redis !== undefined) {
-  t.test(`${WORKERS} processes on one Redis, logging in together on a cold cache: one gettoken per corp`, async (t) => {
-    const sim = await createWecomSimulator({ corps: simulatorCorps(), latency: 20 })
-    t.teardown(() => sim.close())
-
-    const workers = Array.from({ length: WORKERS }, () => {
-      const codes = Array.from({ length: LOGINS_EACH }, (_, i) => i % 2 === 0
-        ? { corpId: CORP_A, code: sim.issueCode(CORP_A, 'zhangsan') }
-        : { corpId: CORP_B, code: sim.issueCode(CORP_B, 'zhaoliu') })
-      return startWorker({ REDIS_URL: redis.url, SIM_URL: sim.url, LOGIN_CODES: JSON.stringify(codes) })
-    })
-    // Four TypeScript processes boot slowly on a small CI machine: generous, but never hanging.
-    const watchdog = setTimeout(() => { for (const { child } of workers) child.kill('SIGKILL') }, 45_000)
-    t.teardown(() => clearTimeout(watchdog))
-
-    await Promise.all(workers.map((worker) => worker.ready))
-    t.equal(sim.calls.gettoken, 0, 'booting asks WeCom nothing')
-    for (const { child } of workers) child.stdin.end()
-    const statuses = await Promise.all(workers.map((worker) => worker.done))
-
-    t.same(statuses.flat(), Array(WORKERS * LOGINS_EACH).fill(200), 'every login succeeded')
-    t.equal(sim.calls.gettoken, 2, 'one gettoken for each of the two corps, across all processes')
-  })
+  t.test(`${WORKERS} processes on one Redis, logging in together on a cold cache: one gettoken per corp`, (t) => oneGettokenPerCorp(t, redis.url))
 }

@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import fastifyWecomAuth from '../src/index.js'
-import { RedisSessionStore } from '../src/stores/redis.js'
+import { RedisSessionStore, redisKeys } from '../src/stores/redis.js'
 import { StoreDownError, type Revocation, type SessionRecord } from '../src/stores/store.js'
 import { createWecomSimulator } from '../src/testing/simulator.js'
 import { SharedStoreError } from '../src/wecom/token-cache.js'
@@ -64,7 +64,7 @@ if (redis !== undefined) {
     await a.onRevoke((revocations) => seenByA.push(...revocations))
     await b.onRevoke((revocations) => seenByB.push(...revocations))
     const inspector = await client(t)
-    const listed = () => inspector.zrange(`${keyPrefix}member:${CORP_A}:zhangsan`, '0', '-1')
+    const listed = () => inspector.zrange(redisKeys.memberIndex(keyPrefix, CORP_A, 'zhangsan'), '0', '-1')
     await a.save(session('sid-revoke-00000001', 'h'))
     t.same(await listed(), ['sid-revoke-00000001'])
 

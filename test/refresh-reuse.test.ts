@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import type { WecomAuthOptions } from '../src/index.js'
+import { redisKeys } from '../src/stores/redis.js'
 import { createWecomSimulator } from '../src/testing/simulator.js'
 import { eventually, redisApp, startRedis } from './helpers/redis.js'
 import { simulatorCorps } from './helpers/setup.js'
@@ -121,7 +122,7 @@ t.test('Redis store', async (t) => {
     const stalled = await a.refresh(login.refresh_token)
     t.equal(stalled.statusCode, 503)
     t.equal(stalled.json().code, 'WECOM_STORE_UNAVAILABLE')
-    const generation = async () => JSON.parse(await inspector.get(`${keys.keyPrefix}session:${sid}`) ?? '{}').generation
+    const generation = async () => JSON.parse(await inspector.get(redisKeys.session(keys.keyPrefix, sid)) ?? '{}').generation
     t.ok(await eventually(10_000, async () => await generation() === 1), 'the rotation queued in Redis ran when it resumed')
 
     const retry = await a.refresh(login.refresh_token)

@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
+import { KEY_A, KEY_B, TOKEN_A, TOKEN_B, callbackCorps, connect, eventXml, post, postEncrypted } from './helpers/callback.js'
 import { startRedis } from './helpers/redis.js'
+import { assertNoSecrets, seenAccessTokens } from './helpers/secrets.js'
 import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, setup, type Harness } from './helpers/setup.js'
 
 // Every branch of the plugin, run with the logger at trace level; then not one log line, error
@@ -147,4 +149,47 @@ t.test('on Redis: the persistence warning and the not-before path log no secret'
     accessTokens: new Set([issued.access_token, renewed.json().access_token]),
     responses: [refused, retried]
   })
+})
+
+t.test('the callback and api() paths: no EncodingAESKey, callback Token or access token in a log, error or response', async (t) => {
+  const h = await setup(t, { corps: callbackCorps(), api: { timeout: 200 }, onEvent: async () => { throw new Error('host sync failed') } })
+  await connect(h.app, h.sim)
+  const responses: LightMyRequestResponse[] = []
+  const errors: string[] = []
+  const login = (await h.login('zhangsan')).json()
+  responses.push(await h.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${login.access_token}` } }))
+  await h.sim.disableMember(CORP_A, 'wangwu')
+  await h.sim.setVisible(CORP_B, 'zhaoliu', false)
+  const delivery = await h.sim.removeMember(CORP_A, 'zhangsan')
+  await h.sim.redeliver(delivery!, 'new')
+  const xml = eventXml({ ToUserName: CORP_A, CreateTime: Math.floor(Date.now() / 1000), MsgType: 'event', Event: 'change_contact', ChangeType: 'delete_user', UserID: 'lisi' })
+  for (const envelope of [{ token: 'wrong' }, { key: KEY_B }, { receiveId: CORP_B }, { timestamp: 1 }]) responses.push(await post(h.app, CORP_A, xml, envelope))
+  responses.push(await post(h.app, CORP_A, 'not xml'))
+  responses.push(await postEncrypted(h.app, CORP_A, 'AAAA'))
+
+  const api = h.app.wecom.api()
+  const capture = async (work: Promise<unknown>) => { await work.catch((error: Error) => { errors.push(JSON.stringify({ ...error, message: error.message, stack: error.stack })) }) }
+  await capture(api.post('/cgi-bin/message/send', { touser: 'lisi', msgtype: 'text', text: { content: 'hi' } }))
+  for (const fault of [{ errcode: 81013 }, { errcode: 42001 }, { errcode: 40014 }, { errcode: 60020 }, { malformed: true as const }, { timeout: true as const }, { drop: true as const }]) {
+    h.sim.inject('message/send', fault, 2)
+    await capture(api.post('/cgi-bin/message/send', { msgtype: 'text' }))
+  }
+  h.sim.expireTokens()
+  await capture(api.get('/cgi-bin/user/get', { userid: 'lisi' }))
+  await capture(api.get('/not/cgi-bin'))
+  await capture(h.app.wecom.accessToken())
+  await h.app.close()
+
+  const wecomTokens = new Set<string>()
+  seenAccessTokens(h.sim, wecomTokens)
+  const everyError = errors.join('\n')
+  t.ok(errors.length >= 8, `${errors.length} api() errors captured`)
+  assertNoSecrets(t, [...h.logs.lines, everyError], responses, [
+    ['EncodingAESKey', new Set([KEY_A, KEY_B])],
+    ['callback Token', new Set([TOKEN_A, TOKEN_B])],
+    ['WeCom access token', wecomTokens],
+    ['corp secret', new Set([SECRET_A, SECRET_B])]
+  ])
+  t.notOk(h.logs.lines.some((line) => line.includes('<xml>') || line.includes('CDATA')), 'no decrypted or raw body in a log line')
+  t.notMatch(everyError, /access_token=|https?:\/\/|127\.0\.0\.1/, 'no URL in an api() error')
 })

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createWecomSimulator, type WecomSimulator } from 'fastify-wecom-auth/testing'
 import { Redis } from 'ioredis'
 import { buildApp } from '../app.js'
+import { startCluster } from '../../test/helpers/redis-topologies.js'
 import { CORP_A, CORPS, LATENCY, memberId, ROUNDS, simulatedCorps } from '../fixtures.js'
 import { loginLoad, median, medianRatio, rounds, spawnServer, totalCalls, type ServerHandle } from '../harness.js'
 import { fixed, ms, target, times, type Section } from '../report.js'
@@ -83,14 +84,41 @@ export async function clusterScenario (): Promise<Section> {
   }
   const redis = await startRedis()
   const sim = await createWecomSimulator({ corps: simulatedCorps(), latency: LATENCY })
-  const workers: ServerHandle[] = []
+  // The test suite's Cluster of three primaries, torn down by this scenario instead of a test.
+  const cleanups: Array<() => unknown> = []
   try {
     const missing = await redisStoreMissing(sim, redis.url, redis.client)
     if (missing !== undefined) return skipped(missing)
+    const single = await measure(sim, redis.url)
+    const cluster = await startCluster({ teardown: (fn) => cleanups.push(fn), plan: () => {} })
+    if (cluster === undefined) throw new Error('the Redis Cluster did not start')
+    const onCluster = await measure(sim, cluster.urls)
+    return {
+      title: TITLE,
+      about: `${PROCESSES} server processes sharing Redis, started cold: on one redis-server of our own, then on a Redis Cluster ` +
+        `of three primaries (loopback, no persistence, given as node URLs). Each time, first ${COLD_LOGINS} concurrent logins spread ` +
+        `over the processes and ${CORPS.length} corps; then warm login throughput with ${CONNECTIONS} connections ` +
+        `(${PER_CONNECTION} logins each per run, corps in turn) against all ${PROCESSES} processes or just one, median of ${ROUNDS} rounds. ` +
+        `This machine has ${availableParallelism()} cores, shared by the processes, the Redis servers, the simulator and autocannon.`,
+      head: ['Redis', 'variant', 'logins/s', 'p50', 'p99', 'WeCom calls / login', 'failed'],
+      rows: [...single.rows.map((row) => ['one server', ...row]), ...onCluster.rows.map((row) => ['Cluster', ...row])],
+      lines: [...single.lines.map((line) => `one server: ${line}`), ...onCluster.lines.map((line) => `Cluster: ${line}`)]
+    }
+  } finally {
+    await sim.close()
+    redis.client.disconnect()
+    redis.process.kill()
+    for (const cleanup of cleanups.reverse()) await cleanup()
+  }
+}
 
+/** Cold gettoken calls per corp and warm throughput of PROCESSES processes against one, on `redis`. */
+async function measure (sim: WecomSimulator, redis: string | string[]): Promise<Required<Pick<Section, 'rows' | 'lines'>>> {
+  const workers: ServerHandle[] = []
+  try {
     // Counted from before the processes start, in case a future version fetches tokens at boot.
     const before = totalCalls(sim)
-    workers.push(...await Promise.all(Array.from({ length: PROCESSES }, () => spawnServer({ simUrl: sim.url, redis: redis.url }))))
+    workers.push(...await Promise.all(Array.from({ length: PROCESSES }, () => spawnServer({ simUrl: sim.url, redis }))))
     const urls = workers.map((worker) => worker.url)
     const cold = await loginLoad(sim, { urls, path: '/wecom/login', connections: COLD_LOGINS, count: COLD_LOGINS, corps: CORPS })
     const coldCalls = totalCalls(sim) - before
@@ -114,13 +142,6 @@ export async function clusterScenario (): Promise<Section> {
       : [target('cold gettoken calls, all corps (over 100 calls: the simulator\'s log cannot split them by corp)',
           String(cold.gettoken), `1 per corp = ${CORPS.length}`, false)]
     return {
-      title: TITLE,
-      about: `${PROCESSES} server processes with \`store: { redis }\` on one redis-server of our own (loopback, no persistence), ` +
-        `started cold. First ${COLD_LOGINS} concurrent logins spread over the processes and ${CORPS.length} corps ` +
-        `(${cold.ok} succeeded, ${cold.failed} failed); then warm login throughput with ${CONNECTIONS} connections ` +
-        `(${PER_CONNECTION} logins each per run, corps in turn) against all ${PROCESSES} processes or just one, median of ${ROUNDS} rounds. ` +
-        `This machine has ${availableParallelism()} cores, shared by the processes, the simulator and autocannon.`,
-      head: ['variant', 'logins/s', 'p50', 'p99', 'WeCom calls / login', 'failed'],
       rows: variants.map((variant) => {
         const series = runs[variant]
         return [
@@ -132,12 +153,13 @@ export async function clusterScenario (): Promise<Section> {
           series.reduce((n, r) => n + r.failed, 0)
         ]
       }),
-      lines: [...coldLines, `${variants[0]} / ${variants[1]} logins/s: ${times(scale)}`]
+      lines: [
+        `cold: ${cold.ok} logins succeeded, ${cold.failed} failed`,
+        ...coldLines,
+        `${variants[0]} / ${variants[1]} logins/s: ${times(scale)}`
+      ]
     }
   } finally {
     await Promise.all(workers.map((worker) => worker.close()))
-    await sim.close()
-    redis.client.disconnect()
-    redis.process.kill()
   }
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { DecryptError, RefreshInvalidError, StoreUnavailableError, UserForbiddenError } from '../errors.js'
 import type { AccessTokens } from '../jwt.js'
 import type { LoginContext, LoginFlow, VerifiedLogin } from '../login.js'
-import type { WecomMember } from '../options.js'
+import type { ExtendClaimsFn, WecomHooks, WecomMember } from '../options.js'
 import { StoreDownError, type SessionRecord, type SessionStore } from '../stores/store.js'
 import { hashOf, type PresentedToken, type RefreshTokens } from './refresh-tokens.js'
 import { decryptUserData, encryptedUserData, type Vault } from './vault.js'
@@ -21,14 +21,24 @@ export interface IssuedTokens {
 
 export interface EncryptedUserData { encryptedData: string, iv: string }
 
+/** Where an operation comes from: the request when there is one, for the hooks and their log lines. */
+export interface OperationContext {
+  request?: FastifyRequest
+}
+
 export interface Sessions {
-  start (login: VerifiedLogin, log: FastifyBaseLogger): Promise<IssuedTokens>
+  start (login: VerifiedLogin, context: LoginContext): Promise<IssuedTokens>
   refresh (refreshToken: string, context: LoginContext): Promise<IssuedTokens>
   /** Ends the session a refresh token belongs to; a token naming no live session changes nothing. */
-  endByRefreshToken (refreshToken: string): Promise<void>
-  revokeSession (sid: string): Promise<void>
-  /** Off-boarding: every session, the session_key, and every access token issued until now. */
-  revokeUser (corpId: string, userid: string): Promise<void>
+  endByRefreshToken (refreshToken: string, context?: OperationContext): Promise<void>
+  /** Ends the session of a verified access token, as its holder asked. */
+  logout (member: WecomMember, sid: string, context?: OperationContext): Promise<void>
+  revokeSession (sid: string, context?: OperationContext): Promise<void>
+  /**
+   * Off-boarding: every session, the session_key, and every access token issued until `at`
+   * (epoch ms; now when absent, and never later than now): what happened before it ends, nothing after.
+   */
+  revokeUser (corpId: string, userid: string, context?: OperationContext & { at?: number }): Promise<void>
   /** Any `data` that is not `{ encryptedData, iv }` in base64 is refused like data that does not decrypt. */
   decrypt (member: { corpid: string, userid: string }, data: unknown): Promise<Record<string, unknown>>
 }
@@ -46,6 +56,10 @@ interface Dependencies {
   /** Seconds during which the token a rotation replaced gets that rotation's answer again; 0: never. */
   reuseGrace: number
   miniprogramAppId?: string
+  hooks?: WecomHooks
+  extendClaims?: ExtendClaimsFn
+  /** Where a hook's failure is logged when no request is there to log it. */
+  log: FastifyBaseLogger
   now?: () => number
 }
 
@@ -53,9 +67,9 @@ interface Dependencies {
 type Verdict =
   | { kind: 'current', session: SessionRecord }
   /** The token the last rotation replaced, within the grace: that rotation's answer. */
-  | { kind: 'retry', answer: IssuedTokens }
+  | { kind: 'retry', answer: IssuedTokens, session: SessionRecord }
   /** A token the session issued and rotated away from, outside the grace: someone kept a copy. */
-  | { kind: 'reuse' }
+  | { kind: 'reuse', session: SessionRecord }
   /** Names no live session, or is not one of ours: nothing to say about any session. */
   | { kind: 'unknown' }
 
@@ -79,11 +93,34 @@ export function createSessions (deps: Dependencies): Sessions {
     return issued
   }
 
-  const issue = (session: SessionRecord, refreshToken: string | undefined) =>
-    answer(session, tokens.sign({ userid: session.userid, corpid: session.corpid, sid: session.sid }), refreshToken)
+  async function issue (session: SessionRecord, refreshToken: string | undefined, request: FastifyRequest | undefined): Promise<IssuedTokens> {
+    const extra = deps.extendClaims === undefined ? undefined : await deps.extendClaims(session.member, request)
+    return answer(session, tokens.sign({ userid: session.userid, corpid: session.corpid, sid: session.sid }, extra), refreshToken)
+  }
 
   // Access tokens already out stay verifiable until they expire: the revocation must outlive them.
   const revoke = (sids: readonly string[]) => stored(() => store.revoke(sids, now() + deps.accessTtl * 1000))
+
+  /**
+   * Runs a host's hook. Its failure is logged and the operation goes on, unless it threw one of
+   * the errors table's, which the host means as an answer: that one is thrown on.
+   */
+  async function hook<A extends unknown[]> (name: keyof WecomHooks, args: A, request: FastifyRequest | undefined): Promise<void> {
+    const fn = deps.hooks?.[name] as ((...args: A) => unknown) | undefined
+    if (fn === undefined) return
+    try {
+      await fn(...args)
+    } catch (error) {
+      if (isOurs(error)) throw error
+      ;(request?.log ?? deps.log).error({ err: error, hook: name }, `wecom: hooks.${name} failed; the operation went on`)
+    }
+  }
+
+  /** Ends sessions the plugin itself found compromised or forbidden, telling onRevoke. */
+  async function end (session: SessionRecord, request: FastifyRequest | undefined): Promise<void> {
+    await revoke([session.sid])
+    await hook('onRevoke', [session.member, session.sid, request], request)
+  }
 
   async function judge (presented: PresentedToken): Promise<Verdict> {
     const session = await stored(() => store.get(presented.sid))
@@ -92,7 +129,7 @@ export function createSessions (deps: Dependencies): Sessions {
     // Only a token provably ours may end a session: a sid alone is no secret (the JWT carries it).
     if (presented.generation >= session.generation || !refreshTokens.authentic(presented)) return { kind: 'unknown' }
     const retried = presented.generation === session.generation - 1 ? retryAnswer(session, presented) : null
-    return retried === null ? { kind: 'reuse' } : { kind: 'retry', answer: retried }
+    return retried === null ? { kind: 'reuse', session } : { kind: 'retry', answer: retried, session }
   }
 
   /** The last rotation's answer again, if `presented` is what it replaced and the grace still runs. */
@@ -111,7 +148,7 @@ export function createSessions (deps: Dependencies): Sessions {
       try {
         member = await loginFlow.checkMember(session.corpid, session.userid, context)
       } catch (error) {
-        if (error instanceof UserForbiddenError) await revoke([session.sid])
+        if (error instanceof UserForbiddenError) await end(session, context.request)
         throw error
       }
       checkedAt = now()
@@ -125,24 +162,26 @@ export function createSessions (deps: Dependencies): Sessions {
       refreshHash: hashOf(next),
       expiresAt: now() + deps.refreshTtl * 1000
     }
-    const issued = issue(rotated, next)
+    const issued = await issue(rotated, next, context.request)
     // Sealed with a key derived from the JWT key (whoever could open it could sign access tokens
     // anyway), handed out only until the grace ends, overwritten by the next rotation. A rotation
     // without grace drops the previous rotation's answer, which the spread above copied.
     rotated.replay = deps.reuseGrace > 0
       ? { accessToken: vault.seal(issued.access_token), until: now() + deps.reuseGrace * 1000 }
       : undefined
-    return await stored(() => store.rotate(rotated, session.refreshHash)) ? issued : null
+    if (!await stored(() => store.rotate(rotated, session.refreshHash))) return null
+    await hook('onRefresh', [member, session.sid, context.request], context.request)
+    return issued
   }
 
-  async function settle (verdict: Verdict, sid: string): Promise<IssuedTokens> {
+  async function settle (verdict: Verdict, request: FastifyRequest | undefined): Promise<IssuedTokens> {
     if (verdict.kind === 'retry') return verdict.answer
-    if (verdict.kind === 'reuse') await revoke([sid])
+    if (verdict.kind === 'reuse') await end(verdict.session, request)
     throw new RefreshInvalidError()
   }
 
   return {
-    async start (login, log) {
+    async start (login, { log, request }) {
       const sid = randomUUID()
       const refreshToken = refreshTokens.first(sid)
       const session: SessionRecord = {
@@ -153,49 +192,74 @@ export function createSessions (deps: Dependencies): Sessions {
         generation: 0,
         refreshHash: hashOf(refreshToken),
         checkedAt: now(),
-        expiresAt: now() + deps.refreshTtl * 1000
+        expiresAt: now() + deps.refreshTtl * 1000,
+        startedAt: now()
       }
+      const issued = await issue(session, refreshToken, request)
       try {
         await store.save(session)
         await store.saveSessionKey(session.corpid, session.userid, vault.seal(login.sessionKey), deps.refreshTtl * 1000, login.answeredAt)
+        storeDown = false
       } catch (error) {
         if (!(error instanceof StoreDownError)) throw error
         // The member is verified: let them in for one access token's life rather than not at all.
         if (!storeDown) log.warn('wecom: session store unavailable, logins answered without a refresh token until it returns')
         storeDown = true
-        return issue(session, undefined)
+        delete issued.refresh_token
+        delete issued.refresh_expires_in
       }
-      storeDown = false
-      return issue(session, refreshToken)
+      try {
+        await hook('onLogin', [login.member, sid, request], request)
+      } catch (error) {
+        // The host refused the login: the session it was told of must not live on.
+        await revoke([sid]).catch(() => {})
+        throw error
+      }
+      return issued
     },
 
     async refresh (refreshToken, context) {
       const presented = refreshTokens.parse(refreshToken)
       if (presented === null) throw new RefreshInvalidError()
       const verdict = await judge(presented)
-      if (verdict.kind !== 'current') return settle(verdict, presented.sid)
+      if (verdict.kind !== 'current') return settle(verdict, context.request)
       const rotated = await rotate(verdict.session, presented, context)
       if (rotated !== null) return rotated
       // Another refresh with this token rotated first (a double tap): within the grace its answer
       // is this one's too; without it, the token was used twice.
       const after = await judge(presented)
-      return settle(after.kind === 'current' ? { kind: 'unknown' } : after, presented.sid)
+      return settle(after.kind === 'current' ? { kind: 'unknown' } : after, context.request)
     },
 
-    async endByRefreshToken (refreshToken) {
+    async endByRefreshToken (refreshToken, context = {}) {
       const presented = refreshTokens.parse(refreshToken)
       if (presented === null) return
       // Any token the session issued ends it, as its holder asked; RFC 7009 answers alike either way.
-      if ((await judge(presented)).kind !== 'unknown') await revoke([presented.sid])
+      const verdict = await judge(presented)
+      if (verdict.kind === 'unknown') return
+      await revoke([presented.sid])
+      await hook('onLogout', [verdict.session.member, presented.sid, context.request], context.request)
     },
 
-    revokeSession: (sid) => revoke([sid]),
+    async logout (member, sid, context = {}) {
+      await revoke([sid])
+      await hook('onLogout', [member, sid, context.request], context.request)
+    },
 
-    async revokeUser (corpId, userid) {
+    async revokeSession (sid, context = {}) {
+      // Read only for the hook, which is told whose session it was.
+      const session = deps.hooks?.onRevoke === undefined ? null : await stored(() => store.get(sid))
+      await revoke([sid])
+      await hook('onRevoke', [session?.member, sid, context.request], context.request)
+    },
+
+    async revokeUser (corpId, userid, context = {}) {
       // Every access token that passes the guard expires within accessTtl of its issue: by then
-      // the not-before has nothing left to refuse.
-      const notBefore = now()
+      // the not-before has nothing left to refuse. A time in the future is no licence to refuse
+      // tokens not issued yet.
+      const notBefore = Math.min(now(), context.at ?? Infinity)
       await stored(() => store.revokeMember({ corpid: corpId, userid, notBefore, until: notBefore + deps.accessTtl * 1000 }))
+      await hook('onRevoke', [{ corpid: corpId, userid }, undefined, context.request], context.request)
     },
 
     async decrypt (member, data) {
@@ -212,7 +276,14 @@ export function createSessions (deps: Dependencies): Sessions {
   }
 }
 
-async function stored<T> (operation: () => Promise<T>): Promise<T> {
+/** An error of the errors table (src/errors.ts): a hook that throws one means it as the answer. */
+function isOurs (error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.startsWith('WECOM_')
+}
+
+/** A store operation, its backend's failure answered as 503 WECOM_STORE_UNAVAILABLE. */
+export async function stored<T> (operation: () => Promise<T>): Promise<T> {
   try {
     return await operation()
   } catch (error) {

@@ -29,6 +29,9 @@ export class MemorySessionStore implements SessionStore {
   readonly #oldestSession = oldestFirst(this.#sessions)
   readonly #oldestSessionKey = oldestFirst(this.#sessionKeys)
   readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
+  /** Callback deliveries seen, with the epoch ms until which they are remembered. */
+  readonly #deliveries = new Map<string, number>()
+  readonly #oldestDelivery = oldestFirst(this.#deliveries)
   readonly #maxSessions: number
   readonly #now: () => number
 
@@ -67,8 +70,10 @@ export class MemorySessionStore implements SessionStore {
   async revokeMember (revocation: MemberRevocation): Promise<void> {
     const key = memberKey(revocation.corpid, revocation.userid)
     const sids = this.#byMember.get(key)
-    for (const sid of typeof sids === 'string' ? [sids] : [...sids ?? []]) this.#remove(sid)
-    this.#sessionKeys.delete(key)
+    for (const sid of typeof sids === 'string' ? [sids] : [...sids ?? []]) {
+      if ((this.#sessions.get(sid)?.startedAt ?? 0) <= revocation.notBefore) this.#remove(sid)
+    }
+    if ((this.#sessionKeys.get(key)?.answeredAt ?? 0) <= revocation.notBefore) this.#sessionKeys.delete(key)
     this.#deliver([revocation])
   }
 
@@ -94,6 +99,18 @@ export class MemorySessionStore implements SessionStore {
     this.#sessions.clear()
     this.#byMember.clear()
     this.#sessionKeys.clear()
+    this.#deliveries.clear()
+  }
+
+  async firstDelivery (key: string, ttl: number): Promise<boolean> {
+    const now = this.#now()
+    const until = this.#deliveries.get(key)
+    if (until !== undefined && until > now) return false
+    this.#deliveries.delete(key)
+    this.#deliveries.set(key, now + ttl)
+    // Bounded like the sessions: the oldest sighting goes first.
+    if (this.#deliveries.size > this.#maxSessions) this.#deliveries.delete(this.#oldestDelivery())
+    return true
   }
 
   #deliver (revocations: readonly Revocation[]): void {

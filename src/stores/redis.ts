@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../wecom/token-cache.js'
 import {
   StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type SessionRecord, type SessionRevocation,
@@ -31,10 +31,13 @@ export function reconnectDelay (attempt: number): number {
   return Math.min(attempt * 100, 1000)
 }
 
+/** One server (alone or under Sentinel) or a Cluster: the store speaks to both alike. */
+export type RedisClient = Redis | Cluster
+
 type Failure = new (cause: unknown) => Error
 
 /** One command (or script) on a ready connection, within COMMAND_TIMEOUT, failing as `Failure`. */
-async function bounded<T> (client: Redis, Failure: Failure, operation: (client: Redis) => Promise<T>): Promise<T> {
+async function bounded<T> (client: RedisClient, Failure: Failure, operation: (client: RedisClient) => Promise<T>): Promise<T> {
   if (client.status !== 'ready') throw new Failure(new Error(`redis connection is ${client.status}`))
   let timer: NodeJS.Timeout | undefined
   const pending = operation(client)
@@ -62,7 +65,7 @@ class Script {
     this.#sha = createHash('sha1').update(lua).digest('hex')
   }
 
-  async run (client: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  async run (client: RedisClient, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     try {
       return await client.evalsha(this.#sha, keys.length, ...keys, ...args)
     } catch (error) {
@@ -72,78 +75,85 @@ class Script {
   }
 }
 
-// Lua shared by save and rotate: store the session and index it in the member's sorted set,
-// scored by its expiry, so that ended sessions fall out of the index by score in O(log n) rather
-// than by a scan of every sid; the set lives at least as long as its longest session.
-// ARGV: json, ttl ms, sid, expiresAt, now.
-const PUT_SESSION = `
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-`
+// Every script touches keys of one hash slot only, all passed in KEYS, so that the store runs on a
+// Redis Cluster as on one server: a session's key is tagged by its sid, a member's keys by the
+// member, the revocation records share one tag. What spans two of them is done in steps, each
+// ordered so that a step cut off (a crash, a failover) never lets a session outlive an
+// off-boarding: see save, rotate and revokeMember.
 
-/** KEYS: session, member set. ARGV: json, ttl ms, sid, expiresAt, now. */
-const SAVE = new Script(PUT_SESSION)
+/**
+ * KEYS: member's session index. ARGV: sid, expiresAt, now. Indexes a session scored by its
+ * expiry, so that ended sessions fall out by score in O(log n) rather than by a scan of every sid;
+ * the index lives at least as long as its longest session.
+ */
+const INDEX = new Script(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+`)
 
-/** KEYS: session, member set. ARGV: json, ttl ms, sid, expiresAt, now, expected refresh hash. 1 if replaced. */
+/** KEYS: session. ARGV: json, ttl ms, expected refresh hash. 1 if replaced. */
 const ROTATE = new Script(`
 local current = redis.call('GET', KEYS[1])
-if not current or cjson.decode(current).refreshHash ~= ARGV[6] then return 0 end
-${PUT_SESSION}
+if not current or cjson.decode(current).refreshHash ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
-// Lua shared by REVOKE and REVOKE_MEMBER, after an entry scored by `until` went into the record
-// KEYS[1]: forgets entries whose access tokens have all expired, keeps the record as long as its
-// newest entry, and tells every instance. ARGV[3..6]: until, now, channel, message.
-const RECORD_AND_PUBLISH = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+// After an entry scored by `until` went into the record KEYS[1]: forgets entries whose access
+// tokens have all expired, keeps the record as long as its newest entry, and tells every instance.
+// ARGV[1..4]: until, now, channel, message.
+const TRIM_AND_PUBLISH = `
+local untilMs, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('PTTL', KEYS[1]) < untilMs - now then redis.call('PEXPIRE', KEYS[1], untilMs - now) end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 `
 
 /**
- * Keys built inside a script take their prefix from ARGV, which ioredis's own keyPrefix option
- * does not reach: the store passes it in front (see #physical).
- * KEYS: revoked set. ARGV: session prefix, member prefix, until, now, channel, message, sids...
- * Ends the sessions, records them as revoked until `until` (never shortening an earlier entry),
- * and tells every instance.
+ * KEYS: revoked-sessions record. ARGV: until, now, channel, message, sids... Records the sessions
+ * as revoked until `until`, never shortening an earlier entry.
  */
-const REVOKE = new Script(`
-local sessionPrefix, memberPrefix, untilMs, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-for i = 7, #ARGV do
-  local sid = ARGV[i]
-  local raw = redis.call('GET', sessionPrefix .. sid)
-  if raw then
-    local session = cjson.decode(raw)
-    redis.call('ZREM', memberPrefix .. session.corpid .. ':' .. session.userid, sid)
-    redis.call('DEL', sessionPrefix .. sid)
-  end
-  local known = redis.call('ZSCORE', KEYS[1], sid)
-  if not known or tonumber(known) < untilMs then redis.call('ZADD', KEYS[1], ARGV[3], sid) end
+const RECORD_SESSIONS = new Script(`
+for i = 5, #ARGV do
+  local known = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if not known or tonumber(known) < tonumber(ARGV[1]) then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
 end
-${RECORD_AND_PUBLISH}
+${TRIM_AND_PUBLISH}
+`)
+
+/** KEYS: not-before record. ARGV: until, now, channel, message, entry. One entry per revokeUser. */
+const RECORD_MEMBER = new Script(`
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
+${TRIM_AND_PUBLISH}
 `)
 
 /**
- * KEYS: not-before record, member's session set, member's session_key.
- * ARGV: session prefix, entry, until, now, channel, message.
- * Off-boarding as one step: every session of the member and their session_key go, and the
- * member's not-before is recorded (an entry per revokeUser, all forgotten once their access
- * tokens expired) and told to every instance.
+ * KEYS: member's session index, member's session_key. ARGV: not-before. Forgets the session_key
+ * if it came from an answer at or before the not-before; answers the sids indexed.
  */
-const REVOKE_MEMBER = new Script(`
-local sessionPrefix, untilMs, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do redis.call('DEL', sessionPrefix .. sid) end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-${RECORD_AND_PUBLISH}
+const DROP_MEMBER = new Script(`
+local kept = redis.call('GET', KEYS[2])
+if kept and (tonumber(string.match(kept, '^(%d+)%.')) or 0) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[2]) end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
 `)
 
 /**
- * KEYS: revoked set, not-before record. ARGV: now. Through Lua, whose replies are RESP2-shaped:
- * two flat [entry, until, ...] lists whatever protocol the client speaks.
+ * KEYS: session. ARGV: not-before. Ends the session if it started at or before the not-before
+ * (a replayed event must not end a session made after it); 1 when it is gone.
+ */
+const END_IF_STARTED = new Script(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 1 end
+if (cjson.decode(raw).startedAt or 0) > tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+/**
+ * KEYS: revoked-sessions record, not-before record. ARGV: now. Through Lua, whose replies are
+ * RESP2-shaped: two flat [entry, until, ...] lists whatever protocol the client speaks.
  */
 const LIVE_REVOCATIONS = new Script(`
 return {
@@ -188,28 +198,50 @@ end
 return { current, ttl }
 `)
 
+/**
+ * The store's keys under `prefix`. Tagged so that what one step touches shares a hash slot on a
+ * Cluster: a session by its sid, a member's index and session_key by the member, the two
+ * revocation records together.
+ */
+export const redisKeys = {
+  session: (prefix: string, sid: string) => `${prefix}session:{${sid}}`,
+  memberIndex: (prefix: string, corpid: string, userid: string) => `${prefix}member:${memberTag(corpid, userid)}`,
+  sessionKey: (prefix: string, corpid: string, userid: string) => `${prefix}session-key:${memberTag(corpid, userid)}`,
+  revokedSessions: (prefix: string) => `${prefix}{revocations}:sessions`,
+  notBefore: (prefix: string) => `${prefix}{revocations}:members`
+}
+
+/**
+ * A member's hash tag: a digest, so that a userid holding braces cannot move the tag, and short,
+ * since it is in every member key.
+ */
+function memberTag (corpid: string, userid: string): string {
+  return `{${createHash('sha256').update(corpid).update('\u0000').update(userid).digest('base64url').slice(0, 16)}}`
+}
+
 export interface RedisStoreOptions {
   /** Never closed by the store: whoever opened it closes it. */
-  client: Redis
+  client: RedisClient
   keyPrefix: string
   log?: FastifyBaseLogger
   now?: () => number
 }
 
 /**
- * Sessions, revocations and the WeCom access token in Redis, so that any number of instances act
- * as one. Every command fails fast while Redis is unreachable; ioredis reconnects by itself, and
- * the revocation subscription is renewed (with a fresh read of the recorded revocations) each time.
+ * Sessions, revocations and the WeCom access token in Redis (one server, Sentinel or a Cluster),
+ * so that any number of instances act as one. Every command fails fast while Redis is
+ * unreachable; ioredis reconnects by itself, and the revocation subscription is renewed (with a
+ * fresh read of the recorded revocations) each time.
  */
 export class RedisSessionStore implements SessionStore {
   readonly tokens: SharedTokenStore
   readonly rateCounter: RateCounter
-  readonly #client: Redis
+  readonly #client: RedisClient
   readonly #prefix: string
   readonly #log: FastifyBaseLogger | undefined
   readonly #now: () => number
   readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
-  #subscriber: Redis | undefined
+  #subscriber: RedisClient | undefined
   #subscribed = false
   #lost = false
   #syncPending = false
@@ -231,44 +263,66 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
+  /**
+   * Index, then session, sent together: on one server they run in that order, so a save cut off
+   * between the two leaves an indexed sid with no session (harmless), never a session that
+   * revokeUser cannot find.
+   */
   async save (session: SessionRecord): Promise<void> {
-    await this.#run((client) => SAVE.run(client, this.#sessionKeys(session), this.#sessionArgs(session)))
+    const ttl = Math.max(1, session.expiresAt - this.#now())
+    await Promise.all([
+      this.#index(session),
+      this.#run((client) => client.set(redisKeys.session(this.#prefix, session.sid), JSON.stringify(session), 'PX', ttl))
+    ])
   }
 
   async get (sid: string): Promise<SessionRecord | null> {
-    const raw = await this.#run((client) => client.get(this.#sessionPrefix + sid))
+    const raw = await this.#run((client) => client.get(redisKeys.session(this.#prefix, sid)))
     if (raw === null) return null
-    const session = JSON.parse(raw) as SessionRecord
+    const session = parseJson<SessionRecord>(raw)
     return session.expiresAt > this.#now() ? session : null
   }
 
+  /** The index's expiry is raised before the session changes, for the same reason as in save. */
   async rotate (session: SessionRecord, expectedHash: string): Promise<boolean> {
-    const replaced = await this.#run((client) => ROTATE.run(client, this.#sessionKeys(session), [
-      ...this.#sessionArgs(session), expectedHash
-    ]))
+    const ttl = Math.max(1, session.expiresAt - this.#now())
+    const [, replaced] = await Promise.all([
+      this.#index(session),
+      this.#run((client) => ROTATE.run(client, [redisKeys.session(this.#prefix, session.sid)], [JSON.stringify(session), ttl, expectedHash]))
+    ])
     return replaced === 1
   }
 
+  /** Recorded and told first, so that every instance refuses them even if the deletes fail. */
   async revoke (sids: readonly string[], until: number): Promise<void> {
     if (sids.length === 0) return
     const revocations = sids.map((sid) => ({ sid, until }))
     // This instance refuses them at once, even if Redis then fails to record them for the others.
     this.#deliver(revocations)
-    await this.#run((client) => REVOKE.run(client, [this.#revokedKey], [
-      this.#physical(this.#sessionPrefix), this.#physical(this.#memberPrefix), until, this.#now(),
-      this.#channel, JSON.stringify(revocations), ...sids
+    await this.#run((client) => RECORD_SESSIONS.run(client, [this.#revokedKey], [
+      until, this.#now(), this.#channel, JSON.stringify(revocations), ...sids
     ]))
+    await Promise.all(sids.map((sid) => this.#deleteSession(sid)))
   }
 
+  /**
+   * Off-boarding in steps, each on one slot: the not-before is recorded and told (from then on
+   * every access token of the member issued before it is refused everywhere), the session_key of
+   * an answer before it goes, then each session the index names that started before it, and its
+   * sid from the index. A rotation racing with it either finds its session gone or is ended after.
+   */
   async revokeMember (revocation: MemberRevocation): Promise<void> {
     const { corpid, userid, notBefore, until } = revocation
     this.#deliver([revocation])
-    await this.#run((client) => REVOKE_MEMBER.run(client, [
-      this.#notBeforeKey, this.#memberKey(corpid, userid), this.#sessionKeyKey(corpid, userid)
-    ], [
-      this.#physical(this.#sessionPrefix), JSON.stringify([corpid, userid, notBefore]), until, this.#now(),
-      this.#channel, JSON.stringify([revocation])
+    await this.#run((client) => RECORD_MEMBER.run(client, [this.#notBeforeKey], [
+      until, this.#now(), this.#channel, JSON.stringify([revocation]), JSON.stringify([corpid, userid, notBefore])
     ]))
+    const index = redisKeys.memberIndex(this.#prefix, corpid, userid)
+    const sids = await this.#run((client) => DROP_MEMBER.run(client, [index, redisKeys.sessionKey(this.#prefix, corpid, userid)], [notBefore])) as string[]
+    await Promise.all(sids.map(async (sid) => {
+      const ended = await this.#run((client) => END_IF_STARTED.run(client, [redisKeys.session(this.#prefix, sid)], [notBefore]))
+      if (ended === 1) await this.#run((client) => client.zrem(index, sid))
+    }))
   }
 
   async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
@@ -299,7 +353,8 @@ export class RedisSessionStore implements SessionStore {
         this.#log?.warn('wecom: Redis persists nothing (appendonly no, no save points): a Redis restart drops every session and every recorded revocation; use appendonly yes with appendfsync everysec')
       }
     } catch (error) {
-      this.#log?.debug({ err: error }, 'wecom: could not read the Redis persistence settings')
+      // The cause only: an ioredis error carries its command, and HELLO's carries the password.
+      this.#log?.debug({ cause: errorCause(error as Error) }, 'wecom: could not read the Redis persistence settings')
     }
   }
 
@@ -312,7 +367,10 @@ export class RedisSessionStore implements SessionStore {
     const synced = new Promise<void>((resolve) => { this.#firstSync = resolve })
     this.#subscribe()
     // Boot waits for the recorded revocations, but not for a Redis that is down: they arrive on reconnect.
-    await Promise.race([synced, sleep(FIRST_SYNC_WAIT, undefined, { ref: false })])
+    const inTime = await Promise.race([synced.then(() => true), sleep(FIRST_SYNC_WAIT, false, { ref: false })])
+    if (!inTime && !this.#lost) {
+      this.#log?.warn(`wecom: Redis at ${describeRedis(this.#client)} did not answer within ${FIRST_SYNC_WAIT} ms of boot (status ${this.#client.status}): running degraded until it does`)
+    }
   }
 
   async close (): Promise<void> {
@@ -320,39 +378,42 @@ export class RedisSessionStore implements SessionStore {
     this.#subscriber?.disconnect()
   }
 
-  get #sessionPrefix (): string { return `${this.#prefix}session:` }
-  get #memberPrefix (): string { return `${this.#prefix}member:` }
-  get #revokedKey (): string { return `${this.#prefix}revoked` }
-  get #notBeforeKey (): string { return `${this.#prefix}not-before` }
-  get #channel (): string { return `${this.#prefix}revocations` }
-
-  /** A key prefix as Redis sees it, for keys a script builds itself. */
-  #physical (prefix: string): string {
-    return (this.#client.options.keyPrefix ?? '') + prefix
+  async firstDelivery (key: string, ttl: number): Promise<boolean> {
+    const set = await this.#run((client) => client.set(`${this.#prefix}delivery:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttl)), 'NX'))
+    return set === 'OK'
   }
 
-  // corpids never contain ':', so `corpid:userid` cannot be read two ways. REVOKE builds the
-  // same key in Lua.
-  #memberKey (corpid: string, userid: string): string {
-    return `${this.#memberPrefix}${corpid}:${userid}`
-  }
+  get #revokedKey (): string { return redisKeys.revokedSessions(this.#prefix) }
+  get #notBeforeKey (): string { return redisKeys.notBefore(this.#prefix) }
+  /**
+   * Channels are not keys: ioredis's keyPrefix does not reach them, so it is put in front here,
+   * and two deployments that differ only by it do not hear each other.
+   */
+  get #channel (): string { return `${keyPrefixOf(this.#client)}${this.#prefix}revocations` }
 
   #sessionKeyKey (corpid: string, userid: string): string {
-    return `${this.#prefix}session-key:${corpid}:${userid}`
+    return redisKeys.sessionKey(this.#prefix, corpid, userid)
   }
 
-  #sessionKeys (session: SessionRecord): string[] {
-    return [this.#sessionPrefix + session.sid, this.#memberKey(session.corpid, session.userid)]
+  async #index (session: SessionRecord): Promise<void> {
+    await this.#run((client) => INDEX.run(client, [redisKeys.memberIndex(this.#prefix, session.corpid, session.userid)], [
+      session.sid, session.expiresAt, this.#now()
+    ]))
   }
 
-  /** json, ttl ms, sid, expiresAt, now: the ARGV head of PUT_SESSION. */
-  #sessionArgs (session: SessionRecord): string[] {
-    const now = this.#now()
-    const ttl = Math.max(1, session.expiresAt - now)
-    return [JSON.stringify(session), String(ttl), session.sid, String(session.expiresAt), String(now)]
+  /** The session goes, and its sid from its member's index (each on its own slot). */
+  async #deleteSession (sid: string): Promise<void> {
+    const key = redisKeys.session(this.#prefix, sid)
+    const raw = await this.#run((client) => client.get(key))
+    if (raw === null) return
+    const { corpid, userid } = parseJson<SessionRecord>(raw)
+    await Promise.all([
+      this.#run((client) => client.zrem(redisKeys.memberIndex(this.#prefix, corpid, userid), sid)),
+      this.#run((client) => client.del(key))
+    ])
   }
 
-  #run<T> (operation: (client: Redis) => Promise<T>): Promise<T> {
+  #run<T> (operation: (client: RedisClient) => Promise<T>): Promise<T> {
     return bounded(this.#client, StoreDownError, operation)
   }
 
@@ -365,31 +426,30 @@ export class RedisSessionStore implements SessionStore {
     // A connection of its own: under RESP2 a subscribed connection runs no other command.
     // Resubscribing is done here on every 'ready' rather than by ioredis, so that it is always
     // followed by a read of the recorded revocations: nothing published while away is missed.
-    const subscriber = this.#client.duplicate({ autoResubscribe: false, lazyConnect: false, retryStrategy: reconnectDelay })
+    const subscriber = duplicateForSubscribing(this.#client)
     this.#subscriber = subscriber
-    // Connection errors are retried by ioredis and reported once per outage on 'close'.
-    subscriber.on('error', noop)
+    // This connection is the store's own, so its errors tell an outage, once, with its cause and
+    // the address (never a password), whether the plugin opened the Redis connection or was given it.
+    subscriber.on('error', (error: Error) => {
+      if (this.#closed || this.#lost) return
+      this.#lost = true
+      this.#log?.warn({ cause: errorCause(error) }, `wecom: Redis at ${describeRedis(this.#client)} cannot be reached (${errorCause(error)}): sessions answer 503, logins come without refresh tokens, and revocations from other instances wait, until it is back; reconnecting`)
+    })
     subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.#channel) this.#deliver(parseRevocations(message))
     })
     subscriber.on('ready', () => {
       bounded(subscriber, StoreDownError, (connection) => connection.subscribe(this.#channel)).then(() => {
         this.#subscribed = true
-        if (this.#lost) this.#log?.info('wecom: revocation channel is back')
+        if (this.#lost) this.#log?.info(`wecom: Redis at ${describeRedis(this.#client)} is back`)
         this.#lost = false
         this.#resync()
       }, () => {
         // Not subscribed on a connection that looks fine: start it over rather than stay deaf.
-        if (!this.#closed) subscriber.disconnect(true)
+        if (!this.#closed) reconnect(subscriber)
       })
     })
-    subscriber.on('close', () => {
-      if (this.#subscribed && !this.#closed) {
-        this.#lost = true
-        this.#log?.warn('wecom: revocation channel lost; revocations from other instances arrive once Redis is back')
-      }
-      this.#subscribed = false
-    })
+    subscriber.on('close', () => { this.#subscribed = false })
   }
 
   /** Delivers every recorded, still live revocation; runs again if asked while running. */
@@ -431,12 +491,12 @@ export class RedisSessionStore implements SessionStore {
 
 /** The WeCom access token shared by every instance, and the lock under which one of them renews it. */
 class RedisTokenStore implements SharedTokenStore {
-  readonly #client: Redis
+  readonly #client: RedisClient
   readonly #tokenPrefix: string
   readonly #lockPrefix: string
   readonly #now: () => number
 
-  constructor (client: Redis, keyPrefix: string, now: () => number) {
+  constructor (client: RedisClient, keyPrefix: string, now: () => number) {
     this.#client = client
     this.#tokenPrefix = `${keyPrefix}token:`
     this.#lockPrefix = `${keyPrefix}token-lock:`
@@ -446,7 +506,7 @@ class RedisTokenStore implements SharedTokenStore {
   async read (key: string): Promise<CachedToken | null> {
     const raw = await this.#run((client) => client.get(this.#tokenPrefix + key))
     if (raw === null) return null
-    const token = JSON.parse(raw) as Partial<CachedToken>
+    const token = parseJson<Partial<CachedToken>>(raw, SharedStoreError)
     return typeof token.value === 'string' && typeof token.expiresAt === 'number' && typeof token.fetchedAt === 'number'
       ? { value: token.value, expiresAt: token.expiresAt, fetchedAt: token.fetchedAt }
       : null
@@ -482,7 +542,7 @@ class RedisTokenStore implements SharedTokenStore {
     }
   }
 
-  #run<T> (operation: (client: Redis) => Promise<T>): Promise<T> {
+  #run<T> (operation: (client: RedisClient) => Promise<T>): Promise<T> {
     return bounded(this.#client, SharedStoreError, operation)
   }
 }
@@ -526,6 +586,63 @@ function configValue (reply: unknown, name: string): string | undefined {
     return at === -1 ? undefined : reply[at + 1] as string
   }
   return (reply as Record<string, string> | null)?.[name]
+}
+
+/** ioredis's own keyPrefix, which it puts in front of every key, but not of channel names. */
+function keyPrefixOf (client: RedisClient): string {
+  return (client.options as { keyPrefix?: string }).keyPrefix ?? ''
+}
+
+function isCluster (client: RedisClient): client is Cluster {
+  return (client as { isCluster?: boolean }).isCluster === true
+}
+
+/** A connection like `client` (same nodes, auth, TLS, Sentinel set) for the revocation channel. */
+function duplicateForSubscribing (client: RedisClient): RedisClient {
+  return isCluster(client)
+    ? client.duplicate(undefined, { clusterRetryStrategy: reconnectDelay, lazyConnect: false })
+    : client.duplicate({ autoResubscribe: false, lazyConnect: false, retryStrategy: reconnectDelay })
+}
+
+function reconnect (client: RedisClient): void {
+  if (isCluster(client)) {
+    // A Cluster has no disconnect(reconnect): dropping its connections makes it refresh and reconnect.
+    for (const node of client.nodes()) node.disconnect(true)
+  } else {
+    client.disconnect(true)
+  }
+}
+
+/** Parses what the store wrote; anything else under its key (another program's value) is the store failing. */
+function parseJson<T> (raw: string, Failure: Failure = StoreDownError): T {
+  try {
+    return JSON.parse(raw) as T
+  } catch (error) {
+    throw new Failure(error)
+  }
+}
+
+/**
+ * Where a client points, for log lines and errors: never its password. A Sentinel set by its
+ * name and sentinels, a Cluster by the nodes it was given.
+ */
+export function describeRedis (client: RedisClient): string {
+  if (isCluster(client)) {
+    const nodes = (client as unknown as { startupNodes?: Array<string | number | { host?: string, port?: number }> }).startupNodes ?? []
+    return `cluster ${nodes.map((node) => typeof node === 'object' ? `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}` : String(node)).join(',')}`
+  }
+  const { sentinels, name, host, port, path, username, db } = client.options
+  if (sentinels != null && sentinels.length > 0) {
+    return `sentinel ${name ?? ''} via ${sentinels.map((sentinel) => `${sentinel.host ?? '127.0.0.1'}:${sentinel.port ?? 26379}`).join(',')}`
+  }
+  if (path != null) return `unix:${path}`
+  return `redis://${username == null || username === '' ? '' : `${username}@`}${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}`
+}
+
+/** An error's code or class: ioredis messages can repeat the command and its arguments. */
+function errorCause (error: Error): string {
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' ? code : /^(WRONGPASS|NOAUTH|NOPERM|LOADING|READONLY|MASTERDOWN)\b/.exec(error.message)?.[1] ?? error.name
 }
 
 function noop (): void {}

@@ -22,6 +22,11 @@ export interface SessionRecord {
   checkedAt: number
   /** Epoch ms after which the refresh token is dead. */
   expiresAt: number
+  /**
+   * Epoch ms the session started (absent in sessions stored before it was kept: read as 0). An
+   * off-boarding ends the sessions started at or before its not-before, and no later one.
+   */
+  startedAt?: number
 }
 
 /** A revoked session: its access tokens are refused until they could not be valid anyway. */
@@ -60,8 +65,10 @@ export interface SessionStore {
   /** Deletes sessions and records them as revoked until `until`, telling every instance. */
   revoke (sids: readonly string[], until: number): Promise<void>
   /**
-   * Off-boarding in one step: deletes every session of the member and their session_key, and
-   * records the member's not-before, telling every instance (also those that connect later).
+   * Off-boarding in one step: deletes every session of the member started at or before
+   * `notBefore`, and their session_key if it came from a jscode2session answer at or before it,
+   * and records the member's not-before, telling every instance (also those that connect later).
+   * A not-before in the past (a WeCom event's time) leaves the sessions made since alone.
    */
   revokeMember (revocation: MemberRevocation): Promise<void>
   /**
@@ -77,6 +84,11 @@ export interface SessionStore {
    */
   onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void>
   close (): Promise<void>
+  /**
+   * True the first time any instance presents `key` within `ttl` ms, false afterwards: a callback
+   * delivery WeCom resends, to this instance or another, has no second effect.
+   */
+  firstDelivery (key: string, ttl: number): Promise<boolean>
 }
 
 /** One key per member, the same in every part of the process. */

@@ -1,14 +1,17 @@
 /**
- * A WeCom API simulator: a real HTTP server on loopback that answers gettoken, jscode2session and
- * user/get the way qyapi.weixin.qq.com does (always HTTP 200, success and failure told apart by
- * `errcode` only). Built on node:http alone so that benchmarks can drive it at thousands of
- * requests per second without the simulator being the bottleneck.
+ * A WeCom API simulator: a real HTTP server on loopback that answers gettoken, jscode2session,
+ * user/get and message/send the way qyapi.weixin.qq.com does (always HTTP 200, success and failure
+ * told apart by `errcode` only), and that sends a corp's callback URL the signed, encrypted events
+ * WeCom sends. Built on node:http alone so that benchmarks can drive it at thousands of requests
+ * per second without the simulator being the bottleneck; its callback crypto is node:crypto alone,
+ * written from WeCom's description (doc path/90968), so that it checks the plugin's rather than
+ * sharing it.
  */
-import { createCipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type WecomEndpoint = 'gettoken' | 'jscode2session' | 'user/get'
+export type WecomEndpoint = 'gettoken' | 'jscode2session' | 'user/get' | 'message/send'
 
 export interface SimulatedMember {
   userid: string
@@ -25,11 +28,43 @@ export interface SimulatedMember {
   email?: string
 }
 
+/** A corp's "接收事件服务器" settings, as its admin saves them in the console. */
+export interface SimulatedCallback {
+  /** Where events are POSTed, e.g. 'http://127.0.0.1:3000/wecom/callback'. */
+  url: string
+  token: string
+  /** 43 characters of base64 (the AES-256 key without its trailing '='). */
+  encodingAESKey: string
+}
+
 export interface SimulatedCorp {
   corpId: string
   secret: string
   members?: SimulatedMember[]
+  /** Checked (GET) before the first event is sent, as WeCom checks it when the admin saves it. */
+  callback?: SimulatedCallback
+  /** The AgentID events carry. Default 1000002. */
+  agentId?: number
 }
+
+/** One event the simulator sent (or tried to send) to a corp's callback URL. */
+export interface SimulatedDelivery {
+  corpId: string
+  /** The event's fields as sent, e.g. { Event: 'change_contact', ChangeType: 'delete_user', UserID }. */
+  readonly event: Readonly<Record<string, string>>
+  /** The decrypted XML, as the callback should read it. */
+  readonly xml: string
+  /**
+   * POSTs made so far: the first, then one 5 s (callbackRetryDelay) after each without `success`,
+   * three at most. 0 when the URL failed WeCom's check: nothing was sent.
+   */
+  readonly attempts: number
+  /** The callback answered `success`. */
+  readonly acknowledged: boolean
+}
+
+/** What a callback answered one POST. */
+export interface CallbackAnswer { status: number, body: string }
 
 export type SimulatedFault =
   | { errcode: number; errmsg?: string }
@@ -52,8 +87,13 @@ export interface WecomSimulatorOptions {
   codeTtl?: number
   /** Milliseconds added to every call. Default 0. */
   latency?: number
-  /** Clock in milliseconds. Default Date.now. advance() moves the simulator ahead of it. */
+  /**
+   * Clock in milliseconds. Default Date.now. advance() moves the simulator ahead of it (codes,
+   * tokens); callbacks carry this clock's time, as an app compares it with its own.
+   */
   now?: () => number
+  /** Milliseconds between a callback POST without `success` and its resend. Default 5000, WeCom's. */
+  callbackRetryDelay?: number
 }
 
 export interface SimulatedRequest {
@@ -74,8 +114,32 @@ export interface WecomSimulator {
   /** Adds or replaces a member. */
   setMember(corpId: string, member: SimulatedMember): void
   updateMember(corpId: string, userid: string, patch: Partial<SimulatedMember>): void
-  /** Afterwards user/get answers 60111 for that userid. */
-  removeMember(corpId: string, userid: string): void
+  /**
+   * Afterwards user/get answers 60111 for that userid; with a callback, the corp is sent
+   * change_contact/delete_user. Resolves after the event's first POST (or at once without a
+   * callback); resends go on in the background.
+   */
+  removeMember(corpId: string, userid: string): Promise<SimulatedDelivery | undefined>
+  /** Status 2 (user/get refuses the login), and change_contact/update_user with Status 2. */
+  disableMember(corpId: string, userid: string): Promise<SimulatedDelivery | undefined>
+  /** Into or out of the app's visible range (60011 outside), and the subscribe / unsubscribe event. */
+  setVisible(corpId: string, userid: string, visible: boolean): Promise<SimulatedDelivery | undefined>
+  /**
+   * Saves a corp's callback as the admin console does: the URL is checked first (a GET with an
+   * encrypted echostr whose plain text must come back), and the promise rejects if it fails.
+   */
+  setCallback(corpId: string, callback: SimulatedCallback): Promise<void>
+  /** Sends any event (ToUserName, CreateTime and MsgType are filled in unless given). */
+  sendEvent(corpId: string, fields: Record<string, string | number>): Promise<SimulatedDelivery>
+  /** Every event sent so far, oldest first. */
+  readonly deliveries: ReadonlyArray<SimulatedDelivery>
+  /**
+   * POSTs a delivery again, once, as a resend or a replay: `same` is the very request sent first
+   * (signature, timestamp, nonce, ciphertext), `new` the same event freshly signed and encrypted.
+   */
+  redeliver(delivery: SimulatedDelivery, envelope: 'same' | 'new'): Promise<CallbackAnswer>
+  /** The bodies message/send accepted, per corp, oldest first. */
+  readonly messages: ReadonlyArray<{ corpId: string, body: Record<string, unknown> }>
   /** Like wx.qy.login: a single-use code living codeTtl seconds, with a new session_key. */
   issueCode(corpId: string, userid: string): string
   /** The base64 session_key of the member's latest code. */
@@ -105,7 +169,16 @@ const PATHS: ReadonlyMap<string, WecomEndpoint> = new Map([
   ['/cgi-bin/gettoken', 'gettoken'],
   ['/cgi-bin/miniprogram/jscode2session', 'jscode2session'],
   ['/cgi-bin/user/get', 'user/get'],
+  ['/cgi-bin/message/send', 'message/send'],
 ])
+/** The one endpoint WeCom wants POSTed, with a JSON body. */
+const POSTED: ReadonlySet<WecomEndpoint> = new Set(['message/send'])
+/** message/send bodies are a few KiB; WeCom caps text messages at 2048 bytes. */
+const MAX_POSTED_BODY = 64 * 1024
+/** WeCom POSTs an event again after 5 s without `success`, three times (doc path/90930). */
+const CALLBACK_RETRIES = 3
+const CALLBACK_TIMEOUT = 5000
+const DEFAULT_AGENT_ID = 1000002
 
 const REQUEST_LOG_SIZE = 100
 /**
@@ -120,6 +193,7 @@ const ERRMSG: Record<number, string> = {
   0: 'ok',
   40001: 'invalid credential',
   40002: 'invalid grant_type',
+  40008: 'invalid message type',
   40013: 'invalid corpid',
   40014: 'invalid access_token',
   40029: 'invalid code',
@@ -130,6 +204,8 @@ const ERRMSG: Record<number, string> = {
   41009: 'missing userid',
   42001: 'access_token expired',
   43001: 'require GET request',
+  43002: 'require POST method',
+  47001: 'data format error',
   45009: 'api freq out of limit',
   45033: 'api concurrent out of limit',
   48002: 'api forbidden',
@@ -176,10 +252,44 @@ export function encryptWithSessionKey (
   return encrypt(sessionKey, data, appid, iv, Date.now())
 }
 
+/**
+ * WeCom's callback ciphertext (doc path/90968), on node:crypto alone: AES-256-CBC keyed by the
+ * EncodingAESKey (its first 16 bytes the iv) over random(16) ‖ length(4, big-endian) ‖ message ‖
+ * receiveId, padded PKCS#7-style to a multiple of 32 bytes; base64.
+ */
+export function encryptCallbackMessage (encodingAESKey: string, message: string, receiveId: string, random: Buffer = randomBytes(16)): string {
+  const key = Buffer.from(`${encodingAESKey}=`, 'base64')
+  if (key.length !== 32) throw new Error('encodingAESKey must be 43 characters of base64')
+  const text = Buffer.from(message, 'utf8')
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(text.length)
+  const plain = Buffer.concat([random, length, text, Buffer.from(receiveId, 'utf8')])
+  const pad = 32 - (plain.length % 32)
+  const cipher = createCipheriv('aes-256-cbc', key, key.subarray(0, 16)).setAutoPadding(false)
+  return Buffer.concat([cipher.update(Buffer.concat([plain, Buffer.alloc(pad, pad)])), cipher.final()]).toString('base64')
+}
+
+/** WeCom's msg_signature: SHA-1 (hex) of the four strings sorted and joined. */
+export function callbackSignature (token: string, timestamp: string, nonce: string, encrypted: string): string {
+  return createHash('sha1').update([token, timestamp, nonce, encrypted].sort().join('')).digest('hex')
+}
+
+/** The XML element of a callback, text in CDATA (a ']]>' inside split across two sections). */
+function cdata (name: string, value: string): string {
+  return `<${name}><![CDATA[${value.replaceAll(']]>', ']]]]><![CDATA[>')}]]></${name}>`
+}
+
 interface CorpState {
   secret: string
   members: Map<string, SimulatedMember>
   sessionKeys: Map<string, string>
+  agentId: number
+  callback?: { config: SimulatedCallback, checked: boolean }
+}
+
+interface DeliveryState extends SimulatedDelivery {
+  attempts: number
+  acknowledged: boolean
 }
 
 interface TokenState {
@@ -211,6 +321,8 @@ function nonNegative (name: string, value: number): number {
   return value
 }
 
+function noop (): void {}
+
 function copyMember (member: SimulatedMember): SimulatedMember {
   if (typeof member.userid !== 'string' || member.userid === '') {
     throw new Error('a simulated member needs a non-empty userid')
@@ -235,6 +347,7 @@ export async function createWecomSimulator (
   const clock = options.now ?? Date.now
   let tokenTtlMs = nonNegative('tokenTtl', options.tokenTtl ?? 7200) * 1000
   const codeTtlMs = nonNegative('codeTtl', options.codeTtl ?? 300) * 1000
+  const callbackRetryDelay = nonNegative('callbackRetryDelay', options.callbackRetryDelay ?? 5000)
   let latency = nonNegative('latency', options.latency ?? 0)
   let offset = 0
   const now = (): number => clock() + offset
@@ -246,7 +359,15 @@ export async function createWecomSimulator (
   // Insertion order follows expiry order (the TTL is fixed), which lets the sweep stop early.
   const codes = new Map<string, CodeState>()
   const faults = new Map<WecomEndpoint, QueuedFault[]>()
-  const calls: Record<WecomEndpoint, number> = { gettoken: 0, jscode2session: 0, 'user/get': 0 }
+  const calls = { gettoken: 0, jscode2session: 0, 'user/get': 0 } as Record<WecomEndpoint, number>
+  // Counted like the others, but not enumerable: a test comparing the login's three stays as it is.
+  Object.defineProperty(calls, 'message/send', { value: 0, writable: true, enumerable: false })
+  const deliveries: DeliveryState[] = []
+  /** What each delivery sent first, for redeliver('same'). */
+  const firstRequests = new WeakMap<SimulatedDelivery, { query: string, body: string }>()
+  const messages: Array<{ corpId: string, body: Record<string, unknown> }> = []
+  /** Aborts the callbacks' requests in flight when the simulator closes. */
+  const outgoing = new AbortController()
   const requestLog: SimulatedRequest[] = []
   const timers = new Set<NodeJS.Timeout>()
 
@@ -272,7 +393,84 @@ export async function createWecomSimulator (
     }
     const members = new Map<string, SimulatedMember>()
     for (const member of corp.members ?? []) members.set(member.userid, copyMember(member))
-    corps.set(corp.corpId, { secret: corp.secret, members, sessionKeys: new Map() })
+    corps.set(corp.corpId, {
+      secret: corp.secret,
+      members,
+      sessionKeys: new Map(),
+      agentId: corp.agentId ?? DEFAULT_AGENT_ID,
+      callback: corp.callback === undefined ? undefined : { config: { ...corp.callback }, checked: false }
+    })
+  }
+
+  /** A signed, encrypted request to the corp's callback, as WeCom makes it. */
+  function envelope (corpId: string, config: SimulatedCallback, plain: string, name: 'echostr' | 'Encrypt'): { query: string, body: string } {
+    const encrypted = encryptCallbackMessage(config.encodingAESKey, plain, corpId)
+    const timestamp = String(Math.floor(clock() / 1000))
+    const nonce = randomBytes(8).toString('hex')
+    const signed = { msg_signature: callbackSignature(config.token, timestamp, nonce, encrypted), timestamp, nonce }
+    if (name === 'echostr') return { query: new URLSearchParams({ ...signed, echostr: encrypted }).toString(), body: '' }
+    const agentId = String(corpOf(corpId).agentId)
+    return {
+      query: new URLSearchParams(signed).toString(),
+      body: `<xml>${cdata('ToUserName', corpId)}${cdata('AgentID', agentId)}${cdata('Encrypt', encrypted)}</xml>`
+    }
+  }
+
+  async function callCallback (url: string, request: { query: string, body: string }, method: 'GET' | 'POST'): Promise<CallbackAnswer> {
+    const response = await fetch(`${url}${url.includes('?') ? '&' : '?'}${request.query}`, {
+      method,
+      headers: method === 'POST' ? { 'content-type': 'text/xml' } : {},
+      body: method === 'POST' ? request.body : undefined,
+      signal: AbortSignal.any([outgoing.signal, AbortSignal.timeout(CALLBACK_TIMEOUT)]),
+    })
+    return { status: response.status, body: await response.text() }
+  }
+
+  /** WeCom's URL check: the plain text of an encrypted echostr must come back. */
+  async function checkUrl (corpId: string, config: SimulatedCallback): Promise<void> {
+    const echo = randomBytes(9).toString('base64url')
+    const answer = await callCallback(config.url, envelope(corpId, config, echo, 'echostr'), 'GET').catch(() => undefined)
+    if (answer?.status !== 200 || answer.body !== echo) {
+      throw new Error(`WeCom simulator: the callback URL of corp ${JSON.stringify(corpId)} failed WeCom's check (${answer === undefined ? 'no answer' : `HTTP ${answer.status}`})`)
+    }
+  }
+
+  /** One POST of a delivery; without `success`, another after callbackRetryDelay, CALLBACK_RETRIES at most. */
+  async function attempt (delivery: DeliveryState, url: string, request: { query: string, body: string }): Promise<void> {
+    delivery.attempts += 1
+    const answer = await callCallback(url, request, 'POST').catch(() => undefined)
+    if (answer?.status === 200 && answer.body.trim() === 'success') {
+      delivery.acknowledged = true
+      return
+    }
+    if (delivery.attempts > CALLBACK_RETRIES || outgoing.signal.aborted) return
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      attempt(delivery, url, request).catch(noop)
+    }, callbackRetryDelay)
+    timers.add(timer)
+  }
+
+  /** Sends an event to the corp's callback, if it has one; resolves after the first POST. */
+  async function deliver (corpId: string, fields: Record<string, string | number>): Promise<DeliveryState | undefined> {
+    const corp = corpOf(corpId)
+    if (corp.callback === undefined) return undefined
+    const event: Record<string, string> = { ToUserName: corpId, FromUserName: 'sys', CreateTime: String(Math.floor(clock() / 1000)), MsgType: 'event' }
+    for (const [name, value] of Object.entries(fields)) event[name] = String(value)
+    // CreateTime is a number in WeCom's XML; every other field is CDATA text.
+    const xml = `<xml>${Object.entries(event).map(([name, value]) => name === 'CreateTime' ? `<${name}>${value}</${name}>` : cdata(name, value)).join('')}</xml>`
+    const delivery: DeliveryState = { corpId, event, xml, attempts: 0, acknowledged: false }
+    deliveries.push(delivery)
+    const { config } = corp.callback
+    if (!corp.callback.checked) {
+      // As in WeCom, nothing is sent to a URL that fails the check (the next event checks again).
+      if (!await checkUrl(corpId, config).then(() => true, () => false)) return delivery
+      corp.callback.checked = true
+    }
+    const first = envelope(corpId, config, xml, 'Encrypt')
+    firstRequests.set(delivery, first)
+    await attempt(delivery, config.url, first)
+    return delivery
   }
 
   function sweepCodes (at: number): void {
@@ -359,10 +557,31 @@ export async function createWecomSimulator (
     return reply
   }
 
-  const handlers: Record<WecomEndpoint, (query: Record<string, string>) => Reply> = {
+  function sendMessage (query: Record<string, string>, raw: string): Reply {
+    const token = checkToken(query.access_token)
+    if (typeof token === 'number') return { errcode: token }
+    let body: unknown
+    try {
+      body = JSON.parse(raw)
+    } catch {
+      return { errcode: 47001 }
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return { errcode: 47001 }
+    const message = body as Record<string, unknown>
+    if (typeof message.msgtype !== 'string') return { errcode: 40008 }
+    const members = corps.get(token.corpId)?.members
+    const invalid = typeof message.touser === 'string' && message.touser !== '@all'
+      ? message.touser.split('|').filter((userid) => !members?.has(userid))
+      : []
+    messages.push({ corpId: token.corpId, body: message })
+    return { errcode: 0, invaliduser: invalid.join('|'), msgid: randomBytes(16).toString('base64url') }
+  }
+
+  const handlers: Record<WecomEndpoint, (query: Record<string, string>, body: string) => Reply> = {
     gettoken: getToken,
     jscode2session,
     'user/get': getUser,
+    'message/send': sendMessage,
   }
 
   function send (res: ServerResponse, reply: Reply, trickle?: number): void {
@@ -409,11 +628,14 @@ export async function createWecomSimulator (
     res: ServerResponse,
     endpoint: WecomEndpoint,
     query: Record<string, string>,
+    body: string,
     fault: SimulatedFault | undefined
   ): void {
     if (fault === undefined || 'delay' in fault || 'trickle' in fault) {
       const trickle = fault !== undefined && 'trickle' in fault ? fault.trickle : undefined
-      send(res, req.method === 'GET' ? handlers[endpoint](query) : { errcode: 43001 }, trickle)
+      const posted = POSTED.has(endpoint)
+      const method = posted ? 'POST' : 'GET'
+      send(res, req.method === method ? handlers[endpoint](query, body) : { errcode: posted ? 43002 : 43001 }, trickle)
     } else if ('errcode' in fault) {
       send(res, { errcode: fault.errcode, errmsg: fault.errmsg ?? errmsgFor(fault.errcode) })
     } else if ('drop' in fault) {
@@ -427,11 +649,26 @@ export async function createWecomSimulator (
   }
 
   function onRequest (req: IncomingMessage, res: ServerResponse): void {
-    // Any body is ignored but must be read, or the keep-alive connection stalls.
-    req.resume()
     const url = req.url ?? '/'
     const mark = url.indexOf('?')
     const endpoint = PATHS.get(mark === -1 ? url : url.slice(0, mark))
+    if (endpoint === undefined || !POSTED.has(endpoint) || req.method !== 'POST') {
+      // Any body is ignored but must be read, or the keep-alive connection stalls.
+      req.resume()
+      receive(req, res, endpoint, url, mark, '')
+      return
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= MAX_POSTED_BODY) chunks.push(chunk)
+    })
+    // A body past the limit reads as no JSON at all: 47001, as WeCom answers.
+    req.on('end', () => receive(req, res, endpoint, url, mark, size <= MAX_POSTED_BODY ? Buffer.concat(chunks).toString('utf8') : ''))
+  }
+
+  function receive (req: IncomingMessage, res: ServerResponse, endpoint: WecomEndpoint | undefined, url: string, mark: number, body: string): void {
     if (endpoint === undefined) {
       send(res, { errcode: 40066 })
       return
@@ -444,12 +681,12 @@ export async function createWecomSimulator (
     const fault = takeFault(endpoint)
     const wait = latency + (fault !== undefined && 'delay' in fault ? fault.delay : 0)
     if (wait <= 0) {
-      answer(req, res, endpoint, query, fault)
+      answer(req, res, endpoint, query, body, fault)
       return
     }
     const timer = setTimeout(() => {
       timers.delete(timer)
-      answer(req, res, endpoint, query, fault)
+      answer(req, res, endpoint, query, body, fault)
     }, wait)
     timers.add(timer)
   }
@@ -476,6 +713,7 @@ export async function createWecomSimulator (
       calls.gettoken = 0
       calls.jscode2session = 0
       calls['user/get'] = 0
+      calls['message/send'] = 0
     },
     get requests () {
       return requestLog.slice()
@@ -496,6 +734,43 @@ export async function createWecomSimulator (
       const corp = corpOf(corpId)
       corp.members.delete(userid)
       corp.sessionKeys.delete(userid)
+      return deliver(corpId, { Event: 'change_contact', ChangeType: 'delete_user', UserID: userid })
+    },
+    disableMember (corpId, userid) {
+      const member = memberOf(corpId, userid)
+      corpOf(corpId).members.set(userid, { ...member, status: 2 })
+      return deliver(corpId, { Event: 'change_contact', ChangeType: 'update_user', UserID: userid, Status: 2 })
+    },
+    setVisible (corpId, userid, visible) {
+      const member = memberOf(corpId, userid)
+      corpOf(corpId).members.set(userid, { ...member, visible })
+      // 成员关注及取消关注事件: sent by the member, to the app.
+      return deliver(corpId, {
+        FromUserName: userid, Event: visible ? 'subscribe' : 'unsubscribe', AgentID: corpOf(corpId).agentId
+      })
+    },
+    async setCallback (corpId, callback) {
+      const corp = corpOf(corpId)
+      await checkUrl(corpId, callback)
+      corp.callback = { config: { ...callback }, checked: true }
+    },
+    async sendEvent (corpId, fields) {
+      const delivery = await deliver(corpId, fields)
+      if (delivery === undefined) throw new Error(`WeCom simulator: corp ${JSON.stringify(corpId)} has no callback`)
+      return delivery
+    },
+    get deliveries () {
+      return deliveries.slice()
+    },
+    async redeliver (delivery, envelopeKind) {
+      const first = firstRequests.get(delivery)
+      const config = corps.get(delivery.corpId)?.callback?.config
+      if (first === undefined || config === undefined) throw new Error('WeCom simulator: not a delivery this simulator sent')
+      const request = envelopeKind === 'same' ? first : envelope(delivery.corpId, config, delivery.xml, 'Encrypt')
+      return callCallback(config.url, request, 'POST')
+    },
+    get messages () {
+      return messages.slice()
     },
     issueCode (corpId, userid) {
       // Members outside the visible range still get codes, as in WeCom; user/get refuses them.
@@ -560,6 +835,7 @@ export async function createWecomSimulator (
     },
     close () {
       closing ??= new Promise<void>((resolve) => {
+        outgoing.abort()
         for (const timer of timers) clearTimeout(timer)
         timers.clear()
         server.close(() => resolve())

@@ -6,12 +6,35 @@ import type { Deadline } from './deadline.js'
 import { describeErrcode, type ErrcodeClass } from './errcodes.js'
 import { FIRST_BACKOFF, Refusals, type RefusalKind } from './refusals.js'
 
-export type WecomEndpoint = 'gettoken' | 'jscode2session' | 'user/get'
+/**
+ * A WeCom API as breakers, refusals, budgets and log lines name it: the path under /cgi-bin/
+ * (`message/send`), and for the login's three their short names. A string, since `api()` reaches
+ * any path: each path gets its own breaker and budget, like the login's.
+ */
+export type WecomEndpoint = string
+export type LoginEndpoint = 'gettoken' | 'jscode2session' | 'user/get'
 
-const paths: Record<WecomEndpoint, string> = {
+const loginPaths: Record<LoginEndpoint, string> = {
   gettoken: '/cgi-bin/gettoken',
   jscode2session: '/cgi-bin/miniprogram/jscode2session',
   'user/get': '/cgi-bin/user/get'
+}
+const byPath = new Map(Object.entries(loginPaths).map(([endpoint, path]) => [path, endpoint]))
+const CGI_BIN = '/cgi-bin/'
+/** WeCom's paths: /cgi-bin/ and words joined by '/' (no '..', no query, no host), bounded. */
+const API_PATH = /^\/cgi-bin(\/[A-Za-z0-9_]{1,64}){1,6}$/
+
+/**
+ * The endpoint of a path under /cgi-bin/, or undefined for a path that is not one: a login
+ * endpoint reached through `api()` shares the login's breaker and budget.
+ */
+export function endpointOf (path: string): WecomEndpoint | undefined {
+  if (!API_PATH.test(path)) return undefined
+  return byPath.get(path) ?? path.slice(CGI_BIN.length)
+}
+
+function pathOf (endpoint: WecomEndpoint): string {
+  return loginPaths[endpoint as LoginEndpoint] ?? CGI_BIN + endpoint
 }
 
 /** WeCom answered with a non-zero errcode. Carries no URL, token, secret or code. */
@@ -124,12 +147,17 @@ export interface WecomClientOptions {
 }
 
 const MAX_RETRIES = 3
-/** WeCom's answers are a few hundred bytes; a body past this is not WeCom's and is not read on. */
+/** The login's answers are a few hundred bytes; a body past this is not WeCom's and is not read on. */
 const MAX_BODY = 64 * 1024
+/** Other APIs list members or departments: a large corp's answer runs to megabytes. */
+const MAX_API_BODY = 16 * 1024 * 1024
 /** Weight of the newest round trip in the running estimate of an endpoint's duration. */
 const EWMA_WEIGHT = 0.2
 
 type Answer = Record<string, unknown>
+
+/** What one call sends: the query (beside the token), and for a POST its JSON body. */
+interface Outgoing { query: Record<string, string>, body?: string, maxBody?: number }
 
 /**
  * HTTP to WeCom's endpoints. Knows nothing of Fastify; turns errcodes into typed errors, bounds
@@ -144,15 +172,16 @@ export class WecomClient {
   readonly #dispatcher: Dispatcher
   readonly #ownsDispatcher: boolean
   /** Per endpoint of the origin: a dead user/get must not hide behind a living jscode2session. */
-  readonly #breakers: Map<WecomEndpoint, Breaker> | undefined
+  readonly #breakers = new Map<WecomEndpoint, Breaker>()
+  readonly #breakerOptions: BreakerOptions | false
   /** What each failing endpoint was last logged failing with: one line per change, not per call. */
   readonly #failing = new Map<WecomEndpoint, string>()
   readonly #refusals = new Refusals<WecomApiError | WecomTransportError>()
   readonly #windows: RefusalWindows
   readonly #budget: Budget | undefined
   readonly #log: WecomLogger
-  readonly #average: Record<WecomEndpoint, number> = { gettoken: 0, jscode2session: 0, 'user/get': 0 }
-  readonly #last: Record<WecomEndpoint, number> = { gettoken: 0, jscode2session: 0, 'user/get': 0 }
+  readonly #average = new Map<WecomEndpoint, number>()
+  readonly #last = new Map<WecomEndpoint, number>()
 
   constructor (options: WecomClientOptions) {
     const base = new URL(options.baseUrl)
@@ -169,11 +198,7 @@ export class WecomClient {
     this.#log = options.log
     this.#windows = options.refusals
     if (options.budget !== false) this.#budget = new Budget(options.budget)
-    const { breaker } = options
-    if (breaker !== false) {
-      this.#breakers = new Map(Object.keys(paths).map((endpoint) => [endpoint as WecomEndpoint,
-        new Breaker(breaker, (state) => this.#breakerChanged(endpoint as WecomEndpoint, state, breaker.coolDown))]))
-    }
+    this.#breakerOptions = options.breaker
   }
 
   /**
@@ -185,7 +210,7 @@ export class WecomClient {
     for (const endpoint of endpoints) {
       const refusal = this.#refusals.check(appKey(scope, endpoint)) ?? this.#refusals.check(corpKey(scope, endpoint))
       if (refusal !== undefined) throw new WecomFailFastError(endpoint, refusal.kind, refusal.until - Date.now(), refusal.error)
-      const open = this.#breakers?.get(endpoint)?.openFor() ?? 0
+      const open = this.#breakers.get(endpoint)?.openFor() ?? 0
       if (open > 0) throw new WecomFailFastError(endpoint, 'breaker', open)
     }
   }
@@ -195,13 +220,13 @@ export class WecomClient {
    * trips, or the last one when slower (WeCom slowing down shows there first).
    */
   expected (endpoint: WecomEndpoint): number {
-    return Math.max(this.#average[endpoint], this.#last[endpoint])
+    return Math.max(this.#average.get(endpoint) ?? 0, this.#last.get(endpoint) ?? 0)
   }
 
   async getToken (secret: string, scope: CallScope): Promise<AccessToken> {
     const key = appKey(scope, 'gettoken')
     try {
-      const answer = await this.#call('gettoken', { corpid: scope.corpId, corpsecret: secret }, scope)
+      const answer = await this.#call('gettoken', { query: { corpid: scope.corpId, corpsecret: secret } }, scope)
       const { access_token: accessToken, expires_in: expiresIn } = answer
       // A token goes into every later query string: one of absurd length is not WeCom's.
       if (typeof accessToken !== 'string' || accessToken === '' || accessToken.length > 512 || typeof expiresIn !== 'number' || expiresIn <= 0) {
@@ -224,7 +249,7 @@ export class WecomClient {
 
   async code2Session (accessToken: string, code: string, scope: CallScope): Promise<CodeSession> {
     const answer = await this.#call('jscode2session', {
-      access_token: accessToken, js_code: code, grant_type: 'authorization_code'
+      query: { access_token: accessToken, js_code: code, grant_type: 'authorization_code' }
     }, scope)
     const { corpid, userid, session_key: sessionKey } = answer
     if (typeof corpid !== 'string' || corpid === '' || typeof userid !== 'string' || userid === '' ||
@@ -235,7 +260,7 @@ export class WecomClient {
   }
 
   async getUser (accessToken: string, userid: string, scope: CallScope): Promise<WecomUserInfo> {
-    const answer = await this.#call('user/get', { access_token: accessToken, userid }, scope)
+    const answer = await this.#call('user/get', { query: { access_token: accessToken, userid } }, scope)
     if (answer.userid !== userid) {
       throw new WecomTransportError('user/get', 'malformed', 'userid missing or not the one asked for')
     }
@@ -249,16 +274,30 @@ export class WecomClient {
     return user
   }
 
+  /**
+   * Any WeCom API (see endpointOf) on `accessToken`: a GET with `query`, or with `body` a POST of
+   * its JSON. The parsed answer on errcode 0; the login's rules otherwise (typed errors, -1
+   * retried, breaker, refusals, budget, the scope's deadline).
+   */
+  async call (endpoint: WecomEndpoint, accessToken: string, request: { query?: Record<string, string>, body?: unknown }, scope: CallScope): Promise<Answer> {
+    return this.#call(endpoint, {
+      // The token last: a query naming access_token cannot replace it.
+      query: { ...request.query, access_token: accessToken },
+      body: request.body === undefined ? undefined : JSON.stringify(request.body),
+      maxBody: MAX_API_BODY
+    }, scope)
+  }
+
   async close (): Promise<void> {
     if (this.#ownsDispatcher) await this.#dispatcher.close()
   }
 
-  async #call (endpoint: WecomEndpoint, params: Record<string, string>, scope: CallScope): Promise<Answer> {
+  async #call (endpoint: WecomEndpoint, outgoing: Outgoing, scope: CallScope): Promise<Answer> {
     // URLSearchParams encodes each value whole: a code like `a&userid=x` stays one value.
-    const url = `${this.#origin}${this.#basePath}${paths[endpoint]}?${new URLSearchParams(params).toString()}`
+    const url = `${this.#origin}${this.#basePath}${pathOf(endpoint)}?${new URLSearchParams(outgoing.query).toString()}`
     for (let attempt = 0; ; attempt++) {
       this.#admit(endpoint, scope)
-      const answer = await this.#get(endpoint, url, scope)
+      const answer = await this.#send(endpoint, url, outgoing, scope)
       const errcode = answer.errcode ?? 0
       if (errcode === 0) {
         this.#answered(endpoint)
@@ -288,7 +327,7 @@ export class WecomClient {
     const budgetWait = this.#budget?.wait(byCorp, (spent) => this.#budgetChanged(scope, endpoint, spent)) ?? 0
     if (budgetWait > 0) throw new WecomFailFastError(endpoint, 'budget', budgetWait)
     // Last: an open breaker lets its probe through here, and a probe must then be made.
-    const breakerWait = this.#breakers?.get(endpoint)?.admit() ?? 0
+    const breakerWait = this.#breaker(endpoint)?.admit() ?? 0
     if (breakerWait > 0) throw new WecomFailFastError(endpoint, 'breaker', breakerWait)
     this.#budget?.take(byCorp)
   }
@@ -300,7 +339,7 @@ export class WecomClient {
    */
   #failed (endpoint: WecomEndpoint, scope: CallScope, error: WecomApiError | WecomTransportError): Error {
     if (error instanceof WecomTransportError) {
-      const open = this.#breakers?.get(endpoint)?.openFor() ?? 0
+      const open = this.#breakers.get(endpoint)?.openFor() ?? 0
       if (open > 0) return new WecomFailFastError(endpoint, 'breaker', open, error)
       this.#note(endpoint, error.kind, error.kind === 'malformed' ? 'error' : 'warn', { corpId: scope.corpId, endpoint }, `wecom: ${error.message}`)
       return error
@@ -344,6 +383,18 @@ export class WecomClient {
     if (this.#failing.delete(endpoint)) this.#log.info({ endpoint }, `wecom: ${endpoint} answers again`)
   }
 
+  /** The endpoint's breaker, made on its first call; undefined with `api.breaker: false`. */
+  #breaker (endpoint: WecomEndpoint): Breaker | undefined {
+    const options = this.#breakerOptions
+    if (options === false) return undefined
+    let breaker = this.#breakers.get(endpoint)
+    if (breaker === undefined) {
+      breaker = new Breaker(options, (state) => this.#breakerChanged(endpoint, state, options.coolDown))
+      this.#breakers.set(endpoint, breaker)
+    }
+    return breaker
+  }
+
   #breakerChanged (endpoint: WecomEndpoint, state: BreakerState, coolDown: number): void {
     if (state === 'open') {
       this.#log.warn({ endpoint, state }, `wecom: ${endpoint} is not answering; breaker open, ${endpoint} calls fail fast (503) for ${seconds(coolDown)} s, then one call probes`)
@@ -359,15 +410,16 @@ export class WecomClient {
   }
 
   /** One HTTP exchange under the deadline, reported to the endpoint's breaker. */
-  async #get (endpoint: WecomEndpoint, url: string, scope: CallScope): Promise<Answer> {
+  async #send (endpoint: WecomEndpoint, url: string, outgoing: Outgoing, scope: CallScope): Promise<Answer> {
     const started = Date.now()
-    const breaker = this.#breakers?.get(endpoint)
+    const breaker = this.#breaker(endpoint)
     try {
-      const answer = await this.#exchange(endpoint, url, scope.deadline.signal)
+      const answer = await this.#exchange(endpoint, url, outgoing, scope.deadline.signal)
       breaker?.success()
       const took = Date.now() - started
-      this.#last[endpoint] = took
-      this.#average[endpoint] += (took - this.#average[endpoint]) * EWMA_WEIGHT
+      const average = this.#average.get(endpoint) ?? 0
+      this.#last.set(endpoint, took)
+      this.#average.set(endpoint, average + (took - average) * EWMA_WEIGHT)
       return answer
     } catch (error) {
       breaker?.failure(started)
@@ -378,11 +430,14 @@ export class WecomClient {
     }
   }
 
-  async #exchange (endpoint: WecomEndpoint, url: string, signal: AbortSignal): Promise<Answer> {
+  async #exchange (endpoint: WecomEndpoint, url: string, outgoing: Outgoing, signal: AbortSignal): Promise<Answer> {
+    const maxBody = outgoing.maxBody ?? MAX_BODY
     let response: Dispatcher.ResponseData
     try {
       response = await request(url, {
-        method: 'GET',
+        method: outgoing.body === undefined ? 'GET' : 'POST',
+        body: outgoing.body,
+        headers: outgoing.body === undefined ? undefined : { 'content-type': 'application/json' },
         dispatcher: this.#dispatcher,
         signal,
         // Behind the deadline's precise timer, undici's own (coarse) ones only as a backstop.
@@ -399,10 +454,10 @@ export class WecomClient {
     }
     let answer: unknown
     try {
-      answer = JSON.parse(await readBody(response.body))
+      answer = JSON.parse(await readBody(response.body, maxBody))
     } catch (error) {
       if (error instanceof SyntaxError) throw new WecomTransportError(endpoint, 'malformed', 'not JSON')
-      if (error instanceof RangeError) throw new WecomTransportError(endpoint, 'malformed', `body over ${MAX_BODY} bytes`)
+      if (error instanceof RangeError) throw new WecomTransportError(endpoint, 'malformed', `body over ${maxBody} bytes`)
       throw new WecomTransportError(endpoint, 'unreachable', errorName(error))
     }
     if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
@@ -412,13 +467,13 @@ export class WecomClient {
   }
 }
 
-/** The body as text, or a RangeError past MAX_BODY bytes (the rest is not read). */
-async function readBody (body: Dispatcher.ResponseData['body']): Promise<string> {
+/** The body as text, or a RangeError past `max` bytes (the rest is not read). */
+async function readBody (body: Dispatcher.ResponseData['body'], max: number): Promise<string> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
     size += (chunk as Buffer).length
-    if (size > MAX_BODY) {
+    if (size > max) {
       body.destroy()
       throw new RangeError('body too large')
     }

@@ -137,7 +137,15 @@ async function loginWithCode() {
   return res.data.access_token
 }
 
-async function refreshOrLogin() {
+// WECOM_TOKEN_REVOKED: the session was ended (logout elsewhere, an admin, or WeCom's own event when
+// the member was deleted, disabled or taken out of the visible range). Its refresh token is dead
+// too, so straight to wx.qy.login: a member still allowed is back at once, one off-boarded gets
+// the 403 the server answers ('forbidden').
+async function refreshOrLogin(revoked) {
+  if (revoked) {
+    clearSession()
+    return loginWithCode()
+  }
   const refreshToken = wx.getStorageSync(KEY.refreshToken)
   if (refreshToken) {
     const res = await send('/wecom/refresh', { method: 'POST', data: { refresh_token: refreshToken } })
@@ -157,12 +165,12 @@ async function refreshOrLogin() {
 // first would be refused and fall through to extra logins; so concurrent 401s share this promise.
 let inFlight = null
 
-function renewSession(failedToken) {
+function renewSession(failedToken, code) {
   const current = wx.getStorageSync(KEY.accessToken)
   // Someone renewed while this call was waiting for its 401: use their token, do not renew again.
   if (current && current !== failedToken) return Promise.resolve(current)
   if (!inFlight) {
-    inFlight = refreshOrLogin().then(
+    inFlight = refreshOrLogin(code === 'WECOM_TOKEN_REVOKED').then(
       (token) => {
         inFlight = null
         return token
@@ -184,7 +192,7 @@ async function request(path, { method = 'GET', data } = {}) {
 
   let res = await send(path, { method, data, token })
   if (res.statusCode === 401 && TOKEN_CODES.includes(codeOf(res))) {
-    token = await renewSession(token)
+    token = await renewSession(token, codeOf(res))
     // Once: a second 401 with a brand-new token is reported, not retried.
     res = await send(path, { method, data, token })
   }

@@ -1,0 +1,36 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join, normalize } from 'node:path'
+import t from 'tap'
+
+// What `npm publish` would ship: the built package, its sources beside their maps, the license and
+// the docs; nothing of the tests, the bench or CI. Checked on the list `npm pack` makes.
+
+const root = new URL('..', import.meta.url).pathname
+
+t.test('the packed file list', async (t) => {
+  t.ok(existsSync(join(root, 'dist/index.js')), 'dist/ is built (npm run build, as .ci/run does before npm test)')
+  const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as Array<{ files: Array<{ path: string }> }>
+  const files = new Set(pack.files.map((file) => file.path))
+  for (const required of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/index.js', 'dist/index.d.ts', 'dist/testing/simulator.js', 'dist/testing/simulator.d.ts']) {
+    t.ok(files.has(required), `ships ${required}`)
+  }
+  for (const file of files) {
+    t.notOk(/^(test|bench|examples|\.ci|node_modules)\//.test(file), `${file} is the package's own`)
+    if (!file.endsWith('.map')) continue
+    const { sources } = JSON.parse(readFileSync(join(root, file), 'utf8')) as { sources: string[] }
+    for (const source of sources) {
+      t.ok(files.has(normalize(join(dirname(file), source))), `${file}: its source ${source} is shipped`)
+    }
+  }
+})
+
+t.test('package.json says where it lives and what it needs', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  t.match(pkg.repository?.url, /^git\+https:\/\//)
+  t.match(pkg.homepage, /^https:\/\//)
+  t.match(pkg.bugs?.url, /^https:\/\//)
+  t.equal(pkg.license, 'MIT')
+  t.equal(pkg.peerDependencies?.fastify, '^5.0.0', 'a Fastify 4 app gets a warning at install')
+  t.match(pkg.engines?.node, />=20\.19/)
+})
