@@ -2,7 +2,8 @@
 export type ToServer =
   /** Logs in members m<from> … m<from + count - 1> of the first corp. */
   | { type: 'logins', from: number, count: number }
-  | { type: 'memory' }
+  /** `settle`: ms idle before reading (500 when absent). */
+  | { type: 'memory', settle?: number }
 
 export type FromServer =
   | { type: 'ready', url: string }

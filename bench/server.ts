@@ -47,11 +47,11 @@ async function login (from: number, count: number, concurrency = 64): Promise<nu
   return failed
 }
 
-async function measureMemory (): Promise<FromServer> {
+async function measureMemory (settle = 500): Promise<FromServer> {
   // What a run leaves pending (finalizers, immediates) is freed soon after going idle: measure
   // what stays, not what is on its way out.
   globalThis.gc?.()
-  await sleep(500)
+  await sleep(settle)
   globalThis.gc?.()
   globalThis.gc?.()
   const largeObjects = getHeapSpaceStatistics().find((space) => space.space_name === 'large_object_space')?.space_used_size ?? 0
@@ -60,7 +60,7 @@ async function measureMemory (): Promise<FromServer> {
 
 process.on('message', (message: ToServer) => {
   const done = message.type === 'memory'
-    ? measureMemory().then(send)
+    ? measureMemory(message.settle).then(send)
     : login(message.from, message.count).then((failed) => send({ type: 'logins', failed }))
   // A failure here is a broken bench: end the child loudly rather than leave the parent waiting.
   done.catch((error: unknown) => {
