@@ -32,7 +32,9 @@ const ascii = (max: number) => z.string().min(1).max(max).regex(/^[\x21-\x7e]+$/
 const refreshToken = z.string().min(1).max(256)
 const loginBody = z.object({ code: ascii(512), corpId: ascii(64).optional() })
 const refreshBody = z.object({ refresh_token: refreshToken })
-const logoutBody = z.object({ refresh_token: refreshToken.optional() }).nullish()
+// Logout is idempotent (RFC 7009 §2.2): a token that cannot be one of ours ends nothing, and is
+// answered 204 like any other unknown token, not 400; the bound only stops an absurd body.
+const logoutBody = z.object({ refresh_token: z.string().max(4096).optional() }).nullish()
 
 /**
  * /login, /refresh and /logout. Registered as an encapsulated child so that the zod compilers

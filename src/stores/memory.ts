@@ -48,13 +48,13 @@ export class MemorySessionStore implements SessionStore {
     this.#deliver(sids.map((sid) => ({ sid, until })))
   }
 
-  async revokeMember (revocation: MemberRevocation): Promise<void> {
+  async revokeMember (revocation: MemberRevocation): Promise<string[]> {
     const key = memberKey(revocation.corpid, revocation.userid)
-    for (const sid of [...this.#byMember.get(key) ?? []]) {
-      if ((this.#sessions.get(sid)?.startedAt ?? 0) <= revocation.notBefore) this.#remove(sid)
-    }
+    const ended = [...this.#byMember.get(key) ?? []].filter((sid) => (this.#sessions.get(sid)?.startedAt ?? 0) <= revocation.notBefore)
+    for (const sid of ended) this.#remove(sid)
     if ((this.#sessionKeys.get(key)?.answeredAt ?? 0) <= revocation.notBefore) this.#sessionKeys.delete(key)
     this.#deliver([revocation])
+    return ended
   }
 
   async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
