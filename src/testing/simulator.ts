@@ -94,6 +94,11 @@ export interface WecomSimulatorOptions {
   now?: () => number
   /** Milliseconds between a callback POST without `success` and its resend. Default 5000, WeCom's. */
   callbackRetryDelay?: number
+  /**
+   * Answers requests to paths outside WeCom's endpoints (body unread), where the default is
+   * errcode 40066 as WeCom answers; the command-line simulator serves its /sim/ routes here.
+   */
+  fallback?: (req: IncomingMessage, res: ServerResponse) => void
 }
 
 export interface SimulatedRequest {
@@ -652,6 +657,10 @@ export async function createWecomSimulator (
     const url = req.url ?? '/'
     const mark = url.indexOf('?')
     const endpoint = PATHS.get(mark === -1 ? url : url.slice(0, mark))
+    if (endpoint === undefined && options.fallback !== undefined) {
+      options.fallback(req, res)
+      return
+    }
     if (endpoint === undefined || !POSTED.has(endpoint) || req.method !== 'POST') {
       // Any body is ignored but must be read, or the keep-alive connection stalls.
       req.resume()
