@@ -2,6 +2,7 @@
 // your own, import from 'fastify-wecom-auth' and 'fastify-wecom-auth/testing'; the example imports
 // the sources so that `npm start` works on a fresh clone without a build.
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../src/index.js'
 import { createWecomSimulator, type SimulatedCorp, type SimulatedDelivery, type WecomSimulator } from '../src/testing/simulator.js'
@@ -93,7 +94,23 @@ function devRoutes (app: FastifyInstance, sim: WecomSimulator): void {
     }
   app.post<MemberQuery>('/dev/remove', { schema }, admin((corpid, userid) => sim.removeMember(corpid, userid)))
   app.post<MemberQuery>('/dev/disable', { schema }, admin((corpid, userid) => sim.disableMember(corpid, userid)))
+
+  // The playground: the mini program and the admin console in a page, against this simulator.
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PLAYGROUND))
+  app.get('/dev/members', async () => DEMO_CORPS.map(({ corpId, members = [] }) => ({
+    corpId,
+    members: members.map(({ userid, status, visible }) =>
+      ({ userid, note: visible === false ? 'outside the visible range' : status === 2 ? 'disabled' : undefined }))
+  })))
+  // What each step caused at WeCom, from the simulator's log: no query, for it holds the secret and tokens.
+  app.get<{ Querystring: { after: number } }>('/dev/wecom-calls', {
+    schema: { querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0, default: 0 } } } }
+  }, async (request) => sim.requests
+    .filter(({ id }) => id > request.query.after)
+    .map(({ id, endpoint, errcode, ms }) => ({ id, endpoint, errcode, ms })))
 }
+
+const PLAYGROUND = readFileSync(new URL('playground.html', import.meta.url), 'utf8')
 
 /** Saves the listening address as each demo corp's callback URL, as an admin saves it in the console (WeCom checks it). */
 export async function connectSimulator (sim: WecomSimulator, address: string): Promise<void> {
@@ -119,6 +136,9 @@ export function instructions (base: string): string {
   return [
     '',
     'WeCom simulator running: no WECOM_CORP_ID / WECOM_SECRET / JWT_SECRET in the environment.',
+    `Playground: open ${base}/ in a browser to play the mini program and the admin console.`,
+    '',
+    'Or with curl:',
     `Members of ${DEMO_CORP_ID}: zhangsan (allowed), lisi (outside the visible range), wangwu (disabled);`,
     `of ${DEMO_CORP2_ID}: zhaoliu (a second corp: add &corpid=${DEMO_CORP2_ID} to /dev/code).`,
     '',

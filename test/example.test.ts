@@ -35,10 +35,12 @@ t.test('with WeCom credentials in the environment there is no simulator and no /
   t.teardown(() => app.close())
   t.equal(sim, undefined)
   t.equal((await app.inject({ url: '/dev/code' })).statusCode, 404)
+  t.equal((await app.inject({ url: '/' })).statusCode, 404, 'nor the playground')
 })
 
 t.test('npm start prints the commands to paste, against the address it listens on', async (t) => {
   const text = instructions('http://127.0.0.1:3000')
+  t.match(text, 'Playground: open http://127.0.0.1:3000/ in a browser')
   t.match(text, "curl -s 'http://127.0.0.1:3000/dev/code?userid=zhangsan'")
   t.match(text, 'http://127.0.0.1:3000/wecom/login')
   t.match(text, 'curl -s http://127.0.0.1:3000/api/me -H "authorization: Bearer $TOKEN"')
@@ -61,6 +63,8 @@ t.test('every route of the example answers bad input with a 4xx, never a 500', a
     { url: '/dev/encrypted-mobile?userid=nobody' },
     { method: 'POST', url: '/dev/remove?userid=nobody' },
     { method: 'POST', url: '/dev/disable?corpid=&userid=zhangsan' },
+    { url: '/dev/wecom-calls?after=-1' },
+    { url: '/dev/wecom-calls?after=x' },
     { url: '/api/me', headers: { authorization: 'Bearer not-a-jwt' } },
     { method: 'POST', url: '/api/profile/mobile', headers: { authorization, ...json }, payload: '{"encryptedData":"AAAA","iv":"AAAA"}' },
     { method: 'POST', url: '/api/profile/mobile', headers: { authorization, ...json }, payload: '{"encryptedData":1}' },
