@@ -77,8 +77,19 @@ async function start (t: Test, member: Member = { corpid: DEMO_CORP_ID, userid: 
 }
 
 const paths = (exchanges: Exchange[]) => exchanges.map((e) => `${e.method} ${e.path} ${e.status}${e.code ? ` ${e.code}` : ''}`)
-/** What a server would answer to an access token it no longer takes, like one past its expiry. */
-const spoil = (token: unknown) => `${String(token).slice(0, -4)}AAAA`
+
+/**
+ * Logged in, then the stored access token spoilt into one the server refuses, as it refuses one
+ * past its expiry; the exchanges are counted afresh from there.
+ */
+async function withExpiredToken (t: Test) {
+  const s = await start(t)
+  await s.auth.request('/api/me')
+  const refreshToken = s.storage.get('wecom.refreshToken')
+  s.storage.set('wecom.accessToken', `${String(s.storage.get('wecom.accessToken')).slice(0, -4)}AAAA`)
+  s.exchanges.length = 0
+  return { ...s, refreshToken }
+}
 
 t.test('the first call logs in through wx.qy.login and keeps both tokens and the corp', async (t) => {
   const s = await start(t)
@@ -103,31 +114,23 @@ t.test('a member of the second corp: 409, one new code, logged in; the corp is r
 })
 
 t.test('concurrent 401s share one refresh, then every call is retried once', async (t) => {
-  const s = await start(t)
-  await s.auth.request('/api/me')
-  const oldRefresh = s.storage.get('wecom.refreshToken')
-  s.storage.set('wecom.accessToken', spoil(s.storage.get('wecom.accessToken')))
-  s.exchanges.length = 0
+  const s = await withExpiredToken(t)
   const answers = await Promise.all([1, 2, 3].map(() => s.auth.request('/api/me')))
   t.same(answers.map((a) => a.user.userid), ['zhangsan', 'zhangsan', 'zhangsan'])
   t.equal(s.exchanges.filter((e) => e.path === '/wecom/refresh').length, 1, 'one refresh for three 401s')
   t.equal(s.exchanges.filter((e) => e.path === '/wecom/login').length, 0, 'and no new login')
   t.equal(s.exchanges.filter((e) => e.code === 'WECOM_TOKEN_INVALID').length, 3)
-  t.not(s.storage.get('wecom.refreshToken'), oldRefresh, 'the refresh token rotated')
+  t.not(s.storage.get('wecom.refreshToken'), s.refreshToken, 'the refresh token rotated')
 })
 
 t.test('logout ends the session on the server even when the access token has expired', async (t) => {
-  const s = await start(t)
-  await s.auth.request('/api/me')
-  const refresh = s.storage.get('wecom.refreshToken')
-  s.storage.set('wecom.accessToken', spoil(s.storage.get('wecom.accessToken')))
-  s.exchanges.length = 0
+  const s = await withExpiredToken(t)
   await s.auth.logout()
   t.same(paths(s.exchanges), ['POST /wecom/logout 204'])
   t.notOk(s.storage.has('wecom.accessToken'))
   t.notOk(s.storage.has('wecom.refreshToken'))
   t.equal(s.storage.get('wecom.corpId'), DEMO_CORP_ID, 'the corp, not a credential, is kept')
-  const reuse = await s.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: refresh } })
+  const reuse = await s.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: s.refreshToken } })
   t.equal(reuse.statusCode, 401, 'the refresh token the device forgot is dead on the server too')
 })
 

@@ -7,7 +7,7 @@ import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, simulatorCorps } from '
 // Property-based checks of every way client data enters the plugin: the three route bodies, the
 // Authorization header, and the decorators that take client data (decrypt, login). Each asserts
 // that no answer is a 5xx, and that an input failing validation makes no WeCom call. Shared by
-// test/fuzz.test.ts (2,000 inputs each, in `npm test`) and bench/fuzz.ts (10,000 each, `npm run fuzz`).
+// test/fuzz.test.ts (500 inputs each, in `npm test`) and bench/fuzz.ts (10,000 each, `npm run fuzz`).
 
 const APPID = 'wx1234567890abcdef'
 
