@@ -150,7 +150,10 @@ t.test('a -1 retry is not started when the time left could not cover it', async 
 })
 
 t.test('128 concurrent logins while WeCom hangs: all within the deadline; then the breaker fails fast; then recovery', async (t) => {
-  const coolDown = 1500
+  // Long enough to outlast the rest of the 128 (up to api.timeout + LOAD_SLACK after it opened)
+  // and the fast logins after them on a loaded machine: at 1500 ms a busy box saw it half-open
+  // mid-way, and a second 'breaker open' line.
+  const coolDown = 4000
   const h = await setup(t, { api: { timeout: 1000, breaker: { failures: 5, coolDown } } })
   t.equal((await h.login('zhangsan')).statusCode, 200)
   h.sim.inject('jscode2session', { timeout: true }, Infinity)
@@ -162,10 +165,11 @@ t.test('128 concurrent logins while WeCom hangs: all within the deadline; then t
   const fast = []
   for (let i = 0; i < 100; i++) fast.push(await timed(() => h.login('zhangsan')))
   t.same(new Set(fast.map((r) => r.res.statusCode)), new Set([503]))
-  const quick = fast.filter((r) => r.ms < 20).length
-  t.ok(quick >= 95, `${quick} of 100 answered within 20 ms while the breaker is open`)
+  // Fast is far from api.timeout (1000 ms): 200 ms, not 20, for a loaded machine.
+  const quick = fast.filter((r) => r.ms < 200).length
+  t.ok(quick >= 95, `${quick} of 100 answered within 200 ms while the breaker is open`)
   const retryAfter = Number(fast[0].res.headers['retry-after'])
-  t.ok(retryAfter >= 1 && retryAfter <= 2, `Retry-After ${retryAfter} s: the cool-down left`)
+  t.ok(retryAfter >= 1 && retryAfter <= coolDown / 1000, `Retry-After ${retryAfter} s: the cool-down left`)
   t.equal(lines(h, /breaker open/).length, 1, 'one line when it opened, none per login')
 
   h.sim.clearFaults()
