@@ -1,4 +1,4 @@
-// Compiled against dist/ in strict mode by test/types.test.ts: what a user's editor sees.
+// Compiled against dist/ in strict mode by `npm run test:types` (after `npm run build`; .ci/run runs both): what a user's editor sees.
 import Fastify, { type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWecomAuth, {
