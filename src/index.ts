@@ -180,6 +180,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     loginFlow,
     sessions,
     authenticate,
+    docs: config.openapi,
     rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, store.rateCounter),
     callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: offboarding.handle }
   })

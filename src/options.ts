@@ -152,6 +152,11 @@ const optionsSchema = z.object({
     onRevoke: fn<RevokeHook>().optional()
   }, unknownKey('onLogin, onRefresh, onLogout, onRevoke')).prefault({}),
   extendClaims: fn<ExtendClaimsFn>().optional(),
+  // How the routes appear in the host's @fastify/swagger document.
+  openapi: z.strictObject({
+    tag: text().default('wecom'),
+    hide: z.boolean(required('true or false')).default(false)
+  }, unknownKey('tag, hide')).prefault({}),
   onEvent: fn<EventHook>().optional(),
   miniprogramAppId: text().optional(),
   session: z.object({

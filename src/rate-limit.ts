@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
-import { RateLimitedError } from './errors.js'
+import { rateLimited } from './errors.js'
 import type { RateCounter } from './stores/store.js'
 
 type StoreCallback = (error: Error | null, result?: { current: number, ttl: number }) => void
@@ -21,7 +21,7 @@ const LocalStore = createRequire(import.meta.url)('@fastify/rate-limit/store/Loc
  */
 export function rateLimitOptions (options: Record<string, unknown>, counter: RateCounter | undefined): RateLimitPluginOptions {
   return {
-    errorResponseBuilder: () => new RateLimitedError(),
+    errorResponseBuilder: (_request, context) => rateLimited(context.ttl),
     ...options,
     // Per route, set on /login and /refresh only: the plugin's other routes are not limited.
     global: false,
