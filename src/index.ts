@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { InvalidArgumentError, InvalidCodeError, TokenMissingError, UserForbiddenError } from './errors.js'
 import { createOffboarding } from './events/offboarding.js'
 import { createGuard, kClaims, type Authenticate, type WecomSession, type WecomUser } from './guard.js'
-import { createAccessTokens } from './jwt.js'
+import { createAccessTokens, jwksOf } from './jwt.js'
 import { createLoginFlow } from './login.js'
 import { resolveOptions, type WecomAuthOptions } from './options.js'
 import { rateLimitOptions } from './rate-limit.js'
@@ -99,6 +99,9 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     onBackgroundRefreshError: () => log.warn('wecom: refreshing the access token ahead of expiry failed; will retry on expiry')
   })
   const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)))
+  // The refresh tokens' and the vault's keys derive from the signing key; older keys still open what they sealed.
+  const [signing, ...older] = config.jwt.keys
+  const keyMaterials = [signing.signKey, ...older.map((key) => key.signKey)] as const
   const revoked = new Revocations()
   await store.onRevoke((revocations) => revoked.add(revocations))
 
@@ -108,8 +111,8 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const sessions = createSessions({
     store,
     tokens: accessTokens,
-    refreshTokens: createRefreshTokens(config.jwt.signKey),
-    vault: createVault(config.jwt.signKey),
+    refreshTokens: createRefreshTokens(...keyMaterials),
+    vault: createVault(...keyMaterials),
     loginFlow,
     accessTtl: config.jwt.expiresIn,
     refreshTtl: config.session.refreshTtl,
@@ -181,6 +184,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     sessions,
     authenticate,
     docs: config.openapi,
+    jwks: jwksOf(config.jwt.keys),
     rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, store.rateCounter),
     callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: offboarding.handle }
   })

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto'
-import { createSigner, createVerifier, TokenError } from 'fast-jwt'
+import { createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto'
+import { createDecoder, createSigner, createVerifier, TokenError } from 'fast-jwt'
 import { ClaimsInvalidError } from './errors.js'
 import type { ResolvedConfig } from './options.js'
 
@@ -48,23 +48,31 @@ const ACCESS_TOKEN_TYPE = 'at+jwt'
  * no longer than `expiresIn`). These checks run once per token: the guard caches the outcome.
  */
 export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: ReadonlySet<string>): AccessTokens {
+  const [signing] = config.keys
   const signer = createSigner({
-    key: config.signKey,
-    algorithm: config.algorithm,
+    key: signing.signKey,
+    algorithm: signing.algorithm,
     // The types want alg in a header: the same pinned algorithm.
-    header: { alg: config.algorithm, typ: ACCESS_TOKEN_TYPE },
+    header: { alg: signing.algorithm, typ: ACCESS_TOKEN_TYPE },
+    ...(signing.kid === undefined ? {} : { kid: signing.kid }),
     expiresIn: config.expiresIn * 1000,
     iss: config.issuer,
     aud: config.audience
   })
-  const verifier = createVerifier({
-    key: config.verifyKey,
-    algorithms: [config.algorithm],
+  // One verifier per key, each pinned to its key's algorithm: a token's kid picks one, and a
+  // token naming an RSA key's kid cannot pass as HS256 with that public key as the secret.
+  const verifiers = new Map(config.keys.map((key) => [key.kid, createVerifier({
+    key: key.verifyKey,
+    algorithms: [key.algorithm],
     checkTyp: ACCESS_TOKEN_TYPE,
     allowedIss: config.issuer,
     allowedAud: config.audience,
     requiredClaims: ['userid', 'corpid', 'sid', 'iat', 'exp', 'aud', ...(config.issuer === undefined ? [] : ['iss'])]
-  })
+  })]))
+  // A single key without a kid (`jwt.secret`, `jwt.private`): no header to read first.
+  const only = verifiers.size === 1 ? verifiers.get(signing.kid) : undefined
+  const decodeHeader = createDecoder({ complete: true })
+  const verifierOf = (token: string) => only ?? verifiers.get(kidOf(decodeHeader, token))
 
   return {
     sign (claims, extra) {
@@ -77,6 +85,8 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
     verify (token) {
       let payload: Record<string, unknown>
       try {
+        const verifier = verifierOf(token)
+        if (verifier === undefined) return { ok: false, reason: 'invalid' }
         payload = verifier(token)
       } catch (error) {
         const expired = error instanceof TokenError && error.code === TokenError.codes.expired
@@ -93,6 +103,23 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
       return { ok: true, claims: { userid, corpid, sid, iat, iat_ms: iatMs, exp, extra: extraOf(payload) } }
     }
   }
+}
+
+/**
+ * The JWKS (RFC 7517) of the asymmetric keys that have a kid: what another service verifies the
+ * access tokens with, without any secret. undefined when there is none to publish.
+ */
+export function jwksOf (keys: ResolvedConfig['jwt']['keys']): { keys: JsonWebKey[] } | undefined {
+  const published = keys.flatMap(({ kid, algorithm, verifyKey }) => kid === undefined || algorithm === 'HS256'
+    ? []
+    : [{ ...createPublicKey(verifyKey).export({ format: 'jwk' }), kid, alg: algorithm, use: 'sig' }])
+  return published.length === 0 ? undefined : { keys: published }
+}
+
+/** The kid in a token's header; undefined when it has none. Throws on a token that does not decode. */
+function kidOf (decode: (token: string) => { header: { kid?: unknown } }, token: string): string | undefined {
+  const { kid } = decode(token).header
+  return typeof kid === 'string' ? kid : undefined
 }
 
 function checkedExtra (extra: unknown): Record<string, unknown> {

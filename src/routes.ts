@@ -18,6 +18,8 @@ export interface RoutesOptions {
   rateLimit: RateLimitPluginOptions | false
   /** How the routes appear in the host's OpenAPI document. */
   docs: DocsOptions
+  /** The public keys of the access tokens, served at /.well-known/jwks.json when there are any. */
+  jwks?: { keys: readonly object[] }
   /** WeCom's callback, when a corp has one: its corps, and what a verified event does. */
   callback?: {
     corps: readonly CallbackCorp[]
@@ -31,6 +33,9 @@ export interface RoutesOptions {
  * schemas, while the errors still read as Fastify's: `body must have required property 'code'`.
  */
 const validatorCompiler = AjvCompiler()({}, { customOptions: { coerceTypes: false } })
+
+/** Seconds a verifier may cache the JWKS. */
+const JWKS_MAX_AGE = 300
 
 /** Fastify's error body, `{ statusCode, code, error, message }`, and the fields an error adds (the 409's corpId). */
 function errorBody (error: FastifyError, statusCode = error.statusCode ?? 500): Record<string, unknown> {
@@ -50,7 +55,7 @@ function serialize (data: unknown): string {
  * /login, /refresh and /logout. Registered as an encapsulated child so that the compilers and the
  * error handler set here never reach the host's own routes.
  */
-export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions, authenticate, rateLimit, docs, callback }: RoutesOptions): Promise<void> {
+export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions, authenticate, rateLimit, docs, jwks, callback }: RoutesOptions): Promise<void> {
   child.setValidatorCompiler(validatorCompiler)
   child.setSerializerCompiler(() => serialize)
   // A host with its own error handler gets every error: it carries its headers and fields (src/errors.ts).
@@ -104,6 +109,13 @@ export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions
       reply.code(204).send()
     })
   })
+
+  if (jwks !== undefined) {
+    const body = JSON.stringify(jwks)
+    child.get('/.well-known/jwks.json', { schema: schemas.jwks, config: documented }, async (_request, reply) =>
+      // Cached by verifiers for a while: a new key is published before it signs (README, Key rotation).
+      reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE}`).type('application/json; charset=utf-8').send(body))
+  }
 
   if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
 }

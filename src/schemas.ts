@@ -130,6 +130,28 @@ export function routeSchemas ({ tag, hide }: DocsOptions) {
         ...errorResponses([TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, StoreUnavailableError], BAD_BODY)
       }
     },
+    jwks: {
+      ...common,
+      summary: 'The public keys of the access tokens (JWKS)',
+      description: 'RFC 7517: the asymmetric keys of `jwt.keys`, for services that verify the access tokens without a secret.',
+      response: {
+        200: {
+          description: 'A JSON Web Key Set',
+          type: 'object',
+          required: ['keys'],
+          properties: {
+            keys: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['kty', 'kid', 'alg', 'use'],
+                properties: { kty: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string' }, use: { type: 'string', enum: ['sig'] } }
+              }
+            }
+          }
+        }
+      }
+    },
     callbackCheck: {
       ...common,
       summary: 'WeCom callback URL check',
