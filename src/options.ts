@@ -200,7 +200,11 @@ const optionsSchema = z.object({
   }, required('an object')).default({ keyPrefix: 'wecom-auth:' })
 }, required('an object'))
 
-export type WecomAuthOptions = z.input<typeof optionsSchema>
+/**
+ * The options. `prefix` is also a key of Fastify's register options, typed `prefix?: string`
+ * there: under `exactOptionalPropertyTypes` the two must agree, so it does not take `undefined`.
+ */
+export type WecomAuthOptions = Omit<z.input<typeof optionsSchema>, 'prefix'> & { prefix?: string }
 type Parsed = z.output<typeof optionsSchema>
 
 /** The rules that tie one option to another. */

@@ -5,13 +5,14 @@ import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-lim
 import { errorExtras } from './errors.js'
 import { CALLBACK_BODY_LIMIT, openEvent, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './events/callback.js'
 import { kClaims, type Authenticate } from './guard.js'
-import type { LoginFlow } from './login.js'
+import type { LoginContext } from './login.js'
 import { swaggerTransform } from './openapi.js'
 import { routeSchemas, type DocsOptions } from './schemas.js'
 import type { IssuedTokens, Sessions } from './sessions/sessions.js'
 
 export interface RoutesOptions {
-  loginFlow: LoginFlow
+  login (code: string, context: LoginContext): Promise<IssuedTokens>
+  refresh (refreshToken: string, context: LoginContext): Promise<IssuedTokens>
   sessions: Sessions
   authenticate: Authenticate
   /** @fastify/rate-limit options for /login and /refresh, or false. */
@@ -55,7 +56,7 @@ function serialize (data: unknown): string {
  * /login, /refresh and /logout. Registered as an encapsulated child so that the compilers and the
  * error handler set here never reach the host's own routes.
  */
-export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions, authenticate, rateLimit, docs, jwks, callback }: RoutesOptions): Promise<void> {
+export async function wecomRoutes (child: FastifyInstance, { login, refresh, sessions, authenticate, rateLimit, docs, jwks, callback }: RoutesOptions): Promise<void> {
   child.setValidatorCompiler(validatorCompiler)
   child.setSerializerCompiler(() => serialize)
   // A host with its own error handler gets every error: it carries its headers and fields (src/errors.ts).
@@ -72,13 +73,11 @@ export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions
   const limited = { rateLimit: rateLimit === false ? false : {}, ...documented }
 
   child.post<{ Body: { code: string, corpId?: string } }>('/login', { schema: schemas.login, config: limited }, async (request): Promise<IssuedTokens> => {
-    const context = { corpId: request.body.corpId, request, log: request.log }
-    const verified = await loginFlow.login(request.body.code, context)
-    return sessions.start(verified, context)
+    return login(request.body.code, { corpId: request.body.corpId, request, log: request.log })
   })
 
   child.post<{ Body: { refresh_token: string } }>('/refresh', { schema: schemas.refresh, config: limited }, async (request) =>
-    sessions.refresh(request.body.refresh_token, { request, log: request.log }))
+    refresh(request.body.refresh_token, { request, log: request.log }))
 
   // A context of its own for the JSON parser below, which must not reach /login and /refresh.
   await child.register(async (child) => {
