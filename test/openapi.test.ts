@@ -116,3 +116,20 @@ t.test('openapi options are checked, naming the bad one', async (t) => {
     })
   }, { message: 'fastify-wecom-auth: openapi.hide must be true or false' })
 })
+
+t.test('with EC keys in jwt.keys, the JWKS route is documented too', async (t) => {
+  const { generateKeyPairSync } = await import('node:crypto')
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const { doc } = await documentOf(t, 'plain', {
+    jwt: {
+      keys: [{
+        kid: 'ec-1',
+        private: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        public: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+      }]
+    }
+  })
+  t.ok(doc.paths['/wecom/.well-known/jwks.json']?.get)
+  const result = await new Validator().validate(doc as unknown as Spec)
+  t.ok(result.valid, JSON.stringify(result.errors))
+})
