@@ -4,7 +4,7 @@ import createError from '@fastify/error'
 // clients switch on cannot drift apart. Messages never interpolate a secret, a token or a code.
 
 /** Seconds a client should wait before retrying a 503 when nothing more precise is known. */
-export const RETRY_AFTER_SECONDS = 5
+const RETRY_AFTER_SECONDS = 5
 
 /** RFC 6750's challenges: a request without a token, and one whose token was refused. */
 const CHALLENGE = 'Bearer realm="wecom"'

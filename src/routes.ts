@@ -53,8 +53,8 @@ function serialize (data: unknown): string {
 }
 
 /**
- * /login, /refresh and /logout. Registered as an encapsulated child so that the compilers and the
- * error handler set here never reach the host's own routes.
+ * /login, /refresh, /logout, the JWKS and the callback. Registered as an encapsulated child so
+ * that the compilers and the error handler set here never reach the host's own routes.
  */
 export async function wecomRoutes (child: FastifyInstance, { login, refresh, sessions, authenticate, rateLimit, docs, jwks, callback }: RoutesOptions): Promise<void> {
   child.setValidatorCompiler(validatorCompiler)
