@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { InvalidArgumentError, InvalidCodeError, TokenMissingError, UserForbiddenError } from './errors.js'
 import { createOffboarding } from './events/offboarding.js'
 import { createGuard, kClaims, type Authenticate, type WecomSession, type WecomUser } from './guard.js'
-import { createAccessTokens, jwksOf } from './jwt.js'
+import { createAccessTokens, jwksOf, registerJwtEngine } from './jwt.js'
 import { createLoginFlow, type LoginContext } from './login.js'
 import { resolveOptions, type WecomAuthOptions } from './options.js'
 import { rateLimitOptions } from './rate-limit.js'
@@ -104,7 +104,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     onSharedStoreUp: () => log.info('wecom: shared token store is back'),
     onBackgroundRefreshError: () => log.warn('wecom: refreshing the access token ahead of expiry failed; will retry on expiry')
   })
-  const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)))
+  const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)), await registerJwtEngine(fastify, config.jwt))
   // The refresh tokens' and the vault's keys derive from the signing key; older keys still open what they sealed.
   const [signing, ...older] = config.jwt.keys
   const keyMaterials = [signing.signKey, ...older.map((key) => key.signKey)] as const
