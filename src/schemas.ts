@@ -38,8 +38,16 @@ const loginBody = {
   }
 }
 const refreshBody = { type: 'object', required: ['refresh_token'], properties: { refresh_token: refreshToken } }
-/** No body, an empty one (`null`), or the refresh token: logout is also by the bearer token alone. */
-export const logoutBody = { type: 'object', nullable: true, properties: { refresh_token: refreshToken } }
+/**
+ * No body, an empty one (`null`), or the refresh token: logout is also by the bearer token alone.
+ * Logout is idempotent (RFC 7009 §2.2): a token that cannot be one of ours ends nothing and is
+ * answered 204 like any other unknown token, not 400; the bound only stops an absurd body.
+ */
+export const logoutBody = {
+  type: 'object',
+  nullable: true,
+  properties: { refresh_token: { type: 'string', maxLength: 4096, description: 'The refresh token of the session' } }
+}
 
 const member = {
   type: 'object',
