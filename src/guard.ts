@@ -25,8 +25,6 @@ export type Authenticate = (request: FastifyRequest, reply: FastifyReply, done: 
 interface Verified { claims: AccessClaims, expiresAt: number, member: string }
 
 const BEARER = /^Bearer +(\S+) *$/i
-const CHALLENGE = 'Bearer realm="wecom"'
-const INVALID_TOKEN = 'Bearer realm="wecom", error="invalid_token"'
 
 /**
  * The onRequest hook protecting the host's routes. A token is verified once, then served from a
@@ -64,8 +62,8 @@ export function createGuard (options: {
   return function authenticate (request, reply, done) {
     const header = request.headers.authorization
     const token = header === undefined ? undefined : BEARER.exec(header)?.[1]
+    // Each refusal carries its WWW-Authenticate challenge as `error.headers` (src/errors.ts).
     if (token === undefined) {
-      reply.header('www-authenticate', CHALLENGE)
       done(new TokenMissingError())
       return
     }
@@ -74,7 +72,6 @@ export function createGuard (options: {
       ? result
       : revoked.refuses(result.claims.sid, result.member, result.claims.iat_ms) ? new TokenRevokedError() : undefined
     if (failure !== undefined) {
-      reply.header('www-authenticate', INVALID_TOKEN)
       done(failure)
       return
     }
