@@ -2,11 +2,14 @@
 // your own, import from 'fastify-wecom-auth' and 'fastify-wecom-auth/testing'; the example imports
 // the sources so that `npm start` works on a fresh clone without a build.
 import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
+import { readFileSync } from 'node:fs'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../src/index.js'
-import { createWecomSimulator, type WecomSimulator } from '../src/testing/simulator.js'
+import { createWecomSimulator, type SimulatedCorp, type SimulatedDelivery, type WecomSimulator } from '../src/testing/simulator.js'
 
 export const DEMO_CORP_ID = 'wwdemo0000000001'
+/** A second corp the mini program is associated with: its members' first login meets the 409. */
+export const DEMO_CORP2_ID = 'wwdemo0000000002'
 export const DEMO_APPID = 'wxdemo00000000001'
 /** The demo corp's callback settings: in WeCom's admin console these are generated for you. */
 export const DEMO_CALLBACK = { token: 'demoCallbackToken', encodingAESKey: 'ZGVtby1lbmNvZGluZy1hZXMta2V5LW5vdC1yZWFsISE' }
@@ -26,7 +29,7 @@ export interface ExampleServer {
  */
 export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolean = true): Promise<ExampleServer> {
   const real = env.WECOM_CORP_ID !== undefined && env.WECOM_SECRET !== undefined && env.JWT_SECRET !== undefined
-  const sim = real ? undefined : await createWecomSimulator({ corps: [demoCorp()] })
+  const sim = real ? undefined : await createWecomSimulator({ corps: DEMO_CORPS })
   const app = Fastify({ logger })
   app.addHook('onClose', async () => { await sim?.close() })
 
@@ -36,7 +39,9 @@ export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolea
       : undefined
     : DEMO_CALLBACK
   const options: WecomAuthOptions = {
-    corps: [{ corpId: env.WECOM_CORP_ID ?? DEMO_CORP_ID, secret: env.WECOM_SECRET ?? demoCorp().secret, callback }],
+    corps: real
+      ? [{ corpId: env.WECOM_CORP_ID!, secret: env.WECOM_SECRET!, callback }]
+      : DEMO_CORPS.map(({ corpId, secret }) => ({ corpId, secret, callback })),
     jwt: { secret: env.JWT_SECRET ?? randomBytes(32).toString('base64url') },
     miniprogramAppId: env.WECOM_MINIPROGRAM_APPID ?? (real ? undefined : DEMO_APPID),
     api: { baseUrl: sim?.url, proxy: env.WECOM_PROXY },
@@ -50,30 +55,70 @@ export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolea
     return { mobile }
   })
 
-  if (sim !== undefined) {
-    // Stand-ins for what the mini program would do inside WeCom: wx.qy.login and wx.qy.getMobile.
-    app.get<{ Querystring: { userid?: string } }>('/dev/code', async (request) =>
-      sim.issueCode(DEMO_CORP_ID, request.query.userid ?? 'zhangsan'))
-    app.get<{ Querystring: { userid?: string } }>('/dev/encrypted-mobile', async (request) => {
-      const userid = request.query.userid ?? 'zhangsan'
-      return sim.encryptUserInfo(DEMO_CORP_ID, userid, { mobile: '13800000000', countryCode: '86' }, DEMO_APPID)
-    })
-    // What an admin does in WeCom's console; the simulator then sends the event to /wecom/callback.
-    app.post<{ Querystring: { userid?: string } }>('/dev/remove', async (request) => {
-      const delivery = await sim.removeMember(DEMO_CORP_ID, request.query.userid ?? 'zhangsan')
-      return { event: delivery?.event ?? null, acknowledged: delivery?.acknowledged ?? false }
-    })
-  }
+  // A context of their own, so that their error handler below does not reach the plugin's routes.
+  if (sim !== undefined) await app.register(async (dev) => devRoutes(dev, sim))
   return { app, sim }
 }
 
-/** Saves the listening address as the demo corp's callback URL, as an admin saves it in the console (WeCom checks it). */
-export async function connectSimulator (sim: WecomSimulator, address: string): Promise<void> {
-  await sim.setCallback(DEMO_CORP_ID, { url: `${address}/wecom/callback`, ...DEMO_CALLBACK })
+/** Query of every /dev route: which member of which demo corp (the first corp by default). */
+const memberQuery = {
+  type: 'object',
+  properties: {
+    corpid: { type: 'string', minLength: 1, maxLength: 64, default: DEMO_CORP_ID },
+    userid: { type: 'string', minLength: 1, maxLength: 64, default: 'zhangsan' }
+  },
+  additionalProperties: false
+} as const
+interface MemberQuery { Querystring: { corpid: string, userid: string } }
+
+/**
+ * Stand-ins for what the mini program does inside WeCom (wx.qy.login, wx.qy.getMobile) and for
+ * what an admin does in WeCom's console; the simulator then sends the event to /wecom/callback.
+ */
+function devRoutes (app: FastifyInstance, sim: WecomSimulator): void {
+  // The simulator throws on a corp or member it does not have: the caller named one, so a 404.
+  app.setErrorHandler((error, _request, reply) => {
+    if (error instanceof Error && error.message.startsWith('WeCom simulator: ')) return reply.code(404).send({ message: error.message })
+    return reply.send(error)
+  })
+  const schema = { querystring: memberQuery }
+  app.get<MemberQuery>('/dev/code', { schema }, async (request) => sim.issueCode(request.query.corpid, request.query.userid))
+  app.get<MemberQuery>('/dev/encrypted-mobile', { schema }, async (request) => {
+    const { corpid, userid } = request.query
+    return sim.encryptUserInfo(corpid, userid, { mobile: '13800000000', countryCode: '86' }, DEMO_APPID)
+  })
+  const admin = (action: (corpid: string, userid: string) => Promise<SimulatedDelivery | undefined>) =>
+    async (request: FastifyRequest<MemberQuery>) => {
+      const delivery = await action(request.query.corpid, request.query.userid)
+      return { event: delivery?.event ?? null, acknowledged: delivery?.acknowledged ?? false }
+    }
+  app.post<MemberQuery>('/dev/remove', { schema }, admin((corpid, userid) => sim.removeMember(corpid, userid)))
+  app.post<MemberQuery>('/dev/disable', { schema }, admin((corpid, userid) => sim.disableMember(corpid, userid)))
+
+  // The playground: the mini program and the admin console in a page, against this simulator.
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PLAYGROUND))
+  app.get('/dev/members', async () => DEMO_CORPS.map(({ corpId, members = [] }) => ({
+    corpId,
+    members: members.map(({ userid, status, visible }) =>
+      ({ userid, note: visible === false ? 'outside the visible range' : status === 2 ? 'disabled' : undefined }))
+  })))
+  // What each step caused at WeCom, from the simulator's log: no query, for it holds the secret and tokens.
+  app.get<{ Querystring: { after: number } }>('/dev/wecom-calls', {
+    schema: { querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0, default: 0 } } } }
+  }, async (request) => sim.requests
+    .filter(({ id }) => id > request.query.after)
+    .map(({ id, endpoint, errcode, ms }) => ({ id, endpoint, errcode, ms })))
 }
 
-function demoCorp () {
-  return {
+const PLAYGROUND = readFileSync(new URL('playground.html', import.meta.url), 'utf8')
+
+/** Saves the listening address as each demo corp's callback URL, as an admin saves it in the console (WeCom checks it). */
+export async function connectSimulator (sim: WecomSimulator, address: string): Promise<void> {
+  for (const { corpId } of DEMO_CORPS) await sim.setCallback(corpId, { url: `${address}/wecom/callback`, ...DEMO_CALLBACK })
+}
+
+const DEMO_CORPS: SimulatedCorp[] = [
+  {
     corpId: DEMO_CORP_ID,
     secret: 'demo-secret-not-a-real-one',
     members: [
@@ -81,8 +126,9 @@ function demoCorp () {
       { userid: 'lisi', name: '李四', visible: false },
       { userid: 'wangwu', name: '王五', status: 2 }
     ]
-  }
-}
+  },
+  { corpId: DEMO_CORP2_ID, secret: 'demo-secret-2-not-a-real-one', members: [{ userid: 'zhaoliu', name: '赵六' }] }
+]
 
 /** What `npm start` prints: commands to paste, in order. */
 export function instructions (base: string): string {
@@ -90,7 +136,11 @@ export function instructions (base: string): string {
   return [
     '',
     'WeCom simulator running: no WECOM_CORP_ID / WECOM_SECRET / JWT_SECRET in the environment.',
-    'Members: zhangsan (allowed), lisi (outside the visible range), wangwu (disabled).',
+    `Playground: open ${base}/ in a browser to play the mini program and the admin console.`,
+    '',
+    'Or with curl:',
+    `Members of ${DEMO_CORP_ID}: zhangsan (allowed), lisi (outside the visible range), wangwu (disabled);`,
+    `of ${DEMO_CORP2_ID}: zhaoliu (a second corp: add &corpid=${DEMO_CORP2_ID} to /dev/code).`,
     '',
     '# 1. get a code, as wx.qy.login would give the mini program',
     `CODE=$(curl -s '${base}/dev/code?userid=zhangsan')`,

@@ -22,8 +22,6 @@ declare module 'fastify' {
 export type Authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
 const BEARER = /^Bearer +(\S+) *$/i
-const CHALLENGE = 'Bearer realm="wecom"'
-const INVALID_TOKEN = 'Bearer realm="wecom", error="invalid_token"'
 
 /**
  * The onRequest hook protecting the host's routes. A token is verified once, then served from the
@@ -52,15 +50,14 @@ export function createGuard (options: {
   return function authenticate (request, reply, done) {
     const header = request.headers.authorization
     const token = header === undefined ? undefined : BEARER.exec(header)?.[1]
+    // Each refusal carries its WWW-Authenticate challenge as `error.headers` (src/errors.ts).
     if (token === undefined) {
-      reply.header('www-authenticate', CHALLENGE)
       done(new TokenMissingError())
       return
     }
     const result = verify(token)
     const failure = result instanceof Error ? result : revoked.refuses(result) ? new TokenRevokedError() : undefined
     if (failure !== undefined) {
-      reply.header('www-authenticate', INVALID_TOKEN)
       done(failure)
       return
     }

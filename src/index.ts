@@ -3,10 +3,11 @@ import fp from 'fastify-plugin'
 import { InvalidArgumentError, InvalidCodeError, TokenMissingError, UserForbiddenError } from './errors.js'
 import { createOffboarding } from './events/offboarding.js'
 import { createGuard, kClaims, type Authenticate, type WecomSession, type WecomUser } from './guard.js'
-import { createAccessTokens } from './jwt.js'
-import { createLoginFlow } from './login.js'
+import { createAccessTokens, jwksOf, registerJwtEngine } from './jwt.js'
+import { createLoginFlow, type LoginContext } from './login.js'
 import { resolveOptions, type WecomAuthOptions } from './options.js'
 import { rateLimitOptions } from './rate-limit.js'
+import { createTelemetry } from './telemetry.js'
 import { wecomRoutes } from './routes.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
@@ -84,7 +85,9 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const config = resolveOptions(options)
   const log = fastify.log.child({ plugin: 'fastify-wecom-auth' })
 
-  const client = new WecomClient({ ...config.api, log })
+  // Read from @opentelemetry/api's globals now: the host installs its SDK before registering plugins.
+  const telemetry = createTelemetry()
+  const client = new WecomClient({ ...config.api, log, telemetry })
   const { store, closeConnection } = await openStore(fastify, config, log)
   // Right after opening them, so that a registration failing further on still closes them.
   fastify.addHook('onClose', async () => {
@@ -92,16 +95,26 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   })
   const tokenCache = new TokenCache({
     // Its own deadline: one fetch serves every login waiting for it, each racing its own deadline.
-    fetch: (corp) => withDeadline(config.api.timeout, (deadline) =>
-      client.getToken(corp.secret, { deadline, corpId: corp.corpId, app: tokenKey(corp) })),
+    fetch: (corp) => telemetry.tokenFetch(() => withDeadline(config.api.timeout, (deadline) =>
+      client.getToken(corp.secret, { deadline, corpId: corp.corpId, app: tokenKey(corp) }))),
     shared: store.tokens,
-    onSharedStoreDown: () => log.warn('wecom: shared token store unavailable, using a per-process access token until it returns'),
+    onSharedStoreDown: () => {
+      telemetry.storeDown('tokens')
+      log.warn('wecom: shared token store unavailable, using a per-process access token until it returns')
+    },
     onSharedStoreUp: () => log.info('wecom: shared token store is back'),
     onBackgroundRefreshError: () => log.warn('wecom: refreshing the access token ahead of expiry failed; will retry on expiry')
   })
-  const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)))
+  const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)), await registerJwtEngine(fastify, config.jwt))
+  // The refresh tokens' and the vault's keys derive from the signing key; older keys still open what they sealed.
+  const [signing, ...older] = config.jwt.keys
+  const keyMaterials = [signing.signKey, ...older.map((key) => key.signKey)] as const
   const revoked = new Revocations()
-  await store.onRevoke((revocations) => revoked.add(revocations))
+  await store.onRevoke((revocations) => {
+    revoked.add(revocations)
+    const sessionsEnded = revocations.filter((revocation) => 'sid' in revocation).length
+    telemetry.revoked(sessionsEnded, revocations.length - sessionsEnded)
+  })
 
   const loginFlow = createLoginFlow({
     corps: config.corps, client, tokens: tokenCache, timeout: config.api.timeout, authorize: config.authorize
@@ -109,8 +122,8 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const sessions = createSessions({
     store,
     tokens: accessTokens,
-    refreshTokens: createRefreshTokens(config.jwt.signKey),
-    vault: createVault(config.jwt.signKey),
+    refreshTokens: createRefreshTokens(...keyMaterials),
+    vault: createVault(...keyMaterials),
     loginFlow,
     accessTtl: config.jwt.expiresIn,
     refreshTtl: config.session.refreshTtl,
@@ -121,6 +134,11 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     extendClaims: config.extendClaims,
     log
   })
+  // The route and the decorator alike: one span and one outcome count per login or refresh.
+  const login = (code: string, context: LoginContext) => telemetry.operation('login', async () =>
+    sessions.start(await loginFlow.login(code, context), context))
+  const refresh = (refreshToken: string, context: LoginContext) => telemetry.operation('refresh', () =>
+    sessions.refresh(refreshToken, context))
   const authenticate = createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize) })
   const wecomApi = createApi({ corps: config.corps, client, tokens: tokenCache, timeout: config.api.timeout, log })
   const callbackCorps = config.corps.flatMap(({ corpId, callback }) => callback === undefined ? [] : [{ corpId, ...callback }])
@@ -149,8 +167,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
       if (typeof code !== 'string' || !CODE.test(code)) throw new InvalidCodeError()
       const { corpId, request } = loginOptions ?? {}
       if (corpId !== undefined) corpIdArgument(corpId)
-      const context = { corpId, request, log }
-      return sessions.start(await loginFlow.login(code, context), context)
+      return login(code, { corpId, request, log })
     },
     async revokeSession (sid) {
       await sessions.revokeSession(argument('sid', sid))
@@ -178,9 +195,12 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
 
   await fastify.register(wecomRoutes, {
     prefix: config.prefix,
-    loginFlow,
+    login,
+    refresh,
     sessions,
     authenticate,
+    docs: config.openapi,
+    jwks: jwksOf(config.jwt.keys),
     rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, store.rateCounter),
     callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: offboarding.handle }
   })

@@ -1,5 +1,7 @@
-import { randomUUID } from 'node:crypto'
-import { createSigner, createVerifier, TokenError } from 'fast-jwt'
+import { createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
+import { createDecoder, TokenError } from 'fast-jwt'
 import { ClaimsInvalidError } from './errors.js'
 import type { ResolvedConfig } from './options.js'
 
@@ -38,33 +40,76 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['userid', 'corpid',
 /** RFC 9068's type of a JWT access token: what tells ours from any other JWT signed with the key. */
 const ACCESS_TOKEN_TYPE = 'at+jwt'
 
+/** What the plugin uses of @fastify/jwt's `JWT` decorator (its own type would bring @fastify/jwt's augmentations to the host). */
+export interface JwtEngine {
+  sign (payload: Record<string, unknown>): string
+  verify (token: string, options?: { key: string | Buffer, algorithms: string[] }): Record<string, unknown>
+}
+
+/** Under this namespace in @fastify/jwt: the one name the plugin may add beside a host's own. */
+const NAMESPACE = 'wecom'
+
 /**
- * Signs and verifies the access JWT with fast-jwt, the engine of @fastify/jwt. @fastify/jwt itself
- * is not registered: its `jwt` decorator and `request.user` can exist once per app, and belong to
- * the host. The algorithm is pinned, so `alg: none` or a switch to HS256 with a public key fails.
+ * Registers @fastify/jwt, signing with the first key, in an encapsulated child of the plugin, and
+ * returns its decorator. With a namespace and decorator names of its own, it claims nothing of the
+ * host's: no `app.jwt` (beside a host's own @fastify/jwt, a `wecom` entry in it), no `request.user`,
+ * whichever of the two is registered first. The algorithm is pinned, so `alg: none` or a switch
+ * to HS256 with a public key fails.
+ */
+export async function registerJwtEngine (fastify: FastifyInstance, config: ResolvedConfig['jwt']): Promise<JwtEngine> {
+  const [signing] = config.keys
+  let engine: JwtEngine | undefined
+  await fastify.register(async (child) => {
+    await child.register(fastifyJwt, {
+      namespace: NAMESPACE,
+      decoratorName: 'wecomJwtPayload',
+      jwtDecode: 'wecomJwtDecode',
+      jwtVerify: 'wecomJwtVerify',
+      jwtSign: 'wecomJwtSign',
+      secret: signing.algorithm === 'HS256' ? signing.signKey : { private: signing.signKey, public: signing.verifyKey },
+      sign: {
+        algorithm: signing.algorithm,
+        // The types want alg in a header: the same pinned algorithm.
+        header: { alg: signing.algorithm, typ: ACCESS_TOKEN_TYPE },
+        ...(signing.kid === undefined ? {} : { kid: signing.kid }),
+        expiresIn: config.expiresIn,
+        ...(config.issuer === undefined ? {} : { iss: config.issuer }),
+        aud: config.audience
+      },
+      verify: {
+        algorithms: [signing.algorithm],
+        checkTyp: ACCESS_TOKEN_TYPE,
+        ...(config.issuer === undefined ? {} : { allowedIss: config.issuer }),
+        allowedAud: config.audience,
+        requiredClaims: ['userid', 'corpid', 'sid', 'iat', 'exp', 'aud', ...(config.issuer === undefined ? [] : ['iss'])]
+      }
+    } as FastifyJWTOptions)
+    engine = (child.jwt as unknown as Record<string, JwtEngine>)[NAMESPACE]
+  })
+  return engine!
+}
+
+/**
+ * Signs and verifies the access JWT with @fastify/jwt (`registerJwtEngine`).
  *
  * A host may sign its own JWTs with the same key: only a token shaped as this plugin issues them
  * passes (typed `at+jwt`, our audience, a configured corp, a non-empty member and session, a life
  * no longer than `expiresIn`). These checks run once per token: the guard caches the outcome.
  */
-export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: ReadonlySet<string>): AccessTokens {
-  const signer = createSigner({
-    key: config.signKey,
-    algorithm: config.algorithm,
-    // The types want alg in a header: the same pinned algorithm.
-    header: { alg: config.algorithm, typ: ACCESS_TOKEN_TYPE },
-    expiresIn: config.expiresIn * 1000,
-    iss: config.issuer,
-    aud: config.audience
-  })
-  const verifier = createVerifier({
-    key: config.verifyKey,
-    algorithms: [config.algorithm],
-    checkTyp: ACCESS_TOKEN_TYPE,
-    allowedIss: config.issuer,
-    allowedAud: config.audience,
-    requiredClaims: ['userid', 'corpid', 'sid', 'iat', 'exp', 'aud', ...(config.issuer === undefined ? [] : ['iss'])]
-  })
+export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: ReadonlySet<string>, engine: JwtEngine): AccessTokens {
+  const [signing, ...older] = config.keys
+  // The first key is @fastify/jwt's own; an older key's tokens (a rotation) are verified with that
+  // key and its own pinned algorithm, the other checks alike: rare, and once per token.
+  const byKid = new Map(older.map((key) => [key.kid, { key: key.verifyKey, algorithms: [key.algorithm] }]))
+  const decodeHeader = createDecoder({ complete: true })
+  const verifyToken = (token: string): Record<string, unknown> => {
+    if (byKid.size === 0) return engine.verify(token)
+    const kid = kidOf(decodeHeader, token)
+    if (kid === signing.kid) return engine.verify(token)
+    const options = byKid.get(kid)
+    if (options === undefined) throw new TokenError(TokenError.codes.invalidKey, 'no key of that kid')
+    return engine.verify(token, options)
+  }
 
   return {
     sign (claims, extra) {
@@ -72,12 +117,12 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
       // jti makes every token distinct, even two of one session signed within the same second.
       // randomUUID draws from a buffered pool: cheaper than a randomBytes call per token.
       const own = { userid: claims.userid, corpid: claims.corpid, sid: claims.sid, iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID() }
-      return signer(extra === undefined ? own : { ...checkedExtra(extra), ...own })
+      return engine.sign(extra === undefined ? own : { ...checkedExtra(extra), ...own })
     },
     verify (token) {
       let payload: Record<string, unknown>
       try {
-        payload = verifier(token)
+        payload = verifyToken(token)
       } catch (error) {
         const expired = error instanceof TokenError && error.code === TokenError.codes.expired
         return { ok: false, reason: expired ? 'expired' : 'invalid' }
@@ -93,6 +138,23 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
       return { ok: true, claims: { userid, corpid, sid, iat, iat_ms: iatMs, exp, extra: extraOf(payload) } }
     }
   }
+}
+
+/**
+ * The JWKS (RFC 7517) of the asymmetric keys that have a kid: what another service verifies the
+ * access tokens with, without any secret. undefined when there is none to publish.
+ */
+export function jwksOf (keys: ResolvedConfig['jwt']['keys']): { keys: JsonWebKey[] } | undefined {
+  const published = keys.flatMap(({ kid, algorithm, verifyKey }) => kid === undefined || algorithm === 'HS256'
+    ? []
+    : [{ ...createPublicKey(verifyKey).export({ format: 'jwk' }), kid, alg: algorithm, use: 'sig' }])
+  return published.length === 0 ? undefined : { keys: published }
+}
+
+/** The kid in a token's header; undefined when it has none. Throws on a token that does not decode. */
+function kidOf (decode: (token: string) => { header: { kid?: unknown } }, token: string): string | undefined {
+  const { kid } = decode(token).header
+  return typeof kid === 'string' ? kid : undefined
 }
 
 function checkedExtra (extra: unknown): Record<string, unknown> {

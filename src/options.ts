@@ -72,6 +72,13 @@ const callback = z.strictObject({
   encodingAESKey: z.string(required('a string')).regex(ENCODING_AES_KEY, { error: 'must be the 43 characters WeCom generates' })
 }, unknownKey('token, encodingAESKey'))
 const keyMaterial = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a PEM string or Buffer' })
+const hmacSecret = z.string(required('a string')).min(32, { error: 'must be at least 32 characters (HS256)' })
+/** A key id: in every token's header and in the JWKS, so short and printable. */
+const kid = z.string(required('a string')).regex(/^[\x21-\x7e]{1,64}$/, { error: 'must be 1 to 64 printable ASCII characters' })
+const signingKey = z.union([
+  z.strictObject({ kid, secret: hmacSecret }, unknownKey('kid, secret')),
+  z.strictObject({ kid, private: keyMaterial, public: keyMaterial }, unknownKey('kid, private, public'))
+], { error: 'must be { kid, secret } or { kid, private, public }' })
 
 const optionsSchema = z.object({
   corps: z.array(z.object({ corpId: text(), secret: text(), callback: callback.optional() }, required('an object')), required('an array'))
@@ -86,16 +93,27 @@ const optionsSchema = z.object({
       })
     }),
   jwt: z.object({
-    secret: z.string(required('a string')).min(32, { error: 'must be at least 32 characters (HS256)' }).optional(),
+    secret: hmacSecret.optional(),
     private: keyMaterial.optional(),
     public: keyMaterial.optional(),
+    // Key rotation: the first key signs, every key verifies the tokens carrying its kid.
+    keys: z.array(signingKey, required('an array')).min(1, { error: 'must list at least one key' })
+      .superRefine((keys, ctx) => {
+        const seen = new Set<string>()
+        keys.forEach((key, index) => {
+          if (seen.has(key.kid)) ctx.addIssue({ code: 'custom', path: [index, 'kid'], message: `repeats ${key.kid}` })
+          seen.add(key.kid)
+        })
+      }).optional(),
     expiresIn: seconds(900),
     issuer: text().optional(),
     // Ours by default, so that a JWT the host signs with the same key for itself never passes.
     audience: text().default(DEFAULT_AUDIENCE)
   }, required('an object')).superRefine((jwt, ctx) => {
     const hasPair = jwt.private !== undefined || jwt.public !== undefined
-    if (jwt.secret === undefined && !hasPair) {
+    if (jwt.keys !== undefined) {
+      if (jwt.secret !== undefined || hasPair) ctx.addIssue({ code: 'custom', path: ['keys'], message: 'cannot be combined with secret or private/public keys' })
+    } else if (jwt.secret === undefined && !hasPair) {
       ctx.addIssue({ code: 'custom', path: ['secret'], message: 'is required (or private and public keys)' })
     } else if (jwt.secret !== undefined && hasPair) {
       ctx.addIssue({ code: 'custom', path: ['secret'], message: 'cannot be combined with private/public keys' })
@@ -152,6 +170,11 @@ const optionsSchema = z.object({
     onRevoke: fn<RevokeHook>().optional()
   }, unknownKey('onLogin, onRefresh, onLogout, onRevoke')).prefault({}),
   extendClaims: fn<ExtendClaimsFn>().optional(),
+  // How the routes appear in the host's @fastify/swagger document.
+  openapi: z.strictObject({
+    tag: text().default('wecom'),
+    hide: z.boolean(required('true or false')).default(false)
+  }, unknownKey('tag, hide')).prefault({}),
   onEvent: fn<EventHook>().optional(),
   miniprogramAppId: text().optional(),
   guard: z.strictObject({
@@ -181,7 +204,11 @@ const optionsSchema = z.object({
   }, required('an object')).default({ keyPrefix: 'wecom-auth:' })
 }, required('an object'))
 
-export type WecomAuthOptions = z.input<typeof optionsSchema>
+/**
+ * The options. `prefix` is also a key of Fastify's register options, typed `prefix?: string`
+ * there: under `exactOptionalPropertyTypes` the two must agree, so it does not take `undefined`.
+ */
+export type WecomAuthOptions = Omit<z.input<typeof optionsSchema>, 'prefix'> & { prefix?: string }
 type Parsed = z.output<typeof optionsSchema>
 
 /** The rules that tie one option to another. */
@@ -199,11 +226,18 @@ const checkedSchema = optionsSchema.superRefine(({ jwt, session }, ctx) => {
 
 export type JwtAlgorithm = 'HS256' | 'ES256' | 'RS256'
 
+/** A key of the access tokens, its algorithm pinned. `kid` is absent for `jwt.secret` or `jwt.private`/`public`. */
+export interface JwtKey {
+  kid?: string
+  algorithm: JwtAlgorithm
+  signKey: string | Buffer
+  verifyKey: string | Buffer
+}
+
 export interface ResolvedConfig extends Omit<Parsed, 'jwt'> {
   jwt: {
-    algorithm: JwtAlgorithm
-    signKey: string | Buffer
-    verifyKey: string | Buffer
+    /** The first signs; each verifies the tokens of its kid. */
+    keys: [JwtKey, ...JwtKey[]]
     expiresIn: number
     issuer?: string
     audience: string
@@ -229,16 +263,25 @@ function innermost (issue: Issue): Issue {
   return deepest === undefined ? issue : innermost({ ...deepest, path: [...issue.path, ...deepest.path] })
 }
 
-function algorithmOf (publicKey: string | Buffer): JwtAlgorithm {
+function algorithmOf (publicKey: string | Buffer, option: string): JwtAlgorithm {
   let type: string | undefined
   try {
     type = createPublicKey(publicKey).asymmetricKeyType
   } catch {
-    throw new Error('fastify-wecom-auth: jwt.public is not a valid PEM public key')
+    throw new Error(`fastify-wecom-auth: ${option} is not a valid PEM public key`)
   }
   if (type === 'ec') return 'ES256'
   if (type === 'rsa') return 'RS256'
-  throw new Error(`fastify-wecom-auth: jwt.public must be an EC (P-256) or RSA key, not ${type}`)
+  throw new Error(`fastify-wecom-auth: ${option} must be an EC (P-256) or RSA key, not ${type}`)
+}
+
+type KeyOption = { kid?: string, secret: string } | { kid?: string, private: string | Buffer, public: string | Buffer }
+
+function resolveKey (key: KeyOption, where: string): JwtKey {
+  const kid = key.kid === undefined ? {} : { kid: key.kid }
+  return 'secret' in key
+    ? { ...kid, algorithm: 'HS256', signKey: key.secret, verifyKey: key.secret }
+    : { ...kid, algorithm: algorithmOf(key.public, `${where}.public`), signKey: key.private, verifyKey: key.public }
 }
 
 /**
@@ -253,13 +296,12 @@ export function resolveOptions (input: unknown): ResolvedConfig {
     throw new Error(`fastify-wecom-auth: ${where === '' ? 'options' : where} ${issue.message}`)
   }
   const { jwt, ...rest } = result.data
-  const isPair = jwt.secret === undefined
+  const [first, ...others] = jwt.keys?.map((key, index) => resolveKey(key, `jwt.keys[${index}]`)) ??
+    [resolveKey(jwt.secret === undefined ? { private: jwt.private!, public: jwt.public! } : { secret: jwt.secret }, 'jwt')]
   return {
     ...rest,
     jwt: {
-      algorithm: isPair ? algorithmOf(jwt.public!) : 'HS256',
-      signKey: isPair ? jwt.private! : jwt.secret!,
-      verifyKey: isPair ? jwt.public! : jwt.secret!,
+      keys: [first!, ...others],
       expiresIn: jwt.expiresIn,
       issuer: jwt.issuer,
       audience: jwt.audience

@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module'
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
-import { RateLimitedError } from './errors.js'
+import LocalStoreModule from '@fastify/rate-limit/store/LocalStore.js'
+import { rateLimited } from './errors.js'
 import type { RateCounter } from './stores/store.js'
 
 type StoreCallback = (error: Error | null, result?: { current: number, ttl: number }) => void
@@ -11,7 +11,8 @@ interface LimitStore {
 type LocalStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => LimitStore
 
 // @fastify/rate-limit's own in-process store: counts here while the shared counter is down.
-const LocalStore = createRequire(import.meta.url)('@fastify/rate-limit/store/LocalStore.js') as LocalStoreCtor
+// Imported by path (the package has no exports map): the same in the ESM and the CommonJS build.
+const LocalStore = LocalStoreModule as LocalStoreCtor
 
 /**
  * The options for @fastify/rate-limit on /login and /refresh: the caller's options over our
@@ -21,7 +22,7 @@ const LocalStore = createRequire(import.meta.url)('@fastify/rate-limit/store/Loc
  */
 export function rateLimitOptions (options: Record<string, unknown>, counter: RateCounter | undefined): RateLimitPluginOptions {
   return {
-    errorResponseBuilder: () => new RateLimitedError(),
+    errorResponseBuilder: (_request, context) => rateLimited(context.ttl),
     ...options,
     // Per route, set on /login and /refresh only: the plugin's other routes are not limited.
     global: false,

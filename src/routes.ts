@@ -1,20 +1,26 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
-import { z } from 'zod'
+import { AjvCompiler } from '@fastify/ajv-compiler'
 import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
-import { RETRY_AFTER_SECONDS, errorExtras, retryAfterOf } from './errors.js'
+import { errorExtras } from './errors.js'
 import { CALLBACK_BODY_LIMIT, openEvent, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './events/callback.js'
 import { kClaims, type Authenticate } from './guard.js'
-import type { LoginFlow } from './login.js'
-import type { Sessions } from './sessions/sessions.js'
+import type { LoginContext } from './login.js'
+import { swaggerTransform } from './openapi.js'
+import { routeSchemas, type DocsOptions } from './schemas.js'
+import type { IssuedTokens, Sessions } from './sessions/sessions.js'
 
 export interface RoutesOptions {
-  loginFlow: LoginFlow
+  login (code: string, context: LoginContext): Promise<IssuedTokens>
+  refresh (refreshToken: string, context: LoginContext): Promise<IssuedTokens>
   sessions: Sessions
   authenticate: Authenticate
   /** @fastify/rate-limit options for /login and /refresh, or false. */
   rateLimit: RateLimitPluginOptions | false
+  /** How the routes appear in the host's OpenAPI document. */
+  docs: DocsOptions
+  /** The public keys of the access tokens, served at /.well-known/jwks.json when there are any. */
+  jwks?: { keys: readonly object[] }
   /** WeCom's callback, when a corp has one: its corps, and what a verified event does. */
   callback?: {
     corps: readonly CallbackCorp[]
@@ -23,42 +29,58 @@ export interface RoutesOptions {
 }
 
 /**
- * Printable ASCII, bounded in characters, which for ASCII are UTF-16 units and bytes alike:
- * codes and corpIds are ASCII, and a bound counted in code points would let 512 emoji (2 KiB of
- * query string) through to WeCom.
+ * Fastify's own ajv and defaults, without type coercion (a number is no login code). The plugin's
+ * own, so that a validator the host set on its root (zod's, a tuned ajv) never compiles these
+ * schemas, while the errors still read as Fastify's: `body must have required property 'code'`.
  */
-const ascii = (max: number) => z.string().min(1).max(max).regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII' })
+const validatorCompiler = AjvCompiler()({}, { customOptions: { coerceTypes: false } })
 
-const refreshToken = z.string().min(1).max(256)
-const loginBody = z.object({ code: ascii(512), corpId: ascii(64).optional() })
-const refreshBody = z.object({ refresh_token: refreshToken })
-const logoutBody = z.object({ refresh_token: refreshToken.optional() }).nullish()
+/** Seconds a verifier may cache the JWKS. */
+const JWKS_MAX_AGE = 300
+
+/** Fastify's error body, `{ statusCode, code, error, message }`, and the fields an error adds (the 409's corpId). */
+function errorBody (error: FastifyError, statusCode = error.statusCode ?? 500): Record<string, unknown> {
+  return { statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message, ...errorExtras(error) }
+}
 
 /**
- * /login, /refresh and /logout. Registered as an encapsulated child so that the zod compilers
- * and the error handler set here never reach the host's own routes.
+ * Bodies as JSON.stringify writes them. An error that Fastify's default handler answers arrives
+ * here as an Error, since the routes document a schema for each error status, and is written as
+ * Fastify writes it; what a host's own error handler sends is written as it sent it.
  */
-export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions, authenticate, rateLimit, callback }: RoutesOptions): Promise<void> {
+function serialize (data: unknown): string {
+  return JSON.stringify(data instanceof Error ? errorBody(data as FastifyError) : data)
+}
+
+/**
+ * /login, /refresh, /logout, the JWKS and the callback. Registered as an encapsulated child so
+ * that the compilers and the error handler set here never reach the host's own routes.
+ */
+export async function wecomRoutes (child: FastifyInstance, { login, refresh, sessions, authenticate, rateLimit, docs, jwks, callback }: RoutesOptions): Promise<void> {
   child.setValidatorCompiler(validatorCompiler)
-  child.setSerializerCompiler(serializerCompiler)
-  child.setErrorHandler(answerError)
+  child.setSerializerCompiler(() => serialize)
+  // A host with its own error handler gets every error: it carries its headers and fields (src/errors.ts).
+  // Without one, the plugin answers its own errors as Fastify's default handler would, but without
+  // its error line per 5xx: an outage is logged once where it was found, not once per login.
+  // `errorHandler` is the inherited handler until this child sets its own; Fastify's is named so.
+  if (child.errorHandler.name === 'defaultErrorHandler') child.setErrorHandler(answerError)
   // Inside this child: the host's own routes are not limited, nor is its @fastify/rate-limit touched.
   if (rateLimit !== false) await child.register(fastifyRateLimit, rateLimit)
-  const routes = child.withTypeProvider<ZodTypeProvider>()
+  const schemas = routeSchemas(docs)
   // Every well-formed code costs a jscode2session call: one client must not spend the corp's quota.
-  const limited = { rateLimit: rateLimit === false ? false : {} }
+  // @fastify/swagger reads the transform per route: the host's own transform is not for these schemas.
+  const documented: Record<string, unknown> = { swaggerTransform }
+  const limited = { rateLimit: rateLimit === false ? false : {}, ...documented }
 
-  routes.post('/login', { schema: { body: loginBody }, config: limited }, async (request) => {
-    const context = { corpId: request.body.corpId, request, log: request.log }
-    const verified = await loginFlow.login(request.body.code, context)
-    return sessions.start(verified, context)
+  child.post<{ Body: { code: string, corpId?: string } }>('/login', { schema: schemas.login, config: limited }, async (request): Promise<IssuedTokens> => {
+    return login(request.body.code, { corpId: request.body.corpId, request, log: request.log })
   })
 
-  routes.post('/refresh', { schema: { body: refreshBody }, config: limited }, async (request) =>
-    sessions.refresh(request.body.refresh_token, { request, log: request.log }))
+  child.post<{ Body: { refresh_token: string } }>('/refresh', { schema: schemas.refresh, config: limited }, async (request) =>
+    refresh(request.body.refresh_token, { request, log: request.log }))
 
   // A context of its own for the JSON parser below, which must not reach /login and /refresh.
-  await routes.register(async (child) => {
+  await child.register(async (child) => {
     // A client that always sends `Content-Type: application/json` sends it with the empty body
     // of a bearer logout too: that is no body, not malformed JSON.
     const json = child.getDefaultJsonParser('error', 'error')
@@ -67,7 +89,12 @@ export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions
       if (body === '') done(null, null)
       else json(request, body as string, done)
     })
-    child.withTypeProvider<ZodTypeProvider>().post('/logout', { schema: { body: logoutBody } }, async (request, reply) => {
+    child.post<{ Body: { refresh_token?: string } | null }>('/logout', {
+      schema: schemas.logout,
+      config: documented,
+      // No body at all is the same as an empty one: the schema takes null, not undefined.
+      preValidation: async (request) => { request.body ??= null }
+    }, async (request, reply) => {
       const presented = request.body?.refresh_token
       if (presented !== undefined) {
         // RFC 7009: the same 204 whether the token named a live session or not, so that the
@@ -82,21 +109,28 @@ export async function wecomRoutes (child: FastifyInstance, { loginFlow, sessions
     })
   })
 
-  if (callback !== undefined) await routes.register(async (child) => callbackRoutes(child, callback))
+  if (jwks !== undefined) {
+    const body = JSON.stringify(jwks)
+    child.get('/.well-known/jwks.json', { schema: schemas.jwks, config: documented }, async (_request, reply) =>
+      // Cached by verifiers for a while: a new key is published before it signs (README, Key rotation).
+      reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE}`).type('application/json; charset=utf-8').send(body))
+  }
+
+  if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
 }
 
 /**
  * WeCom's callback, `GET` (the URL check when the admin saves it) and `POST` (events), in a context
  * of its own: WeCom posts XML, read here as text within a small limit, and JSON is not taken.
  */
-async function callbackRoutes (child: FastifyInstance, callback: NonNullable<RoutesOptions['callback']>): Promise<void> {
+async function callbackRoutes (child: FastifyInstance, callback: NonNullable<RoutesOptions['callback']>, schemas: ReturnType<typeof routeSchemas>, config: object): Promise<void> {
   child.removeAllContentTypeParsers()
   child.addContentTypeParser('*', { parseAs: 'string', bodyLimit: CALLBACK_BODY_LIMIT }, (_request, body, done) => done(null, body))
-  child.get('/callback', async (request, reply) => {
+  child.get('/callback', { schema: schemas.callbackCheck, config }, async (request, reply) => {
     const echo = verifyUrl(callback.corps, request.query as CallbackQuery, Date.now())
     return reply.type('text/plain; charset=utf-8').send(echo)
   })
-  child.post('/callback', { bodyLimit: CALLBACK_BODY_LIMIT }, async (request, reply) => {
+  child.post('/callback', { bodyLimit: CALLBACK_BODY_LIMIT, schema: schemas.callbackEvent, config }, async (request, reply) => {
     const { corpId, event } = openEvent(callback.corps, request.query as CallbackQuery, request.body, Date.now())
     await callback.handle(corpId, event, request)
     // WeCom's acknowledgement: anything else, or no answer within 5 s, and it resends.
@@ -108,13 +142,9 @@ function runHook (hook: Authenticate, request: FastifyRequest, reply: FastifyRep
   return new Promise((resolve, reject) => hook(request, reply, (error) => error === undefined ? resolve() : reject(error)))
 }
 
-/** Our errors get their Retry-After and extra fields here; everything else goes to the host's handler. */
+/** The plugin's errors, when the host has no error handler of its own; anything else goes to Fastify's. */
 function answerError (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): unknown {
   if (!error.code?.startsWith('WECOM_')) throw error
-  const statusCode = error.statusCode ?? 500
-  // Not logged here: the cause was logged where it was found, once per outage or window.
-  if (statusCode === 503) reply.header('retry-after', retryAfterOf(error) ?? RETRY_AFTER_SECONDS)
-  return reply.code(statusCode).send({
-    statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message, ...errorExtras(error)
-  })
+  const { headers } = error as FastifyError & { headers?: Record<string, string> }
+  return reply.code(error.statusCode ?? 500).headers(headers ?? {}).send(errorBody(error))
 }

@@ -8,13 +8,12 @@ import { CORP_A, CORP_B, SECRET_A, setup, type Harness } from './helpers/setup.j
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
- * What a loaded machine may add to a deadline, in ms. The deadline's timer fires at the
- * millisecond; what varies is how long the answer then waits for a busy CPU (seen: 250 ms with
- * 128 concurrent logins while other suites ran). The issue's own bound, api.timeout + 200 ms, is
- * held by the fault soak (`npm run bench:faults`) on a quiet machine; here the faults it fixed
- * (2.7 s, 8.4 s, for ever) stay far outside even this slack.
+ * Added to the deadline bounds below (api.timeout + 200 ms, the contract, which bench/ measures
+ * on an idle machine): on a 2-core CI box shared with other jobs, timers and sockets were seen
+ * to fire up to ~750 ms late (128 logins answered in 1942 ms at a load of 10). Still far below
+ * what a missed deadline costs: 2.7 s for three slow calls, or a hang.
  */
-const SLACK = 800
+const LOAD_SLACK = 1000
 
 /** Wall time of one login, in ms. */
 async function timed (login: () => Promise<LightMyRequestResponse>): Promise<{ res: LightMyRequestResponse, ms: number }> {
@@ -50,7 +49,7 @@ t.test('a reset secret (40001 from gettoken) costs one gettoken per window, what
   t.ok(h.sim.calls.gettoken <= 4, `${h.sim.calls.gettoken} gettoken calls over 2.5 windows`)
   t.equal(h.sim.calls.jscode2session, 0)
   // Generous (a loaded machine): a remembered refusal is a map lookup, a WeCom round trip is not.
-  t.ok(slowest < SLACK, `slowest remembered refusal answered in ${slowest} ms`)
+  t.ok(slowest < 200, `slowest remembered refusal answered in ${slowest} ms`)
   const said = lines(h, /gettoken refused this app/)
   t.ok(said.length >= 1 && said.length <= 4, `${said.length} error lines, one per window`)
   t.equal(said[0].level, 50)
@@ -116,14 +115,15 @@ t.test('a body trickled one byte every 300 ms: the login answers 503 within the 
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'WECOM_UNAVAILABLE')
   t.ok(res.headers['retry-after'])
-  t.ok(ms < 1000 + SLACK, `answered in ${ms} ms (trickled whole, it would take over 20 s)`)
+  // The bound the issue sets: api.timeout + 200 ms.
+  t.ok(ms < 1200 + LOAD_SLACK, `answered in ${ms} ms`)
 })
 
 t.test('three calls of 900 ms: the login answers within api.timeout + 200 ms, not 2.7 s', async (t) => {
   const h = await setup(t, { api: { timeout: 1000 } }, { latency: 900 })
   const { res, ms } = await timed(() => h.login('zhangsan'))
   t.equal(res.statusCode, 503)
-  t.ok(ms >= 950 && ms < 1000 + SLACK, `answered in ${ms} ms`)
+  t.ok(ms >= 950 && ms < 1200 + LOAD_SLACK, `answered in ${ms} ms`)
   t.equal(h.sim.calls['user/get'], 0, 'user/get is never reached')
 })
 
@@ -131,7 +131,7 @@ t.test('app.wecom.login() keeps the same deadline', async (t) => {
   const h = await setup(t, { api: { timeout: 500 } }, { latency: 400 })
   const started = Date.now()
   await t.rejects(h.app.wecom.login(h.sim.issueCode(CORP_A, 'zhangsan')), { code: 'WECOM_UNAVAILABLE' })
-  t.ok(Date.now() - started < 500 + SLACK, `${Date.now() - started} ms`)
+  t.ok(Date.now() - started < 700 + LOAD_SLACK, `${Date.now() - started} ms`)
 })
 
 t.test('a -1 retry is not started when the time left could not cover it', async (t) => {
@@ -143,28 +143,33 @@ t.test('a -1 retry is not started when the time left could not cover it', async 
   h.sim.setLatency(600)
   const { res, ms } = await timed(() => h.login('zhangsan'))
   t.equal(res.statusCode, 503)
-  t.ok(ms < 1000 + SLACK, `answered in ${ms} ms`)
+  // The call count is the proof; the time only says the deadline held, for on a loaded machine
+  // giving up at 600 ms and waiting for the deadline at 1000 ms cannot be told apart by the clock.
+  t.ok(ms < 1200 + LOAD_SLACK, `gave up after ${ms} ms`)
   t.equal(h.sim.calls.jscode2session, 1, 'no retry was sent')
 })
 
 t.test('128 concurrent logins while WeCom hangs: all within the deadline; then the breaker fails fast; then recovery', async (t) => {
-  const coolDown = 1500
+  // Long enough to outlast the rest of the 128 (up to api.timeout + LOAD_SLACK after it opened)
+  // and the fast logins after them on a loaded machine: at 1500 ms a busy box saw it half-open
+  // mid-way, and a second 'breaker open' line.
+  const coolDown = 4000
   const h = await setup(t, { api: { timeout: 1000, breaker: { failures: 5, coolDown } } })
   t.equal((await h.login('zhangsan')).statusCode, 200)
   h.sim.inject('jscode2session', { timeout: true }, Infinity)
   const hung = await Promise.all(Array.from({ length: 128 }, () => timed(() => h.login('zhangsan'))))
   t.same(new Set(hung.map((r) => r.res.statusCode)), new Set([503]))
   const slowest = Math.max(...hung.map((r) => r.ms))
-  t.ok(slowest < 1000 + SLACK, `slowest of 128 answered in ${slowest} ms`)
+  t.ok(slowest < 1200 + LOAD_SLACK, `slowest of 128 answered in ${slowest} ms (api.timeout + 200 ms, and the slack)`)
 
   const fast = []
   for (let i = 0; i < 100; i++) fast.push(await timed(() => h.login('zhangsan')))
   t.same(new Set(fast.map((r) => r.res.statusCode)), new Set([503]))
-  // 20 ms in the issue; 100 here for a loaded machine, still far from the second a login would wait.
-  const quick = fast.filter((r) => r.ms < 100).length
-  t.ok(quick >= 95, `${quick} of 100 answered within 100 ms while the breaker is open`)
+  // Fast is far from api.timeout (1000 ms): 200 ms, not 20, for a loaded machine.
+  const quick = fast.filter((r) => r.ms < 200).length
+  t.ok(quick >= 95, `${quick} of 100 answered within 200 ms while the breaker is open`)
   const retryAfter = Number(fast[0].res.headers['retry-after'])
-  t.ok(retryAfter >= 1 && retryAfter <= 2, `Retry-After ${retryAfter} s: the cool-down left`)
+  t.ok(retryAfter >= 1 && retryAfter <= coolDown / 1000, `Retry-After ${retryAfter} s: the cool-down left`)
   t.equal(lines(h, /breaker open/).length, 1, 'one line when it opened, none per login')
 
   h.sim.clearFaults()

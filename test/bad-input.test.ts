@@ -137,3 +137,11 @@ t.test('every decorator refuses a value of the wrong type, missing, empty or hug
   await app.wecom.revokeUser('wwnotconfigured', 'nobody')
   t.equal((await me(app, other.access_token)).statusCode, 200, 'an unknown member is a no-op')
 })
+
+t.test('logout with a refresh token of any shape answers 204 (RFC 7009), an empty one and a long one included', async (t) => {
+  const h = await setup(t)
+  for (const token of ['', 'x'.repeat(300), '好'.repeat(300), '..', 'a.b.c']) {
+    const res = await h.app.inject({ method: 'POST', url: '/wecom/logout', payload: { refresh_token: token } })
+    t.equal(res.statusCode, 204, JSON.stringify(token.slice(0, 10)))
+  }
+})

@@ -110,3 +110,25 @@ t.test('Redis store', async (t) => {
     t.ok(ttl > 0 && ttl <= 900_000, `the record expires with the last access token it refuses (${ttl} ms)`)
   })
 })
+
+t.test('a refresh racing with revokeUser never leaves a token that passes after it resolved', async (t) => {
+  const redis = await startRedis(t)
+  if (redis === undefined) return
+  const stores = [['in process', { redis: false as const }], ['Redis', { redis: redis.url, keyPrefix: 'race:' }]] as const
+  for (const [name, store] of stores) {
+    const a = await redisApp(t, sim, store)
+    const b = name === 'Redis' ? await redisApp(t, sim, store) : a
+    for (let i = 0; i < 15; i++) {
+      const login = (await a.login('zhangsan')).json()
+      // The refresh is sent first and not awaited: its rotation lands while revokeUser runs.
+      const refreshing = a.refresh(login.refresh_token)
+      await a.app.wecom.revokeUser(CORP_A, 'zhangsan')
+      const refreshed = await refreshing
+      if (refreshed.statusCode !== 200) continue
+      for (const instance of [a, b]) {
+        t.ok(await eventually(1000, async () => (await instance.me(refreshed.json().access_token)).statusCode === 401),
+          `${name}, try ${i}: the token of the racing refresh is refused`)
+      }
+    }
+  }
+})

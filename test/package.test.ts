@@ -9,10 +9,11 @@ import t from 'tap'
 const root = new URL('..', import.meta.url).pathname
 
 t.test('the packed file list', async (t) => {
-  t.ok(existsSync(join(root, 'dist/index.js')), 'dist/ is built (npm run build, as .ci/run does before npm test)')
+  t.ok(existsSync(join(root, 'dist/esm/index.js')), 'dist/ is built (npm run build, as .ci/run does before npm test)')
   const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as Array<{ files: Array<{ path: string }> }>
   const files = new Set(pack.files.map((file) => file.path))
-  for (const required of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/index.js', 'dist/index.d.ts', 'dist/testing/simulator.js', 'dist/testing/simulator.d.ts']) {
+  const built = ['esm', 'commonjs'].flatMap((dialect) => ['index.js', 'index.d.ts', 'testing/simulator.js', 'testing/simulator.d.ts'].map((file) => `dist/${dialect}/${file}`))
+  for (const required of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/esm/testing/cli.js', ...built]) {
     t.ok(files.has(required), `ships ${required}`)
   }
   for (const file of files) {
@@ -33,4 +34,21 @@ t.test('package.json says where it lives and what it needs', async (t) => {
   t.equal(pkg.license, 'MIT')
   t.equal(pkg.peerDependencies?.fastify, '^5.0.0', 'a Fastify 4 app gets a warning at install')
   t.match(pkg.engines?.node, />=20\.19/)
+})
+
+t.test('the simulator\'s command is a built file with a node shebang', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  const bin = pkg.bin?.['fastify-wecom-auth-simulator']
+  t.match(bin, /^\.\/dist\//)
+  t.match(readFileSync(join(root, bin), 'utf8'), /^#!\/usr\/bin\/env node\n/)
+})
+
+t.test('require() and import both load it: the CommonJS build beside the ES module one', async (t) => {
+  const probe = (code: string, ...flags: string[]) =>
+    execFileSync(process.execPath, [...flags, '-e', code], { cwd: root, encoding: 'utf8' }).trim()
+  t.equal(probe("const m = require('fastify-wecom-auth'); console.log(typeof m.default, typeof m.fastifyWecomAuth, typeof require('fastify-wecom-auth/testing').createWecomSimulator)"),
+    'function function function')
+  t.equal(probe("const m = await import('fastify-wecom-auth'); console.log(typeof m.default, typeof (await import('fastify-wecom-auth/testing')).createWecomSimulator)", '--input-type=module'),
+    'function function')
+  t.match(probe("console.log(require.resolve('fastify-wecom-auth'))"), /dist\/commonjs\/index\.js$/)
 })

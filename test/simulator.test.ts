@@ -389,14 +389,19 @@ t.test('requests log keeps query values as WeCom parsed them, bounded to 100', a
   t.equal(answer.errcode, 40029, 'the whole string is one (unknown) code')
   const last = sim.requests.at(-1)
   t.same(last, {
+    id: 2,
     endpoint: 'jscode2session',
     query: { access_token: token, js_code: 'a&userid=x', grant_type: 'authorization_code' },
+    errcode: 40029,
+    ms: last?.ms,
   })
+  t.ok(Number.isInteger(last?.ms) && last!.ms! >= 0, 'with how long it took to answer')
   t.notOk(last && 'userid' in last.query, 'no parameter smuggled in')
 
   for (let i = 0; i < 120; i++) await tokenOf(sim, ACME)
   t.equal(sim.requests.length, 100)
   t.ok(sim.requests.every((r) => r.endpoint === 'gettoken'), 'the oldest entries went first')
+  t.equal(sim.requests.at(-1)?.id, 122, 'ids count on past the bound')
 })
 
 t.test('encryptUserInfo round-trips with the member’s session_key', async (t) => {

@@ -3,7 +3,8 @@ import { createSigner } from 'fast-jwt'
 import t from 'tap'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createGuard, kClaims } from '../src/guard.js'
-import { createAccessTokens, type AccessClaims, type AccessTokens } from '../src/jwt.js'
+import Fastify from 'fastify'
+import { createAccessTokens, registerJwtEngine, type AccessClaims, type AccessTokens } from '../src/jwt.js'
 import { resolveOptions } from '../src/options.js'
 import { Revocations } from '../src/sessions/revocations.js'
 import { VerificationCache } from '../src/verification-cache.js'
@@ -18,8 +19,8 @@ function clock (start = Date.now()) {
 }
 
 /** The plugin's signer and verifier, the verifier counting its calls: a call is a cache miss. */
-function counted (): AccessTokens & { verifications: number } {
-  const tokens = createAccessTokens(config.jwt, new Set([CORP_A]))
+async function counted (): Promise<AccessTokens & { verifications: number }> {
+  const tokens = createAccessTokens(config.jwt, new Set([CORP_A]), await registerJwtEngine(Fastify(), config.jwt))
   const wrapped = {
     verifications: 0,
     sign: tokens.sign,
@@ -32,8 +33,8 @@ function counted (): AccessTokens & { verifications: number } {
 }
 
 /** The guard, called as Fastify calls an onRequest hook; resolves to the error code or 'ok'. */
-function guardOf (options: { capacity?: number, now?: () => number } = {}) {
-  const tokens = counted()
+async function guardOf (options: { capacity?: number, now?: () => number } = {}) {
+  const tokens = await counted()
   const revoked = new Revocations(options.now)
   const cache = new VerificationCache(options.capacity ?? 1000, options.now)
   const authenticate = createGuard({ tokens, revoked, cache })
@@ -49,7 +50,7 @@ const member = (n: number) => ({ userid: `u${n}`, corpid: CORP_A, sid: randomUUI
 
 t.test('a cached token is refused once it expires, from its exp on, like a full verification', async (t) => {
   const time = clock()
-  const g = guardOf({ now: time.now })
+  const g = await guardOf({ now: time.now })
   const token = g.tokens.sign(member(1))
   const { exp } = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as AccessClaims
   t.equal(await g.check(token), 'ok')
@@ -65,7 +66,7 @@ t.test('a cached token is refused once it expires, from its exp on, like a full 
 
 t.test('a cached token of a revoked session, or of an off-boarded member, is refused on the next request', async (t) => {
   const time = clock()
-  const g = guardOf({ now: time.now })
+  const g = await guardOf({ now: time.now })
   const [a, b] = [member(1), member(2)]
   const tokenA = g.tokens.sign(a)
   const tokenB = g.tokens.sign(b)
@@ -113,7 +114,7 @@ t.test('the cache never holds more than its capacity, dropping the oldest first'
 })
 
 t.test('invalid tokens never enter the cache, nor push a valid one out', async (t) => {
-  const g = guardOf({ capacity: 10 })
+  const g = await guardOf({ capacity: 10 })
   const valid = g.tokens.sign(member(1))
   t.equal(await g.check(valid), 'ok')
 
@@ -141,7 +142,7 @@ t.test('invalid tokens never enter the cache, nor push a valid one out', async (
 })
 
 t.test('a token sharing a cached token\'s signature but not its payload is verified in full, and refused', async (t) => {
-  const g = guardOf()
+  const g = await guardOf()
   const valid = g.tokens.sign(member(1))
   t.equal(await g.check(valid), 'ok')
   const [header, payload, signature] = valid.split('.')

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
 // The plugin's own signer, as a login runs it: the tokens are exactly those the plugin issues.
-import { createAccessTokens } from '../../src/jwt.js'
+import Fastify from 'fastify'
+import { createAccessTokens, registerJwtEngine } from '../../src/jwt.js'
 import { resolveOptions } from '../../src/options.js'
 import { CORP_A, CORPS, pluginJwt, ROUNDS, type BenchKeyPair } from '../fixtures.js'
 import { load, median, medianRatio, rounds, spawnServer, type LoadResult } from '../harness.js'
@@ -31,9 +32,11 @@ function es256 (): BenchKeyPair {
 }
 
 /** `count` Authorization headers, each with the access token of another member and session. */
-function bearers (count: number, keyPair?: BenchKeyPair): string[] {
+async function bearers (count: number, keyPair?: BenchKeyPair): Promise<string[]> {
   const config = resolveOptions({ corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret })), jwt: pluginJwt(keyPair) })
-  const tokens = createAccessTokens(config.jwt, new Set([CORP_A.corpId]))
+  const engine = Fastify({ logger: false })
+  const tokens = createAccessTokens(config.jwt, new Set([CORP_A.corpId]), await registerJwtEngine(engine, config.jwt))
+  await engine.close()
   return Array.from({ length: count }, (_, i) => `Bearer ${tokens.sign({ userid: `m${i}`, corpid: CORP_A.corpId, sid: randomUUID() })}`)
 }
 
@@ -49,7 +52,7 @@ export async function scaleScenario (): Promise<Section> {
   for (const algorithm of ALGORITHMS) {
     const keyPair = algorithm === 'ES256' ? es256() : undefined
     let started = performance.now()
-    const all = bearers(largest, keyPair)
+    const all = await bearers(largest, keyPair)
     const signing = (performance.now() - started) / 1000
     const server = await spawnServer({ keyPair })
     try {

@@ -22,8 +22,9 @@ export interface PresentedToken {
  *   only then is its reuse theft that ends the session, so someone who learnt a sid (it is a claim of
  *   every access token) cannot end the session with a made-up old token.
  *
- * Both keys derive from the JWT signing key, like the vault's. A token of an older generation issued
- * before that key changed no longer proves itself: its reuse is refused without ending the session.
+ * Both keys derive from the JWT signing key, like the vault's; the tag of any key still in
+ * `jwt.keys` proves a token. A token of an older generation issued under a key since removed no
+ * longer proves itself: its reuse is refused without ending the session.
  * The current token does not depend on the key: it is checked against the stored hash.
  */
 export interface RefreshTokens {
@@ -41,13 +42,14 @@ const TOKEN = /^([\w-]{16,64})\.(0|[1-9]\d{0,14})\.([\w-]{64})$/
 const R_BYTES = 32
 const TAG_BYTES = 16
 
-export function createRefreshTokens (keyMaterial: string | Buffer): RefreshTokens {
-  const derive = (info: string) => Buffer.from(hkdfSync('sha256', keyMaterial, 'fastify-wecom-auth', info, 32))
-  const nextKey = derive('refresh token rotation')
-  const tagKey = derive('refresh token tag')
+/** Issues under the current signing key's material; a tag of any key still configured proves a token ours (a rotation). */
+export function createRefreshTokens (keyMaterial: string | Buffer, ...olderKeys: Array<string | Buffer>): RefreshTokens {
+  const derive = (material: string | Buffer, info: string) => Buffer.from(hkdfSync('sha256', material, 'fastify-wecom-auth', info, 32))
+  const nextKey = derive(keyMaterial, 'refresh token rotation')
+  const [tagKey, ...olderTagKeys] = [keyMaterial, ...olderKeys].map((material) => derive(material, 'refresh token tag'))
 
-  const tagOf = (sid: string, generation: number, r: Buffer) =>
-    createHmac('sha256', tagKey).update(`${sid}.${generation}.`).update(r).digest().subarray(0, TAG_BYTES)
+  const tagOf = (sid: string, generation: number, r: Buffer, key = tagKey) =>
+    createHmac('sha256', key).update(`${sid}.${generation}.`).update(r).digest().subarray(0, TAG_BYTES)
   const assemble = (sid: string, generation: number, r: Buffer) =>
     `${sid}.${generation}.${Buffer.concat([r, tagOf(sid, generation, r)]).toString('base64url')}`
 
@@ -61,7 +63,7 @@ export function createRefreshTokens (keyMaterial: string | Buffer): RefreshToken
     },
     authentic ({ token, sid, generation }) {
       const raw = Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url')
-      return timingSafeEqual(raw.subarray(R_BYTES), tagOf(sid, generation, raw.subarray(0, R_BYTES)))
+      return [tagKey, ...olderTagKeys].some((key) => timingSafeEqual(raw.subarray(R_BYTES), tagOf(sid, generation, raw.subarray(0, R_BYTES), key)))
     }
   }
 }

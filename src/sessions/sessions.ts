@@ -258,7 +258,10 @@ export function createSessions (deps: Dependencies): Sessions {
       // the not-before has nothing left to refuse. A time in the future is no licence to refuse
       // tokens not issued yet.
       const notBefore = Math.min(now(), context.at ?? Infinity)
-      await stored(() => store.revokeMember({ corpid: corpId, userid, notBefore, until: notBefore + deps.accessTtl * 1000 }))
+      const ended = await stored(() => store.revokeMember({ corpid: corpId, userid, notBefore, until: notBefore + deps.accessTtl * 1000 }))
+      // A refresh racing with this may have rotated one of them and signed an access token after
+      // the not-before: the session's own revocation refuses that one too.
+      if (ended.length > 0) await revoke(ended)
       await hook('onRevoke', [{ corpid: corpId, userid }, undefined, context.request], context.request)
     },
 

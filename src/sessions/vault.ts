@@ -7,12 +7,14 @@ import { randomBytesPooled } from '../random.js'
  */
 export interface Vault {
   seal (plain: string): string
-  /** null when `sealed` was not sealed with this key (the JWT key changed since) or is damaged. */
+  /** null when `sealed` was sealed with none of the keys (the JWT key changed since) or is damaged. */
   open (sealed: string): string | null
 }
 
-export function createVault (keyMaterial: string | Buffer): Vault {
-  const key = Buffer.from(hkdfSync('sha256', keyMaterial, 'fastify-wecom-auth', 'session_key vault', 32))
+/** Seals with the current signing key's material; opens with any key still configured (a rotation). */
+export function createVault (keyMaterial: string | Buffer, ...olderKeys: Array<string | Buffer>): Vault {
+  const [key, ...older] = [keyMaterial, ...olderKeys].map((material) =>
+    Buffer.from(hkdfSync('sha256', material, 'fastify-wecom-auth', 'session_key vault', 32)))
   return {
     seal (plain) {
       const iv = randomBytesPooled(12)
@@ -22,14 +24,22 @@ export function createVault (keyMaterial: string | Buffer): Vault {
     },
     open (sealed) {
       const raw = Buffer.from(sealed, 'base64')
-      try {
-        const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12))
-        decipher.setAuthTag(raw.subarray(12, 28))
-        return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')
-      } catch {
-        return null
+      for (const candidate of [key, ...older]) {
+        const plain = openWith(candidate, raw)
+        if (plain !== null) return plain
       }
+      return null
     }
+  }
+}
+
+function openWith (key: Buffer, raw: Buffer): string | null {
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12))
+    decipher.setAuthTag(raw.subarray(12, 28))
+    return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')
+  } catch {
+    return null
   }
 }
 

@@ -67,14 +67,15 @@ export class MemorySessionStore implements SessionStore {
     this.#deliver(sids.map((sid) => ({ sid, until })))
   }
 
-  async revokeMember (revocation: MemberRevocation): Promise<void> {
+  async revokeMember (revocation: MemberRevocation): Promise<string[]> {
     const key = memberKey(revocation.corpid, revocation.userid)
     const sids = this.#byMember.get(key)
-    for (const sid of typeof sids === 'string' ? [sids] : [...sids ?? []]) {
-      if ((this.#sessions.get(sid)?.startedAt ?? 0) <= revocation.notBefore) this.#remove(sid)
-    }
+    const ended = (typeof sids === 'string' ? [sids] : [...sids ?? []])
+      .filter((sid) => (this.#sessions.get(sid)?.startedAt ?? 0) <= revocation.notBefore)
+    for (const sid of ended) this.#remove(sid)
     if ((this.#sessionKeys.get(key)?.answeredAt ?? 0) <= revocation.notBefore) this.#sessionKeys.delete(key)
     this.#deliver([revocation])
+    return ended
   }
 
   async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {

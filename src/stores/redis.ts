@@ -311,7 +311,7 @@ export class RedisSessionStore implements SessionStore {
    * an answer before it goes, then each session the index names that started before it, and its
    * sid from the index. A rotation racing with it either finds its session gone or is ended after.
    */
-  async revokeMember (revocation: MemberRevocation): Promise<void> {
+  async revokeMember (revocation: MemberRevocation): Promise<string[]> {
     const { corpid, userid, notBefore, until } = revocation
     this.#deliver([revocation])
     await this.#run((client) => RECORD_MEMBER.run(client, [this.#notBeforeKey], [
@@ -319,10 +319,12 @@ export class RedisSessionStore implements SessionStore {
     ]))
     const index = redisKeys.memberIndex(this.#prefix, corpid, userid)
     const sids = await this.#run((client) => DROP_MEMBER.run(client, [index, redisKeys.sessionKey(this.#prefix, corpid, userid)], [notBefore])) as string[]
-    await Promise.all(sids.map(async (sid) => {
-      const ended = await this.#run((client) => END_IF_STARTED.run(client, [redisKeys.session(this.#prefix, sid)], [notBefore]))
-      if (ended === 1) await this.#run((client) => client.zrem(index, sid))
+    const ended = await Promise.all(sids.map(async (sid) => {
+      if (await this.#run((client) => END_IF_STARTED.run(client, [redisKeys.session(this.#prefix, sid)], [notBefore])) !== 1) return undefined
+      await this.#run((client) => client.zrem(index, sid))
+      return sid
     }))
+    return ended.filter((sid) => sid !== undefined)
   }
 
   async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {

@@ -69,8 +69,10 @@ export interface SessionStore {
    * `notBefore`, and their session_key if it came from a jscode2session answer at or before it,
    * and records the member's not-before, telling every instance (also those that connect later).
    * A not-before in the past (a WeCom event's time) leaves the sessions made since alone.
+   * Answers the sids it ended, which the caller revokes too: a refresh that rotated one of them
+   * while this ran holds an access token issued after the not-before.
    */
-  revokeMember (revocation: MemberRevocation): Promise<void>
+  revokeMember (revocation: MemberRevocation): Promise<string[]>
   /**
    * Keeps a member's WeCom session_key, sealed by the vault, for `ttl` ms, unless the one kept came
    * from a later jscode2session answer: WeCom rotates the key at every login, and the client

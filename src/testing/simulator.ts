@@ -94,11 +94,22 @@ export interface WecomSimulatorOptions {
   now?: () => number
   /** Milliseconds between a callback POST without `success` and its resend. Default 5000, WeCom's. */
   callbackRetryDelay?: number
+  /**
+   * Answers requests to paths outside WeCom's endpoints (body unread), where the default is
+   * errcode 40066 as WeCom answers; the command-line simulator serves its /sim/ routes here.
+   */
+  fallback?: (req: IncomingMessage, res: ServerResponse) => void
 }
 
 export interface SimulatedRequest {
+  /** 1 for the simulator's first request and counting on, past the log's bound. */
+  id: number
   endpoint: WecomEndpoint
   query: Record<string, string>
+  /** The errcode answered; undefined until then, and for a fault that sends no JSON. */
+  errcode?: number
+  /** Milliseconds from arrival to the start of the answer (a trickle goes on after); undefined while unanswered. */
+  ms?: number
 }
 
 export interface WecomSimulator {
@@ -107,7 +118,7 @@ export interface WecomSimulator {
   /** Live counters of every request per endpoint, faulted or not. */
   readonly calls: Record<WecomEndpoint, number>
   resetCalls(): void
-  /** The last 100 requests, oldest first, with query parameters as WeCom parsed them. */
+  /** The last 100 requests, oldest first, with query parameters as WeCom parsed them and what was answered. */
   readonly requests: ReadonlyArray<SimulatedRequest>
   /** Adds a corp, or replaces the secret and members of one already there. */
   addCorp(corp: SimulatedCorp): void
@@ -369,6 +380,7 @@ export async function createWecomSimulator (
   /** Aborts the callbacks' requests in flight when the simulator closes. */
   const outgoing = new AbortController()
   const requestLog: SimulatedRequest[] = []
+  let requestCount = 0
   const timers = new Set<NodeJS.Timeout>()
 
   function corpOf (corpId: string): CorpState {
@@ -626,17 +638,22 @@ export async function createWecomSimulator (
   function answer (
     req: IncomingMessage,
     res: ServerResponse,
-    endpoint: WecomEndpoint,
-    query: Record<string, string>,
+    entry: SimulatedRequest,
+    arrived: number,
     body: string,
     fault: SimulatedFault | undefined
   ): void {
+    const { endpoint, query } = entry
+    if (fault === undefined || !('timeout' in fault)) entry.ms = Math.round(performance.now() - arrived)
     if (fault === undefined || 'delay' in fault || 'trickle' in fault) {
       const trickle = fault !== undefined && 'trickle' in fault ? fault.trickle : undefined
       const posted = POSTED.has(endpoint)
       const method = posted ? 'POST' : 'GET'
-      send(res, req.method === method ? handlers[endpoint](query, body) : { errcode: posted ? 43002 : 43001 }, trickle)
+      const reply = req.method === method ? handlers[endpoint](query, body) : { errcode: posted ? 43002 : 43001 }
+      entry.errcode = reply.errcode as number
+      send(res, reply, trickle)
     } else if ('errcode' in fault) {
+      entry.errcode = fault.errcode
       send(res, { errcode: fault.errcode, errmsg: fault.errmsg ?? errmsgFor(fault.errcode) })
     } else if ('drop' in fault) {
       req.socket.destroy()
@@ -652,6 +669,10 @@ export async function createWecomSimulator (
     const url = req.url ?? '/'
     const mark = url.indexOf('?')
     const endpoint = PATHS.get(mark === -1 ? url : url.slice(0, mark))
+    if (endpoint === undefined && options.fallback !== undefined) {
+      options.fallback(req, res)
+      return
+    }
     if (endpoint === undefined || !POSTED.has(endpoint) || req.method !== 'POST') {
       // Any body is ignored but must be read, or the keep-alive connection stalls.
       req.resume()
@@ -675,18 +696,20 @@ export async function createWecomSimulator (
     }
     const query = parseQuery(mark === -1 ? '' : url.slice(mark + 1))
     calls[endpoint] += 1
-    requestLog.push({ endpoint, query })
+    const arrived = performance.now()
+    const entry: SimulatedRequest = { id: ++requestCount, endpoint, query }
+    requestLog.push(entry)
     if (requestLog.length > REQUEST_LOG_SIZE) requestLog.shift()
     // Taken on arrival, so concurrent calls consume faults in the order they came in.
     const fault = takeFault(endpoint)
     const wait = latency + (fault !== undefined && 'delay' in fault ? fault.delay : 0)
     if (wait <= 0) {
-      answer(req, res, endpoint, query, body, fault)
+      answer(req, res, entry, arrived, body, fault)
       return
     }
     const timer = setTimeout(() => {
       timers.delete(timer)
-      answer(req, res, endpoint, query, body, fault)
+      answer(req, res, entry, arrived, body, fault)
     }, wait)
     timers.add(timer)
   }
@@ -716,7 +739,8 @@ export async function createWecomSimulator (
       calls['message/send'] = 0
     },
     get requests () {
-      return requestLog.slice()
+      // Copies: an entry still unanswered gets its errcode and ms later, in the log only.
+      return requestLog.map((entry) => ({ ...entry }))
     },
     addCorp,
     setMember (corpId, member) {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, ProxyAgent, request, type Dispatcher } from 'undici'
+import { createTelemetry, type Telemetry } from '../telemetry.js'
 import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
 import { Budget } from './budget.js'
 import type { Deadline } from './deadline.js'
@@ -144,6 +145,8 @@ export interface WecomClientOptions {
   /** Calls a minute per corp and endpoint, or false for none. */
   budget: number | false
   log: WecomLogger
+  /** Spans and metrics of each exchange and breaker change; no-ops when absent. */
+  telemetry?: Pick<Telemetry, 'call' | 'breakerChanged'>
 }
 
 const MAX_RETRIES = 3
@@ -180,6 +183,7 @@ export class WecomClient {
   readonly #windows: RefusalWindows
   readonly #budget: Budget | undefined
   readonly #log: WecomLogger
+  readonly #telemetry: Pick<Telemetry, 'call' | 'breakerChanged'>
   readonly #average = new Map<WecomEndpoint, number>()
   readonly #last = new Map<WecomEndpoint, number>()
 
@@ -196,6 +200,7 @@ export class WecomClient {
         ? new ProxyAgent({ uri: options.proxy, connect: { timeout: options.timeout } })
         : new Pool(this.#origin, { connections: 64, pipelining: 1, connect: { timeout: options.timeout } }))
     this.#log = options.log
+    this.#telemetry = options.telemetry ?? createTelemetry()
     this.#windows = options.refusals
     if (options.budget !== false) this.#budget = new Budget(options.budget)
     this.#breakerOptions = options.breaker
@@ -396,6 +401,7 @@ export class WecomClient {
   }
 
   #breakerChanged (endpoint: WecomEndpoint, state: BreakerState, coolDown: number): void {
+    this.#telemetry.breakerChanged(endpoint, state)
     if (state === 'open') {
       this.#log.warn({ endpoint, state }, `wecom: ${endpoint} is not answering; breaker open, ${endpoint} calls fail fast (503) for ${seconds(coolDown)} s, then one call probes`)
     } else if (state === 'closed') {
@@ -414,7 +420,7 @@ export class WecomClient {
     const started = Date.now()
     const breaker = this.#breaker(endpoint)
     try {
-      const answer = await this.#exchange(endpoint, url, outgoing, scope.deadline.signal)
+      const answer = await this.#telemetry.call(endpoint, () => this.#exchange(endpoint, url, outgoing, scope.deadline.signal))
       breaker?.success()
       const took = Date.now() - started
       const average = this.#average.get(endpoint) ?? 0

@@ -29,3 +29,12 @@ export function assertNoSecrets (t: Asserts, logLines: readonly string[], respon
     t.notMatch(res.body, /access_token|corpsecret|session_key|cgi-bin/, `error ${res.statusCode} names no secret or URL`)
   }
 }
+
+/** Not one of the secrets is in `text` (spans and metrics as exported, say), nor their names of a URL. */
+export function assertNoSecretsIn (t: Asserts, where: string, text: string, secrets: ReadonlyArray<[string, ReadonlySet<string>]>): void {
+  for (const [kind, values] of secrets) {
+    t.ok(values.size > 0, `some ${kind} was seen, so its absence means something`)
+    for (const value of values) t.notOk(text.includes(value), `no ${kind} in ${where}`)
+  }
+  t.notMatch(text, /access_token|corpsecret|js_code|cgi-bin/, `${where} names no secret's parameter or URL`)
+}

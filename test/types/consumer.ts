@@ -1,4 +1,5 @@
-// Compiled against dist/ in strict mode by test/types.test.ts: what a user's editor sees.
+// Compiled against dist/ by `npm run test:types` (after `npm run build`; .ci/run runs both), strict
+// with exactOptionalPropertyTypes and noUncheckedIndexedAccess: what a user's editor sees.
 import Fastify, { type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import fastifyWecomAuth, {
@@ -19,6 +20,22 @@ const options: WecomAuthOptions = {
   corps: [{ corpId: 'ww0123456789abcdef', secret: 'secret' }],
   jwt: { secret: 'a-secret-of-at-least-thirty-two-characters' },
   authorize: (user: WecomMember, request?: FastifyRequest) => user.department?.includes(1) === true && request !== undefined
+}
+
+// As examples/app.ts writes them from the environment: an absent value is `undefined`, which the
+// options take even under exactOptionalPropertyTypes.
+const env: Record<string, string | undefined> = {}
+export const fromEnv: WecomAuthOptions = {
+  corps: [{ corpId: env.CORP ?? 'ww0123456789abcdef', secret: 's', callback: env.TOKEN === undefined ? undefined : { token: env.TOKEN, encodingAESKey: 'k' } }],
+  jwt: { secret: env.JWT ?? 'a-secret-of-at-least-thirty-two-characters' },
+  miniprogramAppId: env.APPID,
+  api: { baseUrl: env.BASE, proxy: env.PROXY },
+  store: { redis: env.REDIS },
+  openapi: { tag: env.TAG }
+}
+export const rotating: WecomAuthOptions = {
+  corps: [{ corpId: 'ww0123456789abcdef', secret: 's' }],
+  jwt: { keys: [{ kid: 'new', private: 'pem', public: 'pem' }, { kid: 'old', secret: 'a-secret-of-at-least-thirty-two-characters' }] }
 }
 
 // @ts-expect-error corps is required

@@ -201,20 +201,27 @@ async function request(path, { method = 'GET', data } = {}) {
   throw failure(res)
 }
 
+// The refresh token names the session on its own, so a logout with it works even when the access
+// token has expired (a page left open past its 15 minutes): a bearer-only logout would then get a
+// 401, revoke nothing, and leave the forgotten refresh token alive on the server for its 30 days.
 async function logout() {
+  const refreshToken = wx.getStorageSync(KEY.refreshToken)
   const token = wx.getStorageSync(KEY.accessToken)
-  if (token) {
-    try {
+  // Forgotten first, so that a call made while the logout is on its way does not use the session.
+  clearSession()
+  try {
+    if (refreshToken) {
+      await send('/wecom/logout', { method: 'POST', data: { refresh_token: refreshToken } })
+    } else if (token) {
+      // A login while the session store was down has no refresh token: the bearer is all there is.
       // `{}` rather than no body: wx.request always sends Content-Type: application/json, and
       // Fastify refuses an empty body with that type.
       await send('/wecom/logout', { method: 'POST', data: {}, token })
-    } catch (e) {
-      // Offline: nothing to do but forget the session below.
     }
+  } catch (e) {
+    // Offline: the device has forgotten the session; what the server could not revoke ends when
+    // its tokens expire.
   }
-  // Whatever the server said (even a 401 for an expired token), the device forgets the session;
-  // anything the server could not revoke ends when its tokens expire.
-  clearSession()
 }
 
 module.exports = { request, logout, isInsideWeCom, AuthError }

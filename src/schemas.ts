@@ -1,0 +1,182 @@
+import { STATUS_CODES } from 'node:http'
+import {
+  CallbackForbiddenError, CallbackInvalidError, CorpMismatchError, CorpNotAllowedError, CorpUnknownError, InvalidCodeError,
+  RateLimitedError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError, TokenMissingError,
+  TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError
+} from './errors.js'
+
+// The JSON Schema of the plugin's routes: what validates their bodies (with the plugin's own ajv)
+// and what @fastify/swagger documents, one source for both. Plain JSON Schema that OpenAPI 3.0
+// also reads as is (no type arrays: `nullable`), so that any host's @fastify/swagger takes it.
+
+/** How the routes appear in the host's OpenAPI document. */
+export interface DocsOptions {
+  /** The tag of every route of the plugin. */
+  tag: string
+  /** Leaves the routes out of the document. */
+  hide: boolean
+}
+
+/** The security scheme logout names, added to the document's components when it has none by that name. */
+export const SECURITY_SCHEME = 'wecomBearer'
+
+/**
+ * Printable ASCII, bounded in characters, which for ASCII are UTF-16 units and bytes alike:
+ * codes and corpIds are ASCII, and a bound counted otherwise would let 512 emoji (2 KiB of query
+ * string) through to WeCom.
+ */
+const ascii = (maxLength: number, description: string) =>
+  ({ type: 'string', minLength: 1, maxLength, pattern: '^[\\x21-\\x7e]+$', description })
+const refreshToken = { type: 'string', minLength: 1, maxLength: 256, description: 'The refresh token of the session' }
+
+const loginBody = {
+  type: 'object',
+  required: ['code'],
+  properties: {
+    code: ascii(512, 'The code wx.qy.login gave the mini program'),
+    corpId: ascii(64, 'The corp to exchange the code with; the first configured corp when absent')
+  }
+}
+const refreshBody = { type: 'object', required: ['refresh_token'], properties: { refresh_token: refreshToken } }
+/**
+ * No body, an empty one (`null`), or the refresh token: logout is also by the bearer token alone.
+ * Logout is idempotent (RFC 7009 §2.2): a token that cannot be one of ours ends nothing and is
+ * answered 204 like any other unknown token, not 400; the bound only stops an absurd body.
+ */
+export const logoutBody = {
+  type: 'object',
+  nullable: true,
+  properties: { refresh_token: { type: 'string', maxLength: 4096, description: 'The refresh token of the session' } }
+}
+
+const member = {
+  type: 'object',
+  required: ['userid', 'corpid'],
+  properties: {
+    userid: { type: 'string' },
+    corpid: { type: 'string' },
+    name: { type: 'string' },
+    department: { type: 'array', items: { type: 'integer' } },
+    position: { type: 'string' }
+  }
+}
+const issuedTokens = {
+  type: 'object',
+  description: 'A session: its access token for `Authorization: Bearer`, and the refresh token that renews it',
+  required: ['access_token', 'token_type', 'expires_in', 'user'],
+  properties: {
+    access_token: { type: 'string' },
+    token_type: { type: 'string', enum: ['Bearer'] },
+    expires_in: { type: 'integer', description: 'Seconds the access token lives' },
+    refresh_token: { type: 'string', description: 'Absent while the session store is unavailable' },
+    refresh_expires_in: { type: 'integer' },
+    user: member
+  }
+}
+
+type ErrorClass = new (...args: never[]) => Error & { code: string, statusCode?: number }
+
+/**
+ * The error answers of a route, by status: Fastify's `{ statusCode, code, error, message }` with
+ * the codes that status can carry (the 409 also names the corp the code belongs to).
+ */
+function errorResponses (errors: readonly ErrorClass[], fastifyCodes: Record<number, readonly string[]> = {}): Record<number, object> {
+  const codes = new Map<number, string[]>()
+  for (const [status, list] of Object.entries(fastifyCodes)) codes.set(Number(status), [...list])
+  for (const ErrorClass of errors) {
+    // @fastify/error sets code and status on each instance: one, with no message arguments, tells them.
+    const { code, statusCode = 500 } = Reflect.construct(ErrorClass, []) as InstanceType<ErrorClass>
+    codes.set(statusCode, [...codes.get(statusCode) ?? [], code])
+  }
+  const responses: Record<number, object> = {}
+  for (const [status, list] of [...codes].sort(([a], [b]) => a - b)) {
+    const properties: Record<string, object> = {
+      statusCode: { type: 'integer', enum: [status] },
+      code: { type: 'string', enum: list },
+      error: { type: 'string', enum: [STATUS_CODES[status]] },
+      message: { type: 'string' }
+    }
+    if (status === 409) properties.corpId = { type: 'string', description: 'The corp the code belongs to: retry with it' }
+    responses[status] = { description: STATUS_CODES[status], type: 'object', required: ['statusCode', 'code', 'error', 'message'], properties }
+  }
+  return responses
+}
+
+/** What Fastify itself answers before the handler: a body that is not JSON, or fails its schema. */
+const BAD_BODY = { 400: ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY'] }
+/** A login's or refresh's exchange with WeCom and the store. */
+const EXCHANGE: readonly ErrorClass[] = [CorpNotAllowedError, UserForbiddenError, RateLimitedError, UpstreamError, UnavailableError, StoreUnavailableError]
+
+/** The `schema` of each route: validation and documentation. */
+export function routeSchemas ({ tag, hide }: DocsOptions) {
+  const common = { tags: [tag], ...(hide ? { hide: true } : {}) }
+  return {
+    login: {
+      ...common,
+      summary: 'Log in with a wx.qy.login code',
+      description: 'Verifies the code with WeCom (code → member → still allowed) and starts a session.',
+      body: loginBody,
+      response: { 200: issuedTokens, ...errorResponses([CorpUnknownError, InvalidCodeError, CorpMismatchError, ...EXCHANGE], BAD_BODY) }
+    },
+    refresh: {
+      ...common,
+      summary: 'Renew a session',
+      description: 'Rotates the refresh token: the one presented is used up, the answer carries the next.',
+      body: refreshBody,
+      response: { 200: issuedTokens, ...errorResponses([RefreshInvalidError, ...EXCHANGE], BAD_BODY) }
+    },
+    logout: {
+      ...common,
+      summary: 'End a session',
+      description: 'By its refresh token in the body, or by its access token (`Authorization: Bearer`) with no body. ' +
+        'The same 204 whether the refresh token named a live session or not (RFC 7009).',
+      body: logoutBody,
+      // Either the bearer token or none (the refresh token in the body).
+      security: [{ [SECURITY_SCHEME]: [] }, {}] as Array<Record<string, string[]>>,
+      response: {
+        204: { description: 'The session has ended', type: 'null' },
+        ...errorResponses([TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, StoreUnavailableError], BAD_BODY)
+      }
+    },
+    jwks: {
+      ...common,
+      summary: 'The public keys of the access tokens (JWKS)',
+      description: 'RFC 7517: the asymmetric keys of `jwt.keys`, for services that verify the access tokens without a secret.',
+      response: {
+        200: {
+          description: 'A JSON Web Key Set',
+          type: 'object',
+          required: ['keys'],
+          properties: {
+            keys: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['kty', 'kid', 'alg', 'use'],
+                properties: { kty: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string' }, use: { type: 'string', enum: ['sig'] } }
+              }
+            }
+          }
+        }
+      }
+    },
+    callbackCheck: {
+      ...common,
+      summary: 'WeCom callback URL check',
+      description: 'Answers the echo WeCom sends when an admin saves the callback URL.',
+      response: {
+        200: { description: 'The decrypted echo', content: { 'text/plain': { schema: { type: 'string' } } } },
+        ...errorResponses([CallbackInvalidError, CallbackForbiddenError])
+      }
+    },
+    callbackEvent: {
+      ...common,
+      summary: 'WeCom callback events',
+      description: 'WeCom posts its encrypted events here (XML); off-boarding events end the member\'s sessions.',
+      response: {
+        200: { description: 'WeCom\'s acknowledgement', content: { 'text/plain': { schema: { type: 'string', enum: ['success'] } } } },
+        ...errorResponses([CallbackInvalidError, CallbackForbiddenError, StoreUnavailableError])
+      }
+    }
+  }
+}

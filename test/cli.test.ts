@@ -1,0 +1,93 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+
+// The command-line simulator, spawned as a user runs it (from the sources through tsx, so that the
+// test needs no build; package.test.ts checks that the built bin is shipped).
+
+const CLI = new URL('../src/testing/cli.ts', import.meta.url).pathname
+/** Process start with tsx's compile takes about a second here; generous for a busy 2-core box. */
+const START_TIMEOUT = 20_000
+
+async function startCli (t: Test, args: string[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const deadline = Date.now() + START_TIMEOUT
+  while (!stdout.includes('Ctrl-C stops it') && child.exitCode === null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1]
+  return { child, url, exited, output: () => ({ stdout, stderr }) }
+}
+
+const post = (url: string) => fetch(url, { method: 'POST' })
+
+t.test('starts on the demo corp, prints its URL and corps, issues codes, faults, stops on SIGTERM', async (t) => {
+  const cli = await startCli(t, ['--port', '0'])
+  t.ok(cli.url, `a URL printed: ${cli.output().stdout}`)
+  const url = cli.url!
+  t.match(cli.output().stdout, 'corp wwdemo0000000001: zhangsan, lisi (outside the visible range), wangwu (status 2)')
+  t.notMatch(cli.output().stdout, 'demo-secret-not-a-real-one', 'no secret printed')
+
+  const { code } = await (await post(`${url}/sim/code?userid=zhangsan`)).json() as { code: string }
+  const token = await (await fetch(`${url}/cgi-bin/gettoken?corpid=wwdemo0000000001&corpsecret=demo-secret-not-a-real-one`)).json() as { access_token: string }
+  const session = await (await fetch(`${url}/cgi-bin/miniprogram/jscode2session?access_token=${token.access_token}&js_code=${code}&grant_type=authorization_code`)).json()
+  t.match(session, { errcode: 0, corpid: 'wwdemo0000000001', userid: 'zhangsan' })
+
+  t.equal((await post(`${url}/sim/fault?endpoint=user/get&errcode=-1&times=2`)).status, 204)
+  const user = `${url}/cgi-bin/user/get?access_token=${token.access_token}&userid=zhangsan`
+  t.equal(((await (await fetch(user)).json()) as { errcode: number }).errcode, -1)
+  t.equal((await fetch(`${url}/sim/faults`, { method: 'DELETE' })).status, 204)
+  t.equal(((await (await fetch(user)).json()) as { errcode: number }).errcode, 0, 'cleared')
+
+  t.equal((await post(`${url}/sim/disable?userid=zhangsan`)).status, 200)
+  t.equal(((await (await fetch(user)).json()) as { status: number }).status, 2)
+  t.equal((await post(`${url}/sim/expire-tokens`)).status, 204)
+  t.equal(((await (await fetch(user)).json()) as { errcode: number }).errcode, 42001)
+
+  const log = await (await fetch(`${url}/sim/requests`)).json() as Array<{ query: Record<string, string> }>
+  t.ok(log.length >= 5)
+  t.notMatch(JSON.stringify(log), token.access_token, 'the request log shows no token')
+  t.notMatch(JSON.stringify(log), 'demo-secret-not-a-real-one', 'nor the secret')
+
+  t.equal((await post(`${url}/sim/code?userid=nobody`)).status, 404)
+  t.equal((await post(`${url}/sim/code`)).status, 400)
+  t.equal((await post(`${url}/sim/fault?endpoint=nope&errcode=1`)).status, 400)
+  t.equal((await post(`${url}/sim/fault?endpoint=gettoken`)).status, 400)
+  t.equal((await post(`${url}/sim/latency?ms=-5`)).status, 400)
+  t.equal((await fetch(`${url}/sim/nothing`)).status, 404)
+
+  cli.child.kill('SIGTERM')
+  t.same(await cli.exited, [0, null], 'exits 0 on SIGTERM')
+  t.match(cli.output().stdout, 'WeCom simulator stopped')
+  await t.rejects(fetch(`${url}/sim/requests`), 'the port is closed')
+})
+
+t.test('--members: corps from a file; SIGINT stops it too', async (t) => {
+  const file = join(t.testdir({
+    'members.json': JSON.stringify([
+      { corpId: 'wwone', secret: 's1', members: [{ userid: 'alice' }] },
+      { corpId: 'wwtwo', secret: 's2', members: [{ userid: 'bob', visible: false }] }
+    ])
+  }), 'members.json')
+  const cli = await startCli(t, ['--port', '0', '--members', file])
+  t.match(cli.output().stdout, 'corp wwone: alice')
+  t.match(cli.output().stdout, 'corp wwtwo: bob (outside the visible range)')
+  t.equal((await post(`${cli.url!}/sim/code?corpid=wwtwo&userid=bob`)).status, 200)
+  cli.child.kill('SIGINT')
+  t.same(await cli.exited, [0, null], 'exits 0 on SIGINT')
+})
+
+t.test('a bad members file or port: a message and exit code 1', async (t) => {
+  for (const args of [['--port', '0', '--members', '/nonexistent/members.json'], ['--port', '99999']]) {
+    const cli = await startCli(t, args)
+    t.same(await cli.exited, [1, null], args.join(' '))
+    t.match(cli.output().stderr, 'fastify-wecom-auth-simulator: ')
+  }
+})

@@ -1,0 +1,115 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type Page } from 'playwright-core'
+import t from 'tap'
+import { buildExampleServer, connectSimulator, DEMO_CORP_ID } from '../examples/app.js'
+
+// The playground in a real headless Chromium (Debian's, which .ci/run installs): the clicks a
+// newcomer makes, and what the page shows after each. Outside CI a missing Chromium skips the
+// test with a message; under CI=true it fails, as the Redis tests do.
+// SCREENSHOT=examples/playground.png npx tap test/playground.test.ts refreshes the README's picture.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const missing = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`
+/** Every wait is for something the page shows; generous, for a browser on a busy 2-core box. */
+const WAIT = 15_000
+
+t.test('the playground: login → protected call → refresh → logout → removal', { skip: process.env.CI === 'true' ? false : missing }, async (t) => {
+  const { app, sim } = await buildExampleServer({}, false)
+  t.teardown(() => app.close())
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  await connectSimulator(sim!, base)
+
+  const profile = mkdtempSync(join(tmpdir(), 'playground-chromium-'))
+  t.teardown(() => rmSync(profile, { recursive: true, force: true }))
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1400, height: 1000 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: WAIT
+  })
+  t.teardown(() => browser.close())
+  const page = browser.pages()[0] ?? await browser.newPage()
+  page.setDefaultTimeout(WAIT)
+  // Nothing but this server: the page must work offline (no CDN).
+  const elsewhere: string[] = []
+  page.on('request', (request) => { if (!request.url().startsWith(base)) elsewhere.push(request.url()) })
+  const errors: string[] = []
+  page.on('pageerror', (error) => errors.push(error.message))
+
+  await page.goto(base)
+  await page.waitForSelector('body[data-ready]')
+  t.match(await page.textContent('header'), 'local demo in simulator mode')
+  const options = await page.$$eval('#member option', (nodes) => nodes.map((node) => node.textContent))
+  t.match(options.join('\n'), /lisi.*outside the visible range/)
+  t.match(options.join('\n'), /wangwu.*disabled/)
+  await page.selectOption('#member', `${DEMO_CORP_ID}/zhangsan`)
+
+  const top = await steps(page)
+  const qy = await top('#qy-login', 'wx.qy.login as zhangsan')
+  t.equal(qy.status, '200')
+  t.match(qy.wecom, 'none', 'a code costs WeCom nothing')
+
+  const login = await top('#login', 'Log in')
+  t.equal(login.status, '200')
+  t.match(login.wecom, /gettoken\s*0/)
+  t.match(login.wecom, /jscode2session\s*0/)
+  t.match(login.wecom, /user\/get\s*0/)
+  t.match(login.jwt, '"userid": "zhangsan"', 'the JWT issued, decoded')
+  t.match(await page.textContent('#state'), /access_token: ey/)
+
+  const me = await top('#me', 'Protected route')
+  t.equal(me.status, '200')
+  t.match(me.exchange, '"userid": "zhangsan"')
+  t.match(me.wecom, 'none', 'a JWT is checked without WeCom')
+  // The README's picture: a login with its three WeCom calls, and the protected call after it.
+  if (process.env.SCREENSHOT !== undefined) await page.screenshot({ path: process.env.SCREENSHOT })
+
+  const refresh = await top('#refresh', 'Refresh')
+  t.equal(refresh.status, '200')
+  t.match(refresh.exchange, 'refresh_token')
+  t.equal((await top('#me', 'Protected route')).status, '200', 'the refreshed token works')
+
+  t.equal((await top('#logout', 'Log out')).status, '204')
+  const afterLogout = await top('#me', 'Protected route')
+  t.equal(afterLogout.status, '401')
+  t.equal(afterLogout.code, 'WECOM_TOKEN_REVOKED')
+
+  await top('#qy-login', 'wx.qy.login as zhangsan')
+  t.equal((await top('#login', 'Log in')).status, '200', 'logged in again')
+  const removal = await top('#remove', 'Admin: remove zhangsan')
+  t.equal(removal.status, '200')
+  t.match(removal.exchange, '"ChangeType": "delete_user"')
+  t.match(removal.exchange, '"acknowledged": true')
+  const afterRemoval = await top('#me', 'Protected route')
+  t.equal(afterRemoval.code, 'WECOM_TOKEN_REVOKED', 'the off-boarding callback ended the session')
+  t.equal((await top('#qy-login', 'wx.qy.login as zhangsan')).status, '404', 'WeCom gives a removed member no code')
+
+  t.same(elsewhere, [], 'no request left the server')
+  t.same(errors, [], 'no script error')
+})
+
+interface Step { title: string, status: string, code?: string, exchange: string, wecom: string, jwt: string }
+
+/** Clicks a button and reads the step card it adds on top, once its title is there. */
+async function steps (page: Page) {
+  let count = 0
+  return async (button: string, title: string): Promise<Step> => {
+    await page.click(button)
+    count += 1
+    await page.waitForFunction((n) => document.querySelectorAll('#steps > .step').length === n && document.body.dataset.busy === undefined, count)
+    return page.$eval('#steps > .step', (card) => ({
+      title: (card as HTMLElement).dataset.title ?? '',
+      status: (card as HTMLElement).dataset.status ?? '',
+      code: (card as HTMLElement).dataset.code,
+      exchange: card.querySelector('.exchange')?.textContent ?? '',
+      wecom: card.querySelector('.wecom')?.textContent ?? '',
+      jwt: card.querySelector('.jwt')?.textContent ?? ''
+    })).then((step) => {
+      if (step.title !== title) throw new Error(`expected the step "${title}", the page shows "${step.title}"`)
+      return step
+    })
+  }
+}
