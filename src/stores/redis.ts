@@ -633,12 +633,12 @@ export function describeRedis (client: RedisClient): string {
     const nodes = (client as unknown as { startupNodes?: Array<string | number | { host?: string, port?: number }> }).startupNodes ?? []
     return `cluster ${nodes.map((node) => typeof node === 'object' ? `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}` : String(node)).join(',')}`
   }
-  const { sentinels, name, host, port, path, username, db } = client.options
+  const { sentinels, name, host, port, path, username, db, tls } = client.options
   if (sentinels != null && sentinels.length > 0) {
     return `sentinel ${name ?? ''} via ${sentinels.map((sentinel) => `${sentinel.host ?? '127.0.0.1'}:${sentinel.port ?? 26379}`).join(',')}`
   }
   if (path != null) return `unix:${path}`
-  return `redis://${username == null || username === '' ? '' : `${username}@`}${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}`
+  return `${tls == null ? 'redis' : 'rediss'}://${username == null || username === '' ? '' : `${username}@`}${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}`
 }
 
 /** An error's code or class: ioredis messages can repeat the command and its arguments. */
