@@ -90,7 +90,7 @@ export async function clusterScenario (): Promise<Section> {
     const missing = await redisStoreMissing(sim, redis.url, redis.client)
     if (missing !== undefined) return skipped(missing)
     const single = await measure(sim, redis.url)
-    const cluster = await startCluster({ teardown: (fn) => cleanups.push(fn), plan: () => {} })
+    const cluster = await startCluster({ teardown: (fn) => cleanups.push(fn), test: () => {} })
     if (cluster === undefined) throw new Error('the Redis Cluster did not start')
     const onCluster = await measure(sim, cluster.urls)
     return {

@@ -1,0 +1,86 @@
+import t, { type Test } from 'tap'
+import type { SimulatedDelivery } from '../../src/testing/simulator.js'
+import { createWecomSimulator } from '../../src/testing/simulator.js'
+import { KEY_A, TOKEN_A, callbackCorps } from '../helpers/callback.js'
+import { eventually, redisApp, startRedis, type RedisApp } from '../helpers/redis.js'
+import { CORP_A, simulatorCorps } from '../helpers/setup.js'
+
+// WeCom's event reaches one instance; every instance sharing the Redis store refuses the member's
+// access tokens within a second, and the refresh answers 401. Each app listens on loopback, since
+// the simulator POSTs its events over HTTP as WeCom does.
+
+t.test('off-boarding by WeCom\'s event across two instances on one Redis', async (t) => {
+  const redis = await startRedis(t)
+  if (redis === undefined) return
+  let prefixes = 0
+
+  async function cluster (t: Test) {
+    const sim = await createWecomSimulator({ corps: simulatorCorps() })
+    t.teardown(() => sim.close())
+    const store = { redis: redis!.url, keyPrefix: `callback-${++prefixes}:` }
+    const revocations: string[] = []
+    const options = { corps: callbackCorps(), hooks: { onRevoke: async () => { revocations.push('revoked') } } }
+    const a = await redisApp(t, sim, store, options)
+    const b = await redisApp(t, sim, store, options)
+    const address = await a.app.listen({ port: 0, host: '127.0.0.1' })
+    await sim.setCallback(CORP_A, { url: `${address}/wecom/callback`, token: TOKEN_A, encodingAESKey: KEY_A })
+    return { sim, a, b, revocations }
+  }
+
+  async function offboarded (t: Test, instances: RedisApp[], tokens: { access_token: string, refresh_token: string }, deliver: () => Promise<SimulatedDelivery | undefined>) {
+    for (const instance of instances) t.equal((await instance.me(tokens.access_token)).statusCode, 200, 'passes before')
+    const started = Date.now()
+    const delivery = await deliver()
+    t.equal(delivery?.acknowledged, true, 'the callback answered success')
+    for (const [name, instance] of [['the instance WeCom called', instances[0]], ['the other instance', instances[1]]] as const) {
+      // Pub/sub on loopback takes milliseconds; the issue's bound is a second.
+      const refused = await eventually(1000, async () => (await instance.me(tokens.access_token)).statusCode === 401)
+      t.ok(refused, `${name} refuses the access token within ${Date.now() - started} ms`)
+      t.equal((await instance.me(tokens.access_token)).json().code, 'WECOM_TOKEN_REVOKED')
+    }
+    t.equal((await instances[1].refresh(tokens.refresh_token)).statusCode, 401, 'the refresh answers 401')
+    return delivery!
+  }
+
+  t.test('a member deleted; the same event resent to either instance changes nothing more', async (t) => {
+    const { sim, a, b, revocations } = await cluster(t)
+    const tokens = (await b.login('zhangsan')).json()
+    const delivery = await offboarded(t, [a, b], tokens, () => sim.removeMember(CORP_A, 'zhangsan'))
+    t.equal(revocations.length, 1)
+    // The other instance gets the resend: it has seen it through Redis.
+    const address = await b.app.listen({ port: 0, host: '127.0.0.1' })
+    await sim.setCallback(CORP_A, { url: `${address}/wecom/callback`, token: TOKEN_A, encodingAESKey: KEY_A })
+    t.same(await sim.redeliver(delivery, 'new'), { status: 200, body: 'success' })
+    t.same(await sim.redeliver(delivery, 'same'), { status: 200, body: 'success' })
+    t.equal(revocations.length, 1, 'one revocation across both instances')
+  })
+
+  t.test('a member disabled', async (t) => {
+    const { sim, a, b } = await cluster(t)
+    const tokens = (await a.login('zhangsan')).json()
+    await offboarded(t, [a, b], tokens, () => sim.disableMember(CORP_A, 'zhangsan'))
+  })
+
+  t.test('a member taken out of the visible range', async (t) => {
+    const { sim, a, b } = await cluster(t)
+    const tokens = (await a.login('zhangsan')).json()
+    await offboarded(t, [a, b], tokens, () => sim.setVisible(CORP_A, 'zhangsan', false))
+    sim.updateMember(CORP_A, 'zhangsan', { visible: true })
+    const back = await b.login('zhangsan')
+    t.equal(back.statusCode, 200, 'back in range: a login after the event passes')
+    t.equal((await a.me(back.json().access_token)).statusCode, 200)
+  })
+
+  t.test('Redis down: the delivery answers 503 and changes nothing; WeCom\'s resend after it is back ends the session', async (t) => {
+    const { sim, a, b } = await cluster(t)
+    const tokens = (await a.login('zhangsan')).json()
+    await redis.stop()
+    const delivery = await sim.removeMember(CORP_A, 'zhangsan')
+    t.equal(delivery?.acknowledged, false, 'no success: WeCom will resend')
+    t.equal((await a.me(tokens.access_token)).statusCode, 200, 'nothing happened')
+    await redis.start()
+    t.ok(await eventually(5000, async () => (await a.login('zhaoliu', 'wwa1b2c3d4e5f60002')).json().refresh_token !== undefined), 'Redis is back')
+    t.same(await sim.redeliver(delivery!, 'same'), { status: 200, body: 'success' })
+    t.ok(await eventually(1000, async () => (await b.me(tokens.access_token)).statusCode === 401), 'the other instance refuses it')
+  })
+})
