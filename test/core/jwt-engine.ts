@@ -6,7 +6,7 @@ import { createWecomSimulator } from '../../src/testing/simulator.js'
 import { CORP_A, JWT_SECRET, SECRET_A, simulatorCorps } from '../helpers/setup.js'
 
 // @fastify/jwt is the engine, registered in an encapsulated child under the namespace `wecom`:
-// nothing of the host's is claimed, whichever is registered first (guard.test.ts has both orders
+// nothing of the host's is claimed, whichever is registered first (guard.ts has both orders
 // at work; this says what each order leaves on the host).
 
 const options = { corps: [{ corpId: CORP_A, secret: SECRET_A }], jwt: { secret: JWT_SECRET } }

@@ -3,7 +3,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { callbackSignature, encryptCallbackMessage, type WecomSimulator } from '../../src/testing/simulator.js'
 import { CORP_A, CORP_B, SECRET_A, SECRET_B } from './setup.js'
 
-// The callback's own secrets: found in no log line, error or response (test/secrets.test.ts).
+// The callback's own secrets: found in no log line, error or response (test/core/secrets.ts).
 export const TOKEN_A = 'callbackTokenOfCorpA0123'
 export const KEY_A = 'aW5kZXBlbmRlbnRseUNob3NlbkVuY29kaW5nQUVTS2V'
 export const TOKEN_B = 'callbackTokenOfCorpB4567'

@@ -119,7 +119,7 @@ if (redis !== undefined) {
     await t.rejects(store.revoke(['sid-down-0000000001'], Date.now() + 1000), StoreDownError)
     await t.rejects(store.tokens.read('corp:hash'), SharedStoreError)
     await t.rejects(store.tokens.withLock('corp:hash', async () => 'never'), SharedStoreError)
-    // Generous for a loaded CI box, as in redis-outage.test.ts: a wait for a timeout takes seconds.
+    // Generous for a loaded CI box, as in redis/outage.ts: a wait for a timeout takes seconds.
     t.ok(Date.now() - started < 1000, 'at once, not after a timeout')
   })
 
