@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import fastifyWecomAuth from '../src/index.js'
 import { createWecomSimulator } from '../src/testing/simulator.js'
@@ -15,15 +15,19 @@ import { CORP_A, JWT_SECRET, SECRET_A, simulatorCorps } from './helpers/setup.js
 /** Boot within a few seconds: the store waits up to 3 s for Redis (readiness, then the first sync). */
 const BOOT_BOUND = 6000
 
+// Most of this file is waiting (for boot's few seconds, for recovery): its tests run side by side.
+// Those that stop their Redis or change its password have one of their own.
+t.jobs = 6
+
 const redis = await startRedis(t)
 if (redis !== undefined) {
   const sim = await createWecomSimulator({ corps: simulatorCorps() })
   t.teardown(() => sim.close())
 
   const shapes = [
-    ['a URL', () => redis.url],
-    ['a client', () => {
-      const client = new Redis(redis.url, { retryStrategy: (attempt: number) => Math.min(attempt * 100, 500) })
+    ['a URL', (_t: Test, url: string) => url],
+    ['a client', (t: Test, url: string) => {
+      const client = new Redis(url, { retryStrategy: (attempt: number) => Math.min(attempt * 100, 500) })
       client.on('error', () => {})
       t.teardown(() => client.disconnect())
       return client
@@ -32,11 +36,11 @@ if (redis !== undefined) {
 
   for (const [shape, redisOption] of shapes) {
     t.test(`Redis down at boot, given as ${shape}: boots degraded, recovers within 2 s of Redis starting`, async (t) => {
-      await redis.stop()
-      let running = false
-      t.teardown(async () => { if (!running) await redis.start() })
+      const own = await startRedis(t)
+      if (own === undefined) return
+      await own.stop()
       const started = Date.now()
-      const a = await redisApp(t, sim, { redis: redisOption(), keyPrefix: 'boot:' })
+      const a = await redisApp(t, sim, { redis: redisOption(t, own.url), keyPrefix: 'boot:' })
       t.ok(Date.now() - started < BOOT_BOUND, `booted in ${Date.now() - started} ms`)
       const said = a.logs.records.filter((r) => /wecom: Redis at redis:\/\/127\.0\.0\.1:\d+\/0 (cannot be reached|did not answer)/.test(String(r.msg)))
       t.ok(said.length >= 1 && said.length <= 2, 'said at boot, naming the address')
@@ -46,8 +50,7 @@ if (redis !== undefined) {
       t.equal(login.statusCode, 200, 'a member still logs in')
       t.notOk('refresh_token' in login.json(), 'without a refresh token while Redis is down')
 
-      await redis.start()
-      running = true
+      await own.start()
       const back = Date.now()
       t.ok(await eventually(2000, async () => typeof (await a.login('zhangsan')).json().refresh_token === 'string'),
         'recovered without a restart')
@@ -56,12 +59,13 @@ if (redis !== undefined) {
   }
 
   t.test('a password never reaches a log line; a refused auth is said with its cause', async (t) => {
-    const admin = new Redis(redis.url)
+    const own = await startRedis(t)
+    if (own === undefined) return
+    const admin = new Redis(own.url)
     t.teardown(() => admin.quit())
     await admin.config('SET', 'requirepass', 'the-redis-password-123')
-    t.teardown(() => admin.config('SET', 'requirepass', ''))
     await admin.auth('the-redis-password-123')
-    const url = redis.url.replace('redis://', 'redis://:wrong-password-456@')
+    const url = own.url.replace('redis://', 'redis://:wrong-password-456@')
     const a = await redisApp(t, sim, { redis: url, keyPrefix: 'auth:' })
     t.equal((await a.login('zhangsan')).statusCode, 200)
     const everything = a.logs.lines.join('\n')
@@ -124,9 +128,10 @@ if (redis !== undefined) {
   }
 
   t.test('a process that booted on a dead Redis and closed exits by itself', async (t) => {
-    await redis.stop()
-    t.teardown(() => redis.start())
-    const ended = await inProcess(redis.url, 'await app.ready(); await app.close(); console.log(\'closed\')')
+    const own = await startRedis(t)
+    if (own === undefined) return
+    await own.stop()
+    const ended = await inProcess(own.url, 'await app.ready(); await app.close(); console.log(\'closed\')')
     t.same(ended, { out: 'closed', code: 0, signal: null }, 'not killed: it exited by itself')
   })
 }
