@@ -1,5 +1,5 @@
 import fastifyJwt from '@fastify/jwt'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify'
 import fastifyWecomAuth from 'fastify-wecom-auth'
 import { baselineLogin } from './baseline-login.js'
 import { ACCESS_TTL, CORPS, JWT_SECRET, pluginJwt, SOAK_TIMEOUT, type BenchKeyPair } from './fixtures.js'
@@ -20,9 +20,19 @@ export interface AppSpec {
 const hello = async () => ({ hello: 'world' })
 
 /**
+ * The cheapest onRequest hook there is, for /hook: what any guard costs before it does anything
+ * (fastify runs a route's hooks in a loop of its own), so that /plugin / /hook is what the guard's
+ * work costs. `app.wecom.authenticate` is a hook of this same callback shape.
+ */
+function noop (_request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  done()
+}
+
+/**
  * Every variant in one app, so that they share the process, the logger setting (off), the key
  * and the route body:
- * - GET /none, GET /plain (@fastify/jwt in its own context), GET /plugin (app.wecom.authenticate)
+ * - GET /none, GET /hook (a no-op onRequest hook), GET /plain (@fastify/jwt in its own context),
+ *   GET /plugin (app.wecom.authenticate)
  * - POST /wecom/login (the plugin) and POST /baseline/login (the article's flow).
  */
 export async function buildApp ({ simUrl, redis, faults, keyPair }: AppSpec): Promise<FastifyInstance> {
@@ -40,6 +50,7 @@ export async function buildApp ({ simUrl, redis, faults, keyPair }: AppSpec): Pr
   await app.register(baselineLogin, { prefix: '/baseline', ...api, corp: CORPS[0], jwtSecret: JWT_SECRET, expiresIn: ACCESS_TTL })
 
   app.get('/none', hello)
+  app.get('/hook', { onRequest: noop }, hello)
   app.get('/plugin', { onRequest: app.wecom.authenticate }, hello)
   await app.register(async (plain) => {
     await plain.register(fastifyJwt, { secret: keyPair === undefined ? JWT_SECRET : { private: keyPair.privateKey, public: keyPair.publicKey } })

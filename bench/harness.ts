@@ -62,6 +62,8 @@ export interface LoadOptions {
   bodies?: string[]
   /** Authorization headers, taken in turn by the requests of all connections. */
   authorizations?: readonly string[]
+  /** Where in `authorizations` the first request starts (0 when absent): a run can go on where the last stopped. */
+  offset?: number
 }
 
 export interface LoadResult {
@@ -73,6 +75,8 @@ export interface LoadResult {
   p99: number
   /** From the start of the run to the last 2xx answer. */
   seconds: number
+  /** Requests set up (sent, or about to be when the run ended). */
+  requests: number
 }
 
 /**
@@ -82,6 +86,7 @@ export interface LoadResult {
 export async function load (options: LoadOptions): Promise<LoadResult> {
   const { bodies, authorizations } = options
   const amount = options.amount ?? bodies?.length
+  const offset = options.offset ?? 0
   let next = 0
   const started = performance.now()
   const instance = autocannon({
@@ -101,7 +106,7 @@ export async function load (options: LoadOptions): Promise<LoadResult> {
               return {
                 ...request,
                 ...(bodies === undefined ? {} : { body: bodies[n] }),
-                ...(authorizations === undefined ? {} : { headers: { ...request.headers, authorization: authorizations[n % authorizations.length] } })
+                ...(authorizations === undefined ? {} : { headers: { ...request.headers, authorization: authorizations[(offset + n) % authorizations.length] } })
               }
             }
           })
@@ -124,9 +129,28 @@ export async function load (options: LoadOptions): Promise<LoadResult> {
     failed: result.non2xx + result.errors + result.timeouts,
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
-    seconds
+    seconds,
+    requests: next
   }
 }
+
+/**
+ * A run, with the server's CPU time per answered request (µs). The load generator shares the
+ * machine's two cores: req/s can be its limit as much as the server's, while the server's CPU per
+ * request is what a variant costs the server whatever limits the load generator.
+ */
+export interface ServedRun extends LoadResult { serverMicros: number }
+
+/** One load() run against one server process, with what it cost that server's CPU. */
+export async function loadServed (server: ServerHandle, options: LoadOptions): Promise<ServedRun> {
+  const before = await server.ask({ type: 'cpu' })
+  const result = await load(options)
+  const after = await server.ask({ type: 'cpu' })
+  return { ...result, serverMicros: (after.micros - before.micros) / result.ok }
+}
+
+/** For medianRatio: the server's requests per CPU-second, so that like req/s more is better. */
+export const cpuRate = (run: ServedRun) => 1e6 / run.serverMicros
 
 function percentile (sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]

@@ -4,6 +4,8 @@ export type ToServer =
   | { type: 'logins', from: number, count: number }
   /** `settle`: ms idle before reading (500 when absent). */
   | { type: 'memory', settle?: number }
+  /** The server's CPU time so far: what a run cost it, whatever the load generator beside it costs. */
+  | { type: 'cpu' }
 
 export type FromServer =
   | { type: 'ready', url: string }
@@ -11,3 +13,5 @@ export type FromServer =
   | { type: 'logins', failed: number }
   /** largeObjects: V8's large object space, where big Map and array backing stores live. */
   | { type: 'memory', usage: NodeJS.MemoryUsage, largeObjects: number, unhandledRejections: number }
+  /** µs of CPU (user + system) the server process has used since it started. */
+  | { type: 'cpu', micros: number }

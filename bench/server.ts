@@ -58,10 +58,17 @@ async function measureMemory (settle = 500): Promise<FromServer> {
   return { type: 'memory', usage: process.memoryUsage(), largeObjects, unhandledRejections }
 }
 
+function cpu (): FromServer {
+  const { user, system } = process.cpuUsage()
+  return { type: 'cpu', micros: user + system }
+}
+
 process.on('message', (message: ToServer) => {
   const done = message.type === 'memory'
     ? measureMemory(message.settle).then(send)
-    : login(message.from, message.count).then((failed) => send({ type: 'logins', failed }))
+    : message.type === 'cpu'
+      ? Promise.resolve(cpu()).then(send)
+      : login(message.from, message.count).then((failed) => send({ type: 'logins', failed }))
   // A failure here is a broken bench: end the child loudly rather than leave the parent waiting.
   done.catch((error: unknown) => {
     console.error(error)
