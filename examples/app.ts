@@ -140,7 +140,7 @@ export function instructions (base: string): string {
     '',
     'Or with curl:',
     `Members of ${DEMO_CORP_ID}: zhangsan (allowed), lisi (outside the visible range), wangwu (disabled);`,
-    `of ${DEMO_CORP2_ID}: zhaoliu (a second corp: add &corpid=${DEMO_CORP2_ID} to /dev/code).`,
+    `of ${DEMO_CORP2_ID}: zhaoliu (a second corp: add &corpid=${DEMO_CORP2_ID} to /dev/code, and "corpId":"${DEMO_CORP2_ID}" to the login body).`,
     '',
     '# 1. get a code, as wx.qy.login would give the mini program',
     `CODE=$(curl -s '${base}/dev/code?userid=zhangsan')`,

@@ -32,7 +32,7 @@ t.test('starts on the demo corp, prints its URL and corps, issues codes, faults,
   const cli = await startCli(t, ['--port', '0'])
   t.ok(cli.url, `a URL printed: ${cli.output().stdout}`)
   const url = cli.url!
-  t.match(cli.output().stdout, 'corp wwdemo0000000001: zhangsan, lisi (outside the visible range), wangwu (status 2)')
+  t.match(cli.output().stdout, 'corp wwdemo0000000001: zhangsan, lisi (outside the visible range), wangwu (disabled)')
   t.notMatch(cli.output().stdout, 'demo-secret-not-a-real-one', 'no secret printed')
 
   const { code } = await (await post(`${url}/sim/code?userid=zhangsan`)).json() as { code: string }

@@ -8,8 +8,15 @@ import t from 'tap'
 
 const root = new URL('..', import.meta.url).pathname
 
-t.test('the packed file list', async (t) => {
-  t.ok(existsSync(join(root, 'dist/esm/index.js')), 'dist/ is built (npm run build, as .ci/run does before npm test)')
+// The tests of the built package need `npm run build` first, which .ci/run does before `npm test`.
+// Right after `npm ci` there is no dist/: said as a skip with the remedy, not as a dozen failures,
+// except under CI=true, where a missing build is a broken pipeline.
+const unbuilt = 'dist/ is not built: run npm run build, then npm test'
+const built = existsSync(join(root, 'dist/esm/index.js'))
+if (!built && process.env.CI === 'true') throw new Error(unbuilt)
+const needsBuild = { skip: built ? false : unbuilt }
+
+t.test('the packed file list', needsBuild, async (t) => {
   const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as Array<{ files: Array<{ path: string }> }>
   const files = new Set(pack.files.map((file) => file.path))
   const built = ['esm', 'commonjs'].flatMap((dialect) => ['index.js', 'index.d.ts', 'testing/simulator.js', 'testing/simulator.d.ts'].map((file) => `dist/${dialect}/${file}`))
@@ -36,14 +43,14 @@ t.test('package.json says where it lives and what it needs', async (t) => {
   t.match(pkg.engines?.node, />=20\.19/)
 })
 
-t.test('the simulator\'s command is a built file with a node shebang', async (t) => {
+t.test('the simulator\'s command is a built file with a node shebang', needsBuild, async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   const bin = pkg.bin?.['fastify-wecom-auth-simulator']
   t.match(bin, /^\.\/dist\//)
   t.match(readFileSync(join(root, bin), 'utf8'), /^#!\/usr\/bin\/env node\n/)
 })
 
-t.test('require() and import both load it: the CommonJS build beside the ES module one', async (t) => {
+t.test('require() and import both load it: the CommonJS build beside the ES module one', needsBuild, async (t) => {
   const probe = (code: string, ...flags: string[]) =>
     execFileSync(process.execPath, [...flags, '-e', code], { cwd: root, encoding: 'utf8' }).trim()
   t.equal(probe("const m = require('fastify-wecom-auth'); console.log(typeof m.default, typeof m.fastifyWecomAuth, typeof require('fastify-wecom-auth/testing').createWecomSimulator)"),

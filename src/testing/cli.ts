@@ -147,9 +147,14 @@ function loadCorps (file: string | undefined): SimulatedCorp[] {
   return corps as SimulatedCorp[]
 }
 
+/** WeCom's member status (user/get `status`), as the README and `--help` say it. */
+const STATUS_WORDS: Record<number, string> = { 2: 'disabled', 4: 'not activated', 5: 'quit' }
+
 function describe (corp: SimulatedCorp): string {
   const members = (corp.members ?? []).map(({ userid, status, visible }) =>
-    visible === false ? `${userid} (outside the visible range)` : (status ?? 1) !== 1 ? `${userid} (status ${status})` : userid)
+    visible === false
+      ? `${userid} (outside the visible range)`
+      : (status ?? 1) !== 1 ? `${userid} (${STATUS_WORDS[status!] ?? `status ${status}`})` : userid)
   return `  corp ${corp.corpId}: ${members.join(', ') || 'no members'}${corp.callback ? `; events to ${corp.callback.url}` : ''}`
 }
 
