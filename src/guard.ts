@@ -43,6 +43,8 @@ export function createGuard (options: {
     if (cached !== undefined) return cached
     const outcome = tokens.verify(token)
     if (!outcome.ok) return outcome.reason === 'expired' ? new TokenExpiredError() : new TokenInvalidError()
+    // A revoked token is not kept: an ended session's tokens cannot take the cache's room.
+    if (revoked.refuses(outcome.claims)) return new TokenRevokedError()
     cache.add(key, outcome.claims)
     return outcome.claims
   }

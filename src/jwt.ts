@@ -120,6 +120,7 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
       return engine.sign(extra === undefined ? own : { ...checkedExtra(extra), ...own })
     },
     verify (token) {
+      if (!canonicalSignature(token)) return { ok: false, reason: 'invalid' }
       let payload: Record<string, unknown>
       try {
         payload = verifyToken(token)
@@ -138,6 +139,18 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
       return { ok: true, claims: { userid, corpid, sid, iat, iat_ms: iatMs, exp, extra: extraOf(payload) } }
     }
   }
+}
+
+/**
+ * Whether the token's signature segment is base64url as an encoder writes it (RFC 4648 §3.5, §5).
+ * fast-jwt decodes leniently: the last character's unused low bits (2 of them for HS256, 4 for
+ * ES256 and RS256) may be anything, so one signature has 4 or 16 spellings that all verify. A token
+ * this plugin signed never has another; refusing the others keeps every spelling of a token from
+ * taking a cache entry of its own.
+ */
+function canonicalSignature (token: string): boolean {
+  const signature = token.slice(token.lastIndexOf('.') + 1)
+  return Buffer.from(signature, 'base64url').toString('base64url') === signature
 }
 
 /**

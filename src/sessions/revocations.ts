@@ -43,19 +43,21 @@ export class Revocations {
   refuses (claims: Pick<AccessClaims, 'sid' | 'corpid' | 'userid' | 'iat_ms'>): boolean {
     const now = this.#now()
     const until = this.#sessions.get(claims.sid)
-    if (until !== undefined && until > now) return true
+    // Up to `until` itself: fast-jwt still accepts a token at the millisecond of its exp, which
+    // for a token issued at the revocation is `until`.
+    if (until !== undefined && until >= now) return true
     if (this.#members.size === 0) return false
     const line = this.#members.get(memberKey(claims.corpid, claims.userid))
-    return line !== undefined && line.until > now && claims.iat_ms <= line.notBefore
+    return line !== undefined && line.until >= now && claims.iat_ms <= line.notBefore
   }
 
   #sweep (): void {
     const now = this.#now()
     for (const [sid, until] of this.#sessions) {
-      if (until <= now) this.#sessions.delete(sid)
+      if (until < now) this.#sessions.delete(sid)
     }
     for (const [key, { until }] of this.#members) {
-      if (until <= now) this.#members.delete(key)
+      if (until < now) this.#members.delete(key)
     }
     this.#sweepAt = Math.max(1024, (this.#sessions.size + this.#members.size) * 2)
   }

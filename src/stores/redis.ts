@@ -102,12 +102,14 @@ return 1
 `)
 
 // After an entry scored by `until` went into the record KEYS[1]: forgets entries whose access
-// tokens have all expired, keeps the record as long as its newest entry, and tells every instance.
+// tokens have all expired (an entry lives through the millisecond `until` itself, as in
+// sessions/revocations.ts), keeps the record as long as its newest entry, and tells every instance.
 // ARGV[1..4]: until, now, channel, message.
 const TRIM_AND_PUBLISH = `
 local untilMs, now = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('PTTL', KEYS[1]) < untilMs - now then redis.call('PEXPIRE', KEYS[1], untilMs - now) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+local ttl = untilMs - now + 1
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 `
 
@@ -157,8 +159,8 @@ return 1
  */
 const LIVE_REVOCATIONS = new Script(`
 return {
-  redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES'),
-  redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+  redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES'),
+  redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'WITHSCORES')
 }
 `)
 

@@ -1,25 +1,16 @@
-import { generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import buildGetJwks from 'get-jwks'
 import { resolveOptions } from '../../src/options.js'
 import { createWecomSimulator, type WecomSimulator } from '../../src/testing/simulator.js'
-import { CORP_A, SECRET_A, buildApp, simulatorCorps } from '../helpers/setup.js'
+import { CORP_A, SECRET_A, buildApp, es256Pem, simulatorCorps } from '../helpers/setup.js'
 
 // jwt.keys: the first key signs (its kid in the header), every key verifies; the asymmetric ones
 // are published at /.well-known/jwks.json for services that verify without a secret.
 
 const SECRET_1 = 'first-jwt-secret-that-is-long-enough-0123456789'
 const SECRET_2 = 'second-jwt-secret-that-is-long-enough-012345678'
-
-function pemPair (): { private: string, public: string } {
-  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  return {
-    private: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    public: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString()
-  }
-}
 
 function headerOf (token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString('utf8')) as Record<string, unknown>
@@ -68,7 +59,7 @@ t.test('rotation: tokens of the old key pass until the key is removed', async (t
 
 t.test('the JWKS: another service verifies the tokens with @fastify/jwt and get-jwks, across a rotation', async (t) => {
   const sim = await simulator(t)
-  const [first, second] = [pemPair(), pemPair()]
+  const [first, second] = [es256Pem(), es256Pem()]
   // Each app of the rotation serves its JWKS on the loopback; the verifier fetches from the current one.
   const serve = async (keys: unknown[]) => {
     const issuer = await appWith(t, sim, keys)
@@ -131,7 +122,7 @@ t.test('no JWKS route without an asymmetric key with a kid', async (t) => {
 
 t.test('jwt.keys is checked, naming the bad key', async (t) => {
   const base = { corps: [{ corpId: CORP_A, secret: SECRET_A }] }
-  const pair = pemPair()
+  const pair = es256Pem()
   t.throws(() => resolveOptions({ ...base, jwt: { keys: [] } }), { message: 'fastify-wecom-auth: jwt.keys must list at least one key' })
   t.throws(() => resolveOptions({ ...base, jwt: { keys: [{ kid: 'a', secret: SECRET_1 }, { kid: 'a', secret: SECRET_2 }] } }),
     { message: 'fastify-wecom-auth: jwt.keys[1].kid repeats a' })

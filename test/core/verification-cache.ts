@@ -8,7 +8,7 @@ import { createAccessTokens, registerJwtEngine, type AccessClaims, type AccessTo
 import { resolveOptions } from '../../src/options.js'
 import { Revocations } from '../../src/sessions/revocations.js'
 import { VerificationCache } from '../../src/verification-cache.js'
-import { CORP_A, JWT_SECRET, SECRET_A } from '../helpers/setup.js'
+import { CORP_A, es256Pem, JWT_SECRET, SECRET_A } from '../helpers/setup.js'
 
 const config = resolveOptions({ corps: [{ corpId: CORP_A, secret: SECRET_A }], jwt: { secret: JWT_SECRET, expiresIn: 600 } })
 
@@ -163,4 +163,60 @@ t.test('a token sharing a cached token\'s signature but not its payload is verif
   t.equal(g.tokens.verifications, before + 1, 'a miss: the key is the digest of the whole token, not of a part of it')
   t.not(VerificationCache.keyOf(`${header}.${boss}.${signature}`), VerificationCache.keyOf(valid))
   t.equal(VerificationCache.keyOf(valid).length, 32, '32 bytes of SHA-256')
+})
+
+/** The other spellings of a signature: its last character with the unused low bits set otherwise. */
+function spellings (signature: string): string[] {
+  // 2 unused bits when the byte count leaves a remainder of 2 (HS256's 32 bytes), 4 when of 1 (64).
+  const unused = (Buffer.from(signature, 'base64url').length % 3) === 2 ? 2 : 4
+  const last = BASE64URL.indexOf(signature.at(-1)!)
+  return Array.from({ length: 2 ** unused }, (_, bits) => last - (last % 2 ** unused) + bits)
+    .filter((index) => index !== last)
+    .map((index) => signature.slice(0, -1) + BASE64URL[index])
+}
+
+t.test('another spelling of a valid signature is refused, and takes no cache entry', async (t) => {
+  for (const jwt of [{ secret: JWT_SECRET }, es256Pem()]) {
+    const resolved = resolveOptions({ corps: [{ corpId: CORP_A, secret: SECRET_A }], jwt }).jwt
+    const tokens = createAccessTokens(resolved, new Set([CORP_A]), await registerJwtEngine(Fastify(), resolved))
+    const cache = new VerificationCache(100)
+    const authenticate = createGuard({ tokens, revoked: new Revocations(), cache })
+    const check = (token: string) => new Promise<string>((resolve) => {
+      const request = { headers: { authorization: `Bearer ${token}` } } as unknown as FastifyRequest
+      authenticate(request, {} as FastifyReply, (error) => resolve(error === undefined ? 'ok' : (error as unknown as { code: string }).code))
+    })
+    const valid = tokens.sign(member(1))
+    const [head, payload, signature] = valid.split('.')
+    const others = spellings(signature)
+    t.equal(others.length, 'secret' in jwt ? 3 : 15, `${others.length} other spellings decode to the same bytes`)
+    for (const other of others) t.same(Buffer.from(other, 'base64url'), Buffer.from(signature, 'base64url'))
+    t.equal(await check(valid), 'ok')
+    const refused = await Promise.all(others.map((other) => check(`${head}.${payload}.${other}`)))
+    t.same(new Set(refused), new Set(['WECOM_TOKEN_INVALID']), 'every other spelling is refused')
+    t.equal(cache.size, 1, 'and none took an entry')
+  }
+})
+
+t.test('a revoked token first seen after its revocation is refused and not cached', async (t) => {
+  const g = await guardOf()
+  const revokedMember = member(1)
+  g.revoked.add([{ sid: revokedMember.sid, until: Date.now() + 600_000 }])
+  const token = g.tokens.sign(revokedMember)
+  t.equal(await g.check(token), 'WECOM_TOKEN_REVOKED')
+  t.equal(await g.check(token), 'WECOM_TOKEN_REVOKED')
+  t.equal(g.cache.size, 0, 'an ended session\'s tokens take no room')
+  t.equal(g.tokens.verifications, 2, 'each was verified in full')
+})
+
+t.test('a revocation refuses through the millisecond of its until, as fast-jwt accepts a token through its exp', async (t) => {
+  let now = 1_700_000_000_000
+  const revoked = new Revocations(() => now)
+  const claims = { sid: 's1', corpid: CORP_A, userid: 'u1', iat_ms: now - 1 }
+  revoked.add([{ sid: 's1', until: now + 600_000 }, { corpid: CORP_A, userid: 'u2', notBefore: now, until: now + 600_000 }])
+  now += 600_000
+  t.ok(revoked.refuses(claims), 'the session, at until')
+  t.ok(revoked.refuses({ ...claims, sid: 's2', userid: 'u2' }), 'the member, at until')
+  now += 1
+  t.notOk(revoked.refuses(claims), 'a millisecond later every token it could refuse has expired')
+  t.notOk(revoked.refuses({ ...claims, sid: 's2', userid: 'u2' }))
 })

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto'
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../../src/index.js'
@@ -87,5 +88,14 @@ export async function setup (t: TeardownTarget, options: Partial<WecomAuthOption
       url: '/wecom/login',
       payload: { code: sim.issueCode(corpId, userid), ...body }
     })
+  }
+}
+
+/** A P-256 pair as PEM (PKCS#8, SPKI): an ES256 `jwt` configuration. */
+export function es256Pem (): { private: string, public: string } {
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  return {
+    private: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    public: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString()
   }
 }
