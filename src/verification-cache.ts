@@ -10,8 +10,9 @@ import type { AccessClaims } from './jwt.js'
  *   full verification would be a second preimage of SHA-256. (fast-jwt's own cache keys by SHA-2 of
  *   the token for the same reason.) The digest is of the token's UTF-8 bytes, one-to-one here:
  *   fast-jwt refuses any token with a character outside base64url, so every key is of an ASCII token.
- * - **Only verified tokens are put in**: a flood of invalid tokens costs the attacker a verification
- *   each, as it would without the cache, and cannot push a valid token out.
+ * - **Only verified, unrevoked tokens are put in** (src/guard.ts): a flood of invalid or revoked
+ *   tokens costs the attacker a verification each, as it would without the cache, and cannot push
+ *   a valid token out. Other spellings of a signature are refused before (src/jwt.ts).
  * - **Oldest first out.** Every token lives at most `jwt.expiresIn`, so the entry put in first is
  *   the first that can expire: when full, it goes; otherwise it goes once it has expired, so the cache
  *   shrinks back to the tokens in use when the load drops.
