@@ -36,11 +36,12 @@ export function createGuard (options: {
 }): Authenticate {
   const { tokens, revoked, cache } = options
 
+  /** The claims of a token that passes, cached or verified now; the refusal otherwise. */
   function verify (token: string): AccessClaims | Error {
     const key = VerificationCache.keyOf(token)
     const cached = cache.get(key)
     if (cached === 'expired') return new TokenExpiredError()
-    if (cached !== undefined) return cached
+    if (cached !== undefined) return revoked.refuses(cached) ? new TokenRevokedError() : cached
     const outcome = tokens.verify(token)
     if (!outcome.ok) return outcome.reason === 'expired' ? new TokenExpiredError() : new TokenInvalidError()
     // A revoked token is not kept: an ended session's tokens cannot take the cache's room.
@@ -57,13 +58,11 @@ export function createGuard (options: {
       done(new TokenMissingError())
       return
     }
-    const result = verify(token)
-    const failure = result instanceof Error ? result : revoked.refuses(result) ? new TokenRevokedError() : undefined
-    if (failure !== undefined) {
-      done(failure)
+    const claims = verify(token)
+    if (claims instanceof Error) {
+      done(claims)
       return
     }
-    const claims = result as AccessClaims
     // A copy per request: a route that edits its user must not edit the next request's.
     request.wecomUser = { userid: claims.userid, corpid: claims.corpid }
     request.wecomSession = { sid: claims.sid, iat: claims.iat, exp: claims.exp }

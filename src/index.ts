@@ -9,6 +9,7 @@ import { resolveOptions, type WecomAuthOptions } from './options.js'
 import { rateLimitOptions } from './rate-limit.js'
 import { createTelemetry } from './telemetry.js'
 import { wecomRoutes } from './routes.js'
+import { isPrintableAscii, MAX_CODE, MAX_CORP_ID } from './schemas.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
 import { createSessions, stored, type IssuedTokens } from './sessions/sessions.js'
@@ -164,7 +165,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const decorator: WecomAuthDecorator = {
     authenticate,
     async login (code, loginOptions) {
-      if (typeof code !== 'string' || !CODE.test(code)) throw new InvalidCodeError()
+      if (!isPrintableAscii(code, MAX_CODE)) throw new InvalidCodeError()
       const { corpId, request } = loginOptions ?? {}
       if (corpId !== undefined) corpIdArgument(corpId)
       return login(code, { corpId, request, log })
@@ -206,25 +207,18 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   })
 }
 
-/** As the /login route takes them: printable ASCII, bounded. */
-const CODE = /^[\x21-\x7e]{1,512}$/
-const CORP_ID = /^[\x21-\x7e]{1,64}$/
 /** Far above any WeCom corpid, userid or our sid, far below a size that costs anything. */
 const MAX_ARGUMENT = 256
 
-function isText (value: unknown, max: number): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= max
-}
-
 function corpIdArgument (corpId: unknown): string {
-  if (typeof corpId !== 'string' || !CORP_ID.test(corpId)) {
-    throw new InvalidArgumentError('corpId', 'a string of 1 to 64 printable ASCII characters')
+  if (!isPrintableAscii(corpId, MAX_CORP_ID)) {
+    throw new InvalidArgumentError('corpId', `a string of 1 to ${MAX_CORP_ID} printable ASCII characters`)
   }
   return corpId
 }
 
 function argument (name: string, value: unknown): string {
-  if (!isText(value, MAX_ARGUMENT)) throw new InvalidArgumentError(name, `a string of 1 to ${MAX_ARGUMENT} characters`)
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ARGUMENT) throw new InvalidArgumentError(name, `a string of 1 to ${MAX_ARGUMENT} characters`)
   return value
 }
 

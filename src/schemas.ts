@@ -25,16 +25,26 @@ export const SECURITY_SCHEME = 'wecomBearer'
  * codes and corpIds are ASCII, and a bound counted otherwise would let 512 emoji (2 KiB of query
  * string) through to WeCom.
  */
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/
 const ascii = (maxLength: number, description: string) =>
-  ({ type: 'string', minLength: 1, maxLength, pattern: '^[\\x21-\\x7e]+$', description })
+  ({ type: 'string', minLength: 1, maxLength, pattern: PRINTABLE_ASCII.source, description })
+
+/** The longest code and corpId /login takes; `app.wecom.login()` and `api()` check the same. */
+export const MAX_CODE = 512
+export const MAX_CORP_ID = 64
+
+/** The same test as the schemas' `ascii`, for a value that does not come through a route. */
+export function isPrintableAscii (value: unknown, maxLength: number): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= maxLength && PRINTABLE_ASCII.test(value)
+}
 const refreshToken = { type: 'string', minLength: 1, maxLength: 256, description: 'The refresh token of the session' }
 
 const loginBody = {
   type: 'object',
   required: ['code'],
   properties: {
-    code: ascii(512, 'The code wx.qy.login gave the mini program'),
-    corpId: ascii(64, 'The corp to exchange the code with; the first configured corp when absent')
+    code: ascii(MAX_CODE, 'The code wx.qy.login gave the mini program'),
+    corpId: ascii(MAX_CORP_ID, 'The corp to exchange the code with; the first configured corp when absent')
   }
 }
 const refreshBody = { type: 'object', required: ['refresh_token'], properties: { refresh_token: refreshToken } }

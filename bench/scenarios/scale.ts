@@ -18,6 +18,8 @@ const COUNTS = [1, 10_000, 50_000, 100_000] as const
  */
 const VARIANTS = ['hook', 'plain', ...COUNTS.map((count) => `plugin ${count}` as const)]
 type Variant = typeof VARIANTS[number]
+/** The number of tokens a plugin variant takes; undefined for the hook and plain. */
+const countOf = (variant: Variant) => variant.startsWith('plugin') ? Number(variant.split(' ')[1]) : undefined
 const SCALE_ROUNDS = 2 * ROUNDS
 const CONNECTIONS = 32
 const SECONDS = 1
@@ -73,11 +75,11 @@ export async function scaleScenario (): Promise<Section> {
       // second sends about a third of 100,000, so that each run begins where the last ended, and
       // each takes them all over, not only the ones it was first given.
       const inUse = Object.fromEntries(VARIANTS.map((variant) => [variant, shuffled(
-        variant.startsWith('plugin') ? all.slice(0, Number(variant.split(' ')[1])) : all
+        all.slice(0, countOf(variant))
       )])) as Record<Variant, string[]>
       const cursor = Object.fromEntries(VARIANTS.map((variant) => [variant, 0])) as Record<Variant, number>
       const run = async (variant: Variant, duration: number): Promise<ServedRun> => {
-        const path = variant.startsWith('plugin') ? '/plugin' : `/${variant}`
+        const path = countOf(variant) === undefined ? `/${variant}` : '/plugin'
         const result = await loadServed(server, { urls: [server.url], path, connections: CONNECTIONS, duration, authorizations: inUse[variant], offset: cursor[variant] })
         cursor[variant] += result.requests
         return result
@@ -98,7 +100,7 @@ export async function scaleScenario (): Promise<Section> {
       const failed = VARIANTS.reduce((sum, variant) => sum + runs[variant].reduce((n, r) => n + r.failed, 0), 0)
       const cpu: string[] = []
       for (const variant of VARIANTS) {
-        const count = variant.startsWith('plugin') ? Number(variant.split(' ')[1]) : undefined
+        const count = countOf(variant)
         const vsHook = medianRatio(runs[variant], runs.hook, rate)
         const cpuVsHook = medianRatio(runs[variant], runs.hook, cpuRate)
         rows.push([

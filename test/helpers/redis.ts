@@ -16,7 +16,7 @@ export interface RedisServer {
   start (): Promise<void>
 }
 
-interface TestLike {
+export interface TestLike {
   teardown (fn: () => unknown): void
   test (name: string, extra: { skip: string }, fn: () => void): unknown
 }
@@ -42,10 +42,17 @@ export async function startRedis (t: TestLike): Promise<RedisServer | undefined>
       lastError = error
     }
   }
-  const reason = `redis-server could not start: ${(lastError as Error).message}`
+  return skipOrFail(t, `redis-server could not start: ${(lastError as Error).message}`)
+}
+
+/**
+ * Without the Redis a test needs: fails under CI=true (the Redis tests must run there), and
+ * elsewhere skips with the reason and returns undefined. A skipped test says why; a plan of 0
+ * would end the process's root test, which the files of test/core/ and test/redis/ share
+ * (helpers/group.ts).
+ */
+export function skipOrFail (t: TestLike, reason: string): undefined {
   if (process.env.CI === 'true') throw new Error(reason)
-  // A skipped test says why; a plan of 0 would end the process's root test, which the files
-  // of test/core/ and test/redis/ share (helpers/group.ts).
   t.test('needs Redis', { skip: reason }, () => {})
   return undefined
 }
