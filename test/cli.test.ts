@@ -91,3 +91,11 @@ t.test('a bad members file or port: a message and exit code 1', async (t) => {
     t.match(cli.output().stderr, 'fastify-wecom-auth-simulator: ')
   }
 })
+
+t.test('a members file that is not JSON: said without quoting it, whose text may hold secrets', async (t) => {
+  const file = join(t.testdir({ 'members.json': '[{ "corpId": "wwone", "encodingAESKey": ["CORP-SECRET-VALUE-123",] }]' }), 'members.json')
+  const cli = await startCli(t, ['--port', '0', '--members', file])
+  t.same(await cli.exited, [1, null])
+  t.match(cli.output().stderr, 'members.json: not valid JSON')
+  t.notMatch(cli.output().stderr, 'ALUE-123', 'no part of the file (JSON.parse quotes the text before a stray comma)')
+})

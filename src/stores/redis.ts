@@ -633,7 +633,7 @@ function parseJson<T> (raw: string, Failure: Failure = StoreDownError): T {
 export function describeRedis (client: RedisClient): string {
   if (isCluster(client)) {
     const nodes = (client as unknown as { startupNodes?: Array<string | number | { host?: string, port?: number }> }).startupNodes ?? []
-    return `cluster ${nodes.map((node) => typeof node === 'object' ? `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}` : String(node)).join(',')}`
+    return `cluster ${nodes.map((node) => typeof node === 'object' ? `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}` : nodeAddress(node)).join(',')}`
   }
   const { sentinels, name, host, port, path, username, db, tls } = client.options
   if (sentinels != null && sentinels.length > 0) {
@@ -641,6 +641,21 @@ export function describeRedis (client: RedisClient): string {
   }
   if (path != null) return `unix:${path}`
   return `${tls == null ? 'redis' : 'rediss'}://${username == null || username === '' ? '' : `${username}@`}${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}`
+}
+
+/**
+ * A Cluster node given as a string or a port, as ioredis keeps it: `redis://:password@host:port`
+ * says only `host:port`, and a string that is not a URL only what follows its last '@'.
+ */
+function nodeAddress (node: string | number): string {
+  if (typeof node === 'number') return `127.0.0.1:${node}`
+  if (/^rediss?:\/\//.test(node)) {
+    try {
+      const url = new URL(node)
+      return `${url.hostname}:${url.port === '' ? 6379 : url.port}`
+    } catch {}
+  }
+  return node.slice(node.lastIndexOf('@') + 1)
 }
 
 /** An error's code or class: ioredis messages can repeat the command and its arguments. */

@@ -142,7 +142,14 @@ function control (sim: WecomSimulator, defaultCorp: string) {
 
 function loadCorps (file: string | undefined): SimulatedCorp[] {
   if (file === undefined) return DEMO_CORPS
-  const corps = JSON.parse(readFileSync(file, 'utf8')) as unknown
+  let corps: unknown
+  try {
+    corps = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (error) {
+    // Not JSON.parse's message: Node quotes the text around the fault, which may be a secret.
+    if (error instanceof SyntaxError) throw new Error(`${file}: not valid JSON`)
+    throw error
+  }
   if (!Array.isArray(corps) || corps.length === 0) throw new Error(`${file}: expected a non-empty JSON array of corps`)
   return corps as SimulatedCorp[]
 }

@@ -1,4 +1,6 @@
+import { Cluster } from 'ioredis'
 import t, { type Test } from 'tap'
+import { describeRedis } from '../../src/stores/redis.js'
 import type { LightMyRequestResponse } from 'fastify'
 import { KEY_A, KEY_B, TOKEN_A, TOKEN_B, callbackCorps, connect, eventXml, post, postEncrypted } from '../helpers/callback.js'
 import { startRedis } from '../helpers/redis.js'
@@ -192,4 +194,12 @@ t.test('the callback and api() paths: no EncodingAESKey, callback Token or acces
   ])
   t.notOk(h.logs.lines.some((line) => line.includes('<xml>') || line.includes('CDATA')), 'no decrypted or raw body in a log line')
   t.notMatch(everyError, /access_token=|https?:\/\/|127\.0\.0\.1/, 'no URL in an api() error')
+})
+
+t.test('a Redis Cluster\'s nodes given as URLs with a password are described without it', async (t) => {
+  const cluster = new Cluster(['redis://:s3cret-pass@10.0.0.1:7000', 'rediss://user:pw-two@h2', 'localhost:7001', ':pw-three@h3:7002', 7003], { lazyConnect: true })
+  t.teardown(() => cluster.disconnect())
+  const described = describeRedis(cluster)
+  t.equal(described, 'cluster 10.0.0.1:7000,h2:6379,localhost:7001,h3:7002,127.0.0.1:7003')
+  for (const secret of ['s3cret-pass', 'pw-two', 'pw-three']) t.notOk(described.includes(secret), `no ${secret}`)
 })
