@@ -143,8 +143,12 @@ function runHook (hook: Authenticate, request: FastifyRequest, reply: FastifyRep
 }
 
 /** The plugin's errors, when the host has no error handler of its own; anything else goes to Fastify's. */
-function answerError (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): unknown {
+function answerError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): unknown {
   if (!error.code?.startsWith('WECOM_')) throw error
+  const statusCode = error.statusCode ?? 500
+  // WeCom's and the store's trouble (502, 503) was logged where it was found, once per change; a
+  // 500 is a bug (the host's extendClaims, a hook) and logged nowhere else, as Fastify's handler would.
+  if (statusCode === 500) request.log.error({ err: error }, error.message)
   const { headers } = error as FastifyError & { headers?: Record<string, string> }
-  return reply.code(error.statusCode ?? 500).headers(headers ?? {}).send(errorBody(error))
+  return reply.code(statusCode).headers(headers ?? {}).send(errorBody(error))
 }

@@ -100,6 +100,11 @@ export function createApi (deps: ApiDependencies): {
     if (endpoint === undefined) {
       return Promise.reject(new InvalidArgumentError('path', 'a WeCom API path under /cgi-bin/, e.g. /cgi-bin/message/send'))
     }
+    // gettoken is the login's own: a host's call with another secret would be remembered as this
+    // app's refusal and drop its token. The token is app.wecom.accessToken().
+    if (endpoint === 'gettoken') {
+      return Promise.reject(new InvalidArgumentError('path', 'a WeCom API path other than /cgi-bin/gettoken (app.wecom.accessToken() gives the token)'))
+    }
     return run((deadline) => withToken(deps, corp, deadline, endpoint, (token, scope) => deps.client.call(endpoint, token, request, scope)))
   }
 

@@ -77,6 +77,17 @@ t.test('arguments: paths under /cgi-bin/ only, a query of scalars, a configured 
   t.equal(h.sim.calls.gettoken, 0, 'nothing reached WeCom')
 })
 
+t.test('api() refuses gettoken: another secret\'s 40001 would have refused this app and dropped its token', async (t) => {
+  const h = await setup(t)
+  t.equal((await h.login('zhangsan')).statusCode, 200)
+  for (const call of [() => h.app.wecom.api().get('/cgi-bin/gettoken', { corpid: CORP_A, corpsecret: 'another-apps-secret' }),
+    () => h.app.wecom.api().post('/cgi-bin/gettoken', {})]) {
+    t.match(await call().catch((e: unknown) => e), { code: 'WECOM_INVALID_ARGUMENT' })
+  }
+  t.equal(h.sim.calls.gettoken, 1, 'only the login\'s own')
+  t.equal((await h.login('zhangsan')).statusCode, 200, 'the app still logs members in')
+})
+
 t.test('accessToken() is the cached token the login uses', async (t) => {
   const h = await setup(t)
   await h.login('zhangsan')
