@@ -32,6 +32,12 @@ export interface RefreshTokens {
   first (sid: string): string
   /** The token a rotation of `presented` issues: always the same one for the same presented token. */
   next (presented: PresentedToken): string
+  /**
+   * The tokens a rotation of `presented` may have issued on any instance: under each key of
+   * `jwt.keys`, the current one first. While a key rotation rolls out, an instance whose first key
+   * is still the old one must know the token an instance already on the new key issued.
+   */
+  nextCandidates (presented: PresentedToken): string[]
   /** null for anything that is not shaped like one of our tokens (checked before any store read). */
   parse (token: string): PresentedToken | null
   /** Whether the token was issued by this server (with the current key). */
@@ -45,25 +51,28 @@ const TAG_BYTES = 16
 /** Issues under the current signing key's material; a tag of any key still configured proves a token ours (a rotation). */
 export function createRefreshTokens (keyMaterial: string | Buffer, ...olderKeys: Array<string | Buffer>): RefreshTokens {
   const derive = (material: string | Buffer, info: string) => Buffer.from(hkdfSync('sha256', material, 'fastify-wecom-auth', info, 32))
-  const nextKey = derive(keyMaterial, 'refresh token rotation')
-  const [tagKey, ...olderTagKeys] = [keyMaterial, ...olderKeys].map((material) => derive(material, 'refresh token tag'))
+  const keys = [keyMaterial, ...olderKeys].map((material) => ({ rotation: derive(material, 'refresh token rotation'), tag: derive(material, 'refresh token tag') }))
+  const [current] = keys
+  type Keys = typeof current
 
-  const tagOf = (sid: string, generation: number, r: Buffer, key = tagKey) =>
+  const tagOf = (sid: string, generation: number, r: Buffer, key: Buffer) =>
     createHmac('sha256', key).update(`${sid}.${generation}.`).update(r).digest().subarray(0, TAG_BYTES)
-  const assemble = (sid: string, generation: number, r: Buffer) =>
-    `${sid}.${generation}.${Buffer.concat([r, tagOf(sid, generation, r)]).toString('base64url')}`
+  const assemble = (sid: string, generation: number, r: Buffer, under: Keys = current) =>
+    `${sid}.${generation}.${Buffer.concat([r, tagOf(sid, generation, r, under.tag)]).toString('base64url')}`
+  const nextUnder = (under: Keys, { token, sid, generation }: PresentedToken) =>
+    assemble(sid, generation + 1, createHmac('sha256', under.rotation).update(token).digest(), under)
 
   return {
     first: (sid) => assemble(sid, 0, randomBytesPooled(R_BYTES)),
-    next: ({ token, sid, generation }) =>
-      assemble(sid, generation + 1, createHmac('sha256', nextKey).update(token).digest()),
+    next: (presented) => nextUnder(current, presented),
+    nextCandidates: (presented) => keys.map((under) => nextUnder(under, presented)),
     parse (token) {
       const match = TOKEN.exec(token)
       return match === null ? null : { token, sid: match[1], generation: Number(match[2]) }
     },
     authentic ({ token, sid, generation }) {
       const raw = Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url')
-      return [tagKey, ...olderTagKeys].some((key) => timingSafeEqual(raw.subarray(R_BYTES), tagOf(sid, generation, raw.subarray(0, R_BYTES), key)))
+      return keys.some((under) => timingSafeEqual(raw.subarray(R_BYTES), tagOf(sid, generation, raw.subarray(0, R_BYTES), under.tag)))
     }
   }
 }

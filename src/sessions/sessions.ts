@@ -136,9 +136,10 @@ export function createSessions (deps: Dependencies): Sessions {
   function retryAnswer (session: SessionRecord, presented: PresentedToken): IssuedTokens | null {
     const { replay } = session
     if (replay === undefined || replay.until <= now()) return null
-    const next = refreshTokens.next(presented)
-    const accessToken = hashOf(next) === session.refreshHash ? vault.open(replay.accessToken) : null
-    return accessToken === null ? null : answer(session, accessToken, next)
+    // Whichever instance made the rotation, under whichever key of jwt.keys it signed with first.
+    const next = refreshTokens.nextCandidates(presented).find((candidate) => hashOf(candidate) === session.refreshHash)
+    const accessToken = next === undefined ? null : vault.open(replay.accessToken)
+    return accessToken === null || next === undefined ? null : answer(session, accessToken, next)
   }
 
   /** The rotation of the session's current token; null when another refresh with it won the race. */
