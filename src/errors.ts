@@ -11,6 +11,16 @@ const CHALLENGE = 'Bearer realm="wecom"'
 const INVALID_TOKEN = 'Bearer realm="wecom", error="invalid_token"'
 
 /**
+ * Whether an error is one of the plugin's, by its code: one the host's code or an outer handler
+ * should see as the plugin answered it. By code, not `instanceof`, so that it holds across the
+ * ES module and CommonJS builds loaded side by side.
+ */
+export function isWecomError (error: unknown): error is Error & { code: string, statusCode?: number } {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.startsWith('WECOM_')
+}
+
+/**
  * The base of every error here. Its answer's headers travel on the error itself (`error.headers`,
  * which Fastify's default handler sets), so that an error reaches the host's own error handler
  * with everything its answer needs, wherever it was thrown: a route of the plugin, `authenticate`

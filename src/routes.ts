@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
-import { errorExtras } from './errors.js'
+import { errorExtras, isWecomError } from './errors.js'
 import { CALLBACK_BODY_LIMIT, openEvent, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './events/callback.js'
 import { kClaims, type Authenticate } from './guard.js'
 import type { LoginContext } from './login.js'
@@ -144,11 +144,11 @@ function runHook (hook: Authenticate, request: FastifyRequest, reply: FastifyRep
 
 /** The plugin's errors, when the host has no error handler of its own; anything else goes to Fastify's. */
 function answerError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): unknown {
-  if (!error.code?.startsWith('WECOM_')) throw error
+  if (!isWecomError(error)) throw error
   const statusCode = error.statusCode ?? 500
   // WeCom's and the store's trouble (502, 503) was logged where it was found, once per change; a
   // 500 is a bug (the host's extendClaims, a hook) and logged nowhere else, as Fastify's handler would.
   if (statusCode === 500) request.log.error({ err: error }, error.message)
-  const { headers } = error as FastifyError & { headers?: Record<string, string> }
+  const { headers } = error as { headers?: Record<string, string> }
   return reply.code(statusCode).headers(headers ?? {}).send(errorBody(error))
 }

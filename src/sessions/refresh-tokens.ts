@@ -1,5 +1,6 @@
-import { createHmac, hash, hkdfSync, timingSafeEqual } from 'node:crypto'
+import { createHmac, hash, timingSafeEqual } from 'node:crypto'
 import { randomBytesPooled } from '../random.js'
+import { deriveKey } from './keys.js'
 
 /** A refresh token taken apart. Only `parse` makes one, so its parts have the right shapes. */
 export interface PresentedToken {
@@ -50,8 +51,10 @@ const TAG_BYTES = 16
 
 /** Issues under the current signing key's material; a tag of any key still configured proves a token ours (a rotation). */
 export function createRefreshTokens (keyMaterial: string | Buffer, ...olderKeys: Array<string | Buffer>): RefreshTokens {
-  const derive = (material: string | Buffer, info: string) => Buffer.from(hkdfSync('sha256', material, 'fastify-wecom-auth', info, 32))
-  const keys = [keyMaterial, ...olderKeys].map((material) => ({ rotation: derive(material, 'refresh token rotation'), tag: derive(material, 'refresh token tag') }))
+  const keys = [keyMaterial, ...olderKeys].map((material) => ({
+    rotation: deriveKey(material, 'refresh token rotation'),
+    tag: deriveKey(material, 'refresh token tag')
+  }))
   const [current] = keys
   type Keys = typeof current
 

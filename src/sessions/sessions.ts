@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { DecryptError, RefreshInvalidError, StoreUnavailableError, UserForbiddenError } from '../errors.js'
+import { DecryptError, isWecomError, RefreshInvalidError, StoreUnavailableError, UserForbiddenError } from '../errors.js'
 import type { AccessTokens } from '../jwt.js'
 import type { LoginContext, LoginFlow, VerifiedLogin } from '../login.js'
 import type { ExtendClaimsFn, WecomHooks, WecomMember } from '../options.js'
@@ -111,7 +111,7 @@ export function createSessions (deps: Dependencies): Sessions {
     try {
       await fn(...args)
     } catch (error) {
-      if (isOurs(error)) throw error
+      if (isWecomError(error)) throw error
       ;(request?.log ?? deps.log).error({ err: error, hook: name }, `wecom: hooks.${name} failed; the operation went on`)
     }
   }
@@ -198,8 +198,11 @@ export function createSessions (deps: Dependencies): Sessions {
       }
       const issued = await issue(session, refreshToken, request)
       try {
-        await store.save(session)
-        await store.saveSessionKey(session.corpid, session.userid, vault.seal(login.sessionKey), deps.refreshTtl * 1000, login.answeredAt)
+        // Independent writes: one round trip's wait on Redis, not two.
+        await Promise.all([
+          store.save(session),
+          store.saveSessionKey(session.corpid, session.userid, vault.seal(login.sessionKey), deps.refreshTtl * 1000, login.answeredAt)
+        ])
         storeDown = false
       } catch (error) {
         if (!(error instanceof StoreDownError)) throw error
@@ -281,10 +284,6 @@ export function createSessions (deps: Dependencies): Sessions {
 }
 
 /** An error of the errors table (src/errors.ts): a hook that throws one means it as the answer. */
-function isOurs (error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  return typeof code === 'string' && code.startsWith('WECOM_')
-}
 
 /** A store operation, its backend's failure answered as 503 WECOM_STORE_UNAVAILABLE. */
 export async function stored<T> (operation: () => Promise<T>): Promise<T> {

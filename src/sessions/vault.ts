@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto'
+import { createCipheriv, createDecipheriv } from 'node:crypto'
 import { randomBytesPooled } from '../random.js'
+import { deriveKey } from './keys.js'
 
 /**
  * Seals WeCom session_keys at rest (AES-256-GCM), with a key derived from the JWT signing key,
@@ -13,8 +14,8 @@ export interface Vault {
 
 /** Seals with the current signing key's material; opens with any key still configured (a rotation). */
 export function createVault (keyMaterial: string | Buffer, ...olderKeys: Array<string | Buffer>): Vault {
-  const [key, ...older] = [keyMaterial, ...olderKeys].map((material) =>
-    Buffer.from(hkdfSync('sha256', material, 'fastify-wecom-auth', 'session_key vault', 32)))
+  const keys = [keyMaterial, ...olderKeys].map((material) => deriveKey(material, 'session_key vault'))
+  const [key] = keys
   return {
     seal (plain) {
       const iv = randomBytesPooled(12)
@@ -24,7 +25,7 @@ export function createVault (keyMaterial: string | Buffer, ...olderKeys: Array<s
     },
     open (sealed) {
       const raw = Buffer.from(sealed, 'base64')
-      for (const candidate of [key, ...older]) {
+      for (const candidate of keys) {
         const plain = openWith(candidate, raw)
         if (plain !== null) return plain
       }

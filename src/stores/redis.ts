@@ -240,6 +240,13 @@ export class RedisSessionStore implements SessionStore {
   readonly rateCounter: RateCounter
   readonly #client: RedisClient
   readonly #prefix: string
+  readonly #revokedKey: string
+  readonly #notBeforeKey: string
+  /**
+   * Channels are not keys: ioredis's keyPrefix does not reach them, so it is put in front here,
+   * and two deployments that differ only by it do not hear each other.
+   */
+  readonly #channel: string
   readonly #log: FastifyBaseLogger | undefined
   readonly #now: () => number
   readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
@@ -254,6 +261,10 @@ export class RedisSessionStore implements SessionStore {
   constructor (options: RedisStoreOptions) {
     this.#client = options.client
     this.#prefix = options.keyPrefix
+    // Fixed for the store's life: not rebuilt on every revocation and every message heard.
+    this.#revokedKey = redisKeys.revokedSessions(this.#prefix)
+    this.#notBeforeKey = redisKeys.notBefore(this.#prefix)
+    this.#channel = `${keyPrefixOf(this.#client)}${this.#prefix}revocations`
     this.#log = options.log
     this.#now = options.now ?? Date.now
     this.tokens = new RedisTokenStore(options.client, options.keyPrefix, this.#now)
@@ -386,14 +397,6 @@ export class RedisSessionStore implements SessionStore {
     const set = await this.#run((client) => client.set(`${this.#prefix}delivery:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttl)), 'NX'))
     return set === 'OK'
   }
-
-  get #revokedKey (): string { return redisKeys.revokedSessions(this.#prefix) }
-  get #notBeforeKey (): string { return redisKeys.notBefore(this.#prefix) }
-  /**
-   * Channels are not keys: ioredis's keyPrefix does not reach them, so it is put in front here,
-   * and two deployments that differ only by it do not hear each other.
-   */
-  get #channel (): string { return `${keyPrefixOf(this.#client)}${this.#prefix}revocations` }
 
   #sessionKeyKey (corpid: string, userid: string): string {
     return redisKeys.sessionKey(this.#prefix, corpid, userid)
