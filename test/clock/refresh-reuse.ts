@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
+import type { LightMyRequestResponse } from 'fastify'
 import type { WecomAuthOptions } from '../../src/index.js'
 import { redisKeys } from '../../src/stores/redis.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
-import { eventually, redisApp, startRedis } from '../helpers/redis.js'
-import { simulatorCorps } from '../helpers/setup.js'
+import { eventually, redisApp, startRedis, type RedisApp } from '../helpers/redis.js'
+import { JWT_SECRET, simulatorCorps } from '../helpers/setup.js'
 
 // Every case runs on the in-process store and on Redis: the grace is a property of the sessions,
 // whichever store keeps them.
@@ -15,16 +16,22 @@ t.teardown(() => sim.close())
 
 type Open = (t: Test, options?: Partial<WecomAuthOptions>) => ReturnType<typeof redisApp>
 
+/** A refresh on `first` whose answer is lost, retried on `retryOn`: the very same answer, and the session goes on. */
+async function lostResponse (t: Test, first: RedisApp, retryOn: RedisApp): Promise<LightMyRequestResponse> {
+  const login = (await first.login('zhangsan')).json()
+  const lost = await first.refresh(login.refresh_token)
+  t.equal(lost.statusCode, 200)
+  const retry = await retryOn.refresh(login.refresh_token)
+  t.equal(retry.statusCode, 200, 'not taken as reuse')
+  t.same(retry.json(), lost.json(), 'the same body: access token, refresh token, user')
+  t.equal((await retryOn.me(retry.json().access_token)).statusCode, 200)
+  return retry
+}
+
 function cases (t: Test, open: Open): void {
   t.test('a lost response: the retry within the grace gets the very same access and refresh token', async (t) => {
     const a = await open(t)
-    const login = (await a.login('zhangsan')).json()
-    const lost = await a.refresh(login.refresh_token)
-    t.equal(lost.statusCode, 200)
-    const retry = await a.refresh(login.refresh_token)
-    t.equal(retry.statusCode, 200, 'not taken as reuse')
-    t.same(retry.json(), lost.json(), 'the same body: access token, refresh token, user')
-    t.equal((await a.me(retry.json().access_token)).statusCode, 200)
+    const retry = await lostResponse(t, a, a)
     const next = await a.refresh(retry.json().refresh_token)
     t.equal(next.statusCode, 200, 'and the session goes on from the refresh token both answers carried')
     t.equal((await a.me(next.json().access_token)).statusCode, 200)
@@ -99,6 +106,14 @@ t.test('Redis store', async (t) => {
   let prefixes = 0
   const store = () => ({ redis: redis.url, keyPrefix: `reuse-${++prefixes}:` })
   cases(t, (t, options) => redisApp(t, sim, store(), options))
+
+  t.test('a key rotation rolling out: the retry reaches an instance still signing with the old key, and gets the same answer', async (t) => {
+    const OLD = { kid: 'old', secret: JWT_SECRET }
+    const NEW = { kid: 'new', secret: 'the-new-jwt-secret-that-is-long-enough-0123456789' }
+    const shared = store()
+    const rolledOut = await redisApp(t, sim, shared, { jwt: { keys: [NEW, OLD] } })
+    await lostResponse(t, rolledOut, await redisApp(t, sim, shared, { jwt: { keys: [OLD, NEW] } }))
+  })
 
   t.test('Redis stalls after the refresh read its session: the 503 asked for a retry, and the retry succeeds', async (t) => {
     const inspector = new Redis(redis.url)
