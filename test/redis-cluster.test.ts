@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis'
 import t from 'tap'
 import type { WecomAuthOptions } from '../src/index.js'
-import { redisKeys } from '../src/stores/redis.js'
+import { redisKeys } from '../src/stores/redis/keys.js'
 import { createWecomSimulator, encryptWithSessionKey } from '../src/testing/simulator.js'
 import { oneGettokenPerCorp } from './helpers/processes.js'
 import { eventually, redisApp } from './helpers/redis.js'

@@ -2,7 +2,9 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import type { ResolvedConfig } from '../options.js'
 import { MemorySessionStore } from './memory.js'
-import { RedisSessionStore, describeRedis, reconnectDelay, type RedisClient } from './redis.js'
+import { describeRedis, reconnectDelay, type RedisClient } from './redis/connection.js'
+import { warnIfVolatile } from './redis/persistence.js'
+import { RedisSessionStore } from './redis/sessions.js'
 import type { SessionStore } from './store.js'
 
 /** What the plugin opened and must close, beside the store itself. */
@@ -44,7 +46,7 @@ export async function openStore (fastify: FastifyInstance, config: ResolvedConfi
 
 async function redisStore (client: RedisClient, keyPrefix: string, log: FastifyBaseLogger): Promise<SessionStore> {
   const store = new RedisSessionStore({ client, keyPrefix, log })
-  await store.warnIfVolatile()
+  await warnIfVolatile(client, log)
   return store
 }
 

@@ -1,7 +1,7 @@
 import { createSigner } from 'fast-jwt'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { redisKeys } from '../../src/stores/redis.js'
+import { redisKeys } from '../../src/stores/redis/keys.js'
 import { MemorySessionStore } from '../../src/stores/memory.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
 import { eventually, redisApp, startRedis } from '../helpers/redis.js'

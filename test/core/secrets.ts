@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis'
 import t, { type Test } from 'tap'
-import { describeRedis } from '../../src/stores/redis.js'
+import { describeRedis } from '../../src/stores/redis/connection.js'
 import type { LightMyRequestResponse } from 'fastify'
 import { KEY_A, KEY_B, TOKEN_A, TOKEN_B, callbackCorps, connect, eventXml, post, postEncrypted } from '../helpers/callback.js'
 import { startRedis } from '../helpers/redis.js'

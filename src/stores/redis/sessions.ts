@@ -1,0 +1,146 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { SharedTokenStore } from '../../wecom/token-cache.js'
+import { StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type SessionRecord, type SessionStore } from '../store.js'
+import { commands, parseJson, type RedisClient, type Run } from './connection.js'
+import { redisKeys } from './keys.js'
+import { RedisRateCounter } from './rate-counter.js'
+import { RevocationFeed } from './revocation-feed.js'
+import { DROP_MEMBER, END_IF_STARTED, INDEX, ROTATE, SAVE_SESSION_KEY } from './scripts.js'
+import { RedisTokenStore } from './tokens.js'
+
+export interface RedisStoreOptions {
+  /** Never closed by the store: whoever opened it closes it. */
+  client: RedisClient
+  keyPrefix: string
+  log?: FastifyBaseLogger
+  now?: () => number
+}
+
+// Every script touches keys of one hash slot only, all passed in KEYS, so that the store runs on a
+// Redis Cluster as on one server (see keys.ts). What spans two slots is done in steps, each
+// ordered so that a step cut off (a crash, a failover) never lets a session outlive an
+// off-boarding: see save, rotate and revokeMember.
+
+/**
+ * Sessions, revocations and the WeCom access token in Redis (one server, Sentinel or a Cluster),
+ * so that any number of instances act as one. Every command fails fast while Redis is
+ * unreachable; ioredis reconnects by itself, and the revocation subscription is renewed (with a
+ * fresh read of the recorded revocations) each time.
+ */
+export class RedisSessionStore implements SessionStore {
+  readonly tokens: SharedTokenStore
+  readonly rateCounter: RateCounter
+  readonly #run: Run
+  readonly #prefix: string
+  readonly #feed: RevocationFeed
+  readonly #now: () => number
+
+  constructor (options: RedisStoreOptions) {
+    const { client, keyPrefix, log } = options
+    this.#run = commands(client, StoreDownError)
+    this.#prefix = keyPrefix
+    this.#now = options.now ?? Date.now
+    this.#feed = new RevocationFeed({ client, run: this.#run, keyPrefix, log, now: this.#now })
+    this.tokens = new RedisTokenStore(client, keyPrefix, this.#now)
+    this.rateCounter = new RedisRateCounter(this.#run, keyPrefix)
+  }
+
+  /**
+   * Index, then session, sent together: on one server they run in that order, so a save cut off
+   * between the two leaves an indexed sid with no session (harmless), never a session that
+   * revokeUser cannot find.
+   */
+  async save (session: SessionRecord): Promise<void> {
+    const ttl = Math.max(1, session.expiresAt - this.#now())
+    await Promise.all([
+      this.#index(session),
+      this.#run((client) => client.set(redisKeys.session(this.#prefix, session.sid), JSON.stringify(session), 'PX', ttl))
+    ])
+  }
+
+  async get (sid: string): Promise<SessionRecord | null> {
+    const raw = await this.#run((client) => client.get(redisKeys.session(this.#prefix, sid)))
+    if (raw === null) return null
+    const session = parseJson<SessionRecord>(raw)
+    return session.expiresAt > this.#now() ? session : null
+  }
+
+  /** The index's expiry is raised before the session changes, for the same reason as in save. */
+  async rotate (session: SessionRecord, expectedHash: string): Promise<boolean> {
+    const ttl = Math.max(1, session.expiresAt - this.#now())
+    const [, replaced] = await Promise.all([
+      this.#index(session),
+      this.#run((client) => ROTATE.run(client, [redisKeys.session(this.#prefix, session.sid)], [JSON.stringify(session), ttl, expectedHash]))
+    ])
+    return replaced === 1
+  }
+
+  /** Recorded and told first, so that every instance refuses them even if the deletes fail. */
+  async revoke (sids: readonly string[], until: number): Promise<void> {
+    if (sids.length === 0) return
+    await this.#feed.revokeSessions(sids, until)
+    await Promise.all(sids.map((sid) => this.#deleteSession(sid)))
+  }
+
+  /**
+   * Off-boarding in steps, each on one slot: the not-before is recorded and told (from then on
+   * every access token of the member issued before it is refused everywhere), the session_key of
+   * an answer before it goes, then each session the index names that started before it, and its
+   * sid from the index. A rotation racing with it either finds its session gone or is ended after.
+   */
+  async revokeMember (revocation: MemberRevocation): Promise<string[]> {
+    const { corpid, userid, notBefore } = revocation
+    await this.#feed.revokeMember(revocation)
+    const index = redisKeys.memberIndex(this.#prefix, corpid, userid)
+    const sids = await this.#run((client) => DROP_MEMBER.run(client, [index, redisKeys.sessionKey(this.#prefix, corpid, userid)], [notBefore])) as string[]
+    const ended = await Promise.all(sids.map(async (sid) => {
+      if (await this.#run((client) => END_IF_STARTED.run(client, [redisKeys.session(this.#prefix, sid)], [notBefore])) !== 1) return undefined
+      await this.#run((client) => client.zrem(index, sid))
+      return sid
+    }))
+    return ended.filter((sid) => sid !== undefined)
+  }
+
+  async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
+    await this.#run((client) => SAVE_SESSION_KEY.run(client, [redisKeys.sessionKey(this.#prefix, corpid, userid)], [
+      answeredAt, `${answeredAt}.${sealed}`, Math.max(1, Math.ceil(ttl))
+    ]))
+  }
+
+  async sessionKeyOf (corpid: string, userid: string): Promise<string | null> {
+    const kept = await this.#run((client) => client.get(redisKeys.sessionKey(this.#prefix, corpid, userid)))
+    // The vault's base64 has no '.': what follows the answer time is the sealed key.
+    return kept === null ? null : kept.slice(kept.indexOf('.') + 1)
+  }
+
+  async onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void> {
+    await this.#feed.onRevoke(listener)
+  }
+
+  async close (): Promise<void> {
+    this.#feed.close()
+  }
+
+  async firstDelivery (key: string, ttl: number): Promise<boolean> {
+    const set = await this.#run((client) => client.set(redisKeys.delivery(this.#prefix, key), '1', 'PX', Math.max(1, Math.ceil(ttl)), 'NX'))
+    return set === 'OK'
+  }
+
+  async #index (session: SessionRecord): Promise<void> {
+    await this.#run((client) => INDEX.run(client, [redisKeys.memberIndex(this.#prefix, session.corpid, session.userid)], [
+      session.sid, session.expiresAt, this.#now()
+    ]))
+  }
+
+  /** The session goes, and its sid from its member's index (each on its own slot). */
+  async #deleteSession (sid: string): Promise<void> {
+    const key = redisKeys.session(this.#prefix, sid)
+    const raw = await this.#run((client) => client.get(key))
+    if (raw === null) return
+    const { corpid, userid } = parseJson<SessionRecord>(raw)
+    await Promise.all([
+      this.#run((client) => client.zrem(redisKeys.memberIndex(this.#prefix, corpid, userid), sid)),
+      this.#run((client) => client.del(key))
+    ])
+  }
+}
