@@ -4,7 +4,7 @@ import { DecryptError, isWecomError, RefreshInvalidError, StoreUnavailableError,
 import type { AccessTokens } from '../jwt.js'
 import type { LoginContext, LoginFlow, VerifiedLogin } from '../login.js'
 import type { ExtendClaimsFn, WecomHooks, WecomMember } from '../options.js'
-import { StoreDownError, type SessionRecord, type SessionStore } from '../stores/store.js'
+import { StoreDownError, type RevokedSession, type SessionRecord, type SessionStore } from '../stores/store.js'
 import { hashOf, type PresentedToken, type RefreshTokens } from './refresh-tokens.js'
 import { decryptUserData, encryptedUserData, type Vault } from './vault.js'
 
@@ -99,7 +99,8 @@ export function createSessions (deps: Dependencies): Sessions {
   }
 
   // Access tokens already out stay verifiable until they expire: the revocation must outlive them.
-  const revoke = (sids: readonly string[]) => stored(() => store.revoke(sids, now() + deps.accessTtl * 1000))
+  // Given what the caller holds of each session, the store need not read it again.
+  const revoke = (sessions: readonly RevokedSession[]) => stored(() => store.revoke(sessions, now() + deps.accessTtl * 1000))
 
   /**
    * Runs a host's hook. Its failure is logged and the operation goes on, unless it threw one of
@@ -118,7 +119,7 @@ export function createSessions (deps: Dependencies): Sessions {
 
   /** Ends sessions the plugin itself found compromised or forbidden, telling onRevoke. */
   async function end (session: SessionRecord, request: FastifyRequest | undefined): Promise<void> {
-    await revoke([session.sid])
+    await revoke([session])
     await hook('onRevoke', [session.member, session.sid, request], request)
   }
 
@@ -216,7 +217,7 @@ export function createSessions (deps: Dependencies): Sessions {
         await hook('onLogin', [login.member, sid, request], request)
       } catch (error) {
         // The host refused the login: the session it was told of must not live on.
-        await revoke([sid]).catch(() => {})
+        await revoke([session]).catch(() => {})
         throw error
       }
       return issued
@@ -241,19 +242,20 @@ export function createSessions (deps: Dependencies): Sessions {
       // Any token the session issued ends it, as its holder asked; RFC 7009 answers alike either way.
       const verdict = await judge(presented)
       if (verdict.kind === 'unknown') return
-      await revoke([presented.sid])
+      await revoke([verdict.session])
       await hook('onLogout', [verdict.session.member, presented.sid, context.request], context.request)
     },
 
     async logout (member, sid, context = {}) {
-      await revoke([sid])
+      // The access token named the session's member with its sid: its index is known.
+      await revoke([{ sid, corpid: member.corpid, userid: member.userid }])
       await hook('onLogout', [member, sid, context.request], context.request)
     },
 
     async revokeSession (sid, context = {}) {
       // Read only for the hook, which is told whose session it was.
       const session = deps.hooks?.onRevoke === undefined ? null : await stored(() => store.get(sid))
-      await revoke([sid])
+      await revoke([session ?? sid])
       await hook('onRevoke', [session?.member, sid, context.request], context.request)
     },
 
@@ -265,7 +267,7 @@ export function createSessions (deps: Dependencies): Sessions {
       const ended = await stored(() => store.revokeMember({ corpid: corpId, userid, notBefore, until: notBefore + deps.accessTtl * 1000 }))
       // A refresh racing with this may have rotated one of them and signed an access token after
       // the not-before: the session's own revocation refuses that one too.
-      if (ended.length > 0) await revoke(ended)
+      if (ended.length > 0) await revoke(ended.map((sid) => ({ sid, corpid: corpId, userid })))
       await hook('onRevoke', [{ corpid: corpId, userid }, undefined, context.request], context.request)
     },
 

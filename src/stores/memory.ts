@@ -1,4 +1,4 @@
-import { memberKey, type MemberRevocation, type Revocation, type SessionRecord, type SessionStore } from './store.js'
+import { memberKey, sidOf, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore } from './store.js'
 
 /**
  * The keys of `map`, oldest first, for deleting each as it comes: one iterator kept across calls.
@@ -62,7 +62,8 @@ export class MemorySessionStore implements SessionStore {
     return true
   }
 
-  async revoke (sids: readonly string[], until: number): Promise<void> {
+  async revoke (sessions: readonly RevokedSession[], until: number): Promise<void> {
+    const sids = sessions.map(sidOf)
     for (const sid of sids) this.#remove(sid)
     this.#deliver(sids.map((sid) => ({ sid, until })))
   }

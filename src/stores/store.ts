@@ -40,6 +40,17 @@ export interface MemberRevocation { corpid: string, userid: string, notBefore: n
 
 export type Revocation = SessionRevocation | MemberRevocation
 
+/**
+ * A session to revoke: its record, or its sid, corpid and userid, when the caller holds them (the
+ * store then finds the member's index without reading the session again); its sid alone
+ * otherwise, and the store reads the session to find its member.
+ */
+export type RevokedSession = string | Pick<SessionRecord, 'sid' | 'corpid' | 'userid'>
+
+export function sidOf (session: RevokedSession): string {
+  return typeof session === 'string' ? session : session.sid
+}
+
 /** Requests counted per key in fixed windows, shared by every instance: the routes' rate limits. */
 export interface RateCounter {
   /** Counts one request under `key`; `window` ms from the first. `ttl`: ms left of the window. */
@@ -62,8 +73,8 @@ export interface SessionStore {
    * with one token, exactly one wins.
    */
   rotate (session: SessionRecord, expectedHash: string): Promise<boolean>
-  /** Deletes sessions and records them as revoked until `until`, telling every instance. */
-  revoke (sids: readonly string[], until: number): Promise<void>
+  /** Deletes sessions and records them as revoked until `until` (epoch ms), telling every instance. */
+  revoke (sessions: readonly RevokedSession[], until: number): Promise<void>
   /**
    * Off-boarding in one step: deletes every session of the member started at or before
    * `notBefore`, and their session_key if it came from a jscode2session answer at or before it,

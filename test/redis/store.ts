@@ -86,6 +86,36 @@ if (redis !== undefined) {
     t.same(seenLate, [{ sid: 'sid-revoke-00000001', until }], 'recorded revocations, live ones only, before onRevoke resolves')
   })
 
+  t.test('revoke: the sessions the caller holds are not read again, and each member\'s index loses them in one command', async (t) => {
+    const keyPrefix = nextPrefix()
+    const connection = await client(t)
+    const store = new RedisSessionStore({ client: connection, keyPrefix })
+    t.teardown(() => store.close())
+    const alice = ['sid-batch-alice-001', 'sid-batch-alice-002', 'sid-batch-alice-003'].map((sid) => session(sid, 'h'))
+    const bob = { ...session('sid-batch-bob-00001', 'h'), userid: 'lisi' }
+    for (const record of [...alice, bob]) await store.save(record)
+
+    // Every command the store sends goes through sendCommand, scripts included: what reaches Redis.
+    const sent: Array<{ name: string, args: string[] }> = []
+    const sendCommand = connection.sendCommand
+    connection.sendCommand = function (this: Redis, command, stream) {
+      sent.push({ name: command.name, args: command.args.map(String) })
+      return sendCommand.call(this, command, stream)
+    }
+    await store.revoke([...alice, bob], Date.now() + 60_000)
+    connection.sendCommand = sendCommand
+
+    t.same(sent.filter(({ name }) => name === 'get'), [], 'no session read again')
+    const removals = sent.filter(({ name }) => name === 'zrem').map(({ args }) => args)
+    t.same(removals.map(([index, ...sids]) => [index, sids.sort()]).sort(), [
+      [redisKeys.memberIndex(keyPrefix, CORP_A, 'lisi'), [bob.sid]],
+      [redisKeys.memberIndex(keyPrefix, CORP_A, 'zhangsan'), alice.map(({ sid }) => sid)]
+    ].sort(), 'one ZREM per member, naming all its sids')
+    for (const record of [...alice, bob]) t.equal(await store.get(record.sid), null, `${record.sid} is gone`)
+    t.same(await connection.exists(redisKeys.memberIndex(keyPrefix, CORP_A, 'zhangsan'), redisKeys.memberIndex(keyPrefix, CORP_A, 'lisi')), 0,
+      'and both indexes are empty')
+  })
+
   t.test('shared token: compare-and-delete and the refresh lock', async (t) => {
     const keyPrefix = nextPrefix()
     const { tokens } = new RedisSessionStore({ client: await client(t), keyPrefix })

@@ -1,6 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { SharedTokenStore } from '../../wecom/token-cache.js'
-import { StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type SessionRecord, type SessionStore } from '../store.js'
+import {
+  sidOf, StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore
+} from '../store.js'
 import { commands, parseJson, type RedisClient, type Run } from './connection.js'
 import { redisKeys } from './keys.js'
 import { RedisRateCounter } from './rate-counter.js'
@@ -75,30 +77,43 @@ export class RedisSessionStore implements SessionStore {
     return replaced === 1
   }
 
-  /** Recorded and told first, so that every instance refuses them even if the deletes fail. */
-  async revoke (sids: readonly string[], until: number): Promise<void> {
-    if (sids.length === 0) return
-    await this.#feed.revokeSessions(sids, until)
-    await Promise.all(sids.map((sid) => this.#deleteSession(sid)))
+  /**
+   * Recorded and told first, so that every instance refuses them even if the deletes fail. Then
+   * each session goes, and its sid from its member's index (each on its own slot): one command
+   * for all the sids of one member. Only a sid given alone costs a read, to find its member.
+   */
+  async revoke (sessions: readonly RevokedSession[], until: number): Promise<void> {
+    if (sessions.length === 0) return
+    await this.#feed.revokeSessions(sessions.map(sidOf), until)
+    const found = await Promise.all(sessions.map((session) => typeof session === 'string' ? this.#memberOf(session) : session))
+    const byIndex = new Map<string, string[]>()
+    for (const session of found) {
+      if (session === null) continue
+      const index = redisKeys.memberIndex(this.#prefix, session.corpid, session.userid)
+      byIndex.set(index, [...byIndex.get(index) ?? [], session.sid])
+    }
+    await Promise.all([
+      ...[...byIndex].map(([index, sids]) => this.#run((client) => client.zrem(index, ...sids))),
+      ...found.map((session) => session === null ? undefined : this.#run((client) => client.del(redisKeys.session(this.#prefix, session.sid))))
+    ])
   }
 
   /**
    * Off-boarding in steps, each on one slot: the not-before is recorded and told (from then on
    * every access token of the member issued before it is refused everywhere), the session_key of
-   * an answer before it goes, then each session the index names that started before it, and its
-   * sid from the index. A rotation racing with it either finds its session gone or is ended after.
+   * an answer before it goes, then each session the index names that started before it, and then
+   * their sids from the index, in one command. A rotation racing with it either finds its session
+   * gone or is ended after.
    */
   async revokeMember (revocation: MemberRevocation): Promise<string[]> {
     const { corpid, userid, notBefore } = revocation
     await this.#feed.revokeMember(revocation)
     const index = redisKeys.memberIndex(this.#prefix, corpid, userid)
     const sids = await this.#run((client) => DROP_MEMBER.run(client, [index, redisKeys.sessionKey(this.#prefix, corpid, userid)], [notBefore])) as string[]
-    const ended = await Promise.all(sids.map(async (sid) => {
-      if (await this.#run((client) => END_IF_STARTED.run(client, [redisKeys.session(this.#prefix, sid)], [notBefore])) !== 1) return undefined
-      await this.#run((client) => client.zrem(index, sid))
-      return sid
-    }))
-    return ended.filter((sid) => sid !== undefined)
+    const ends = await Promise.all(sids.map((sid) => this.#run((client) => END_IF_STARTED.run(client, [redisKeys.session(this.#prefix, sid)], [notBefore]))))
+    const ended = sids.filter((_sid, at) => ends[at] === 1)
+    if (ended.length > 0) await this.#run((client) => client.zrem(index, ...ended))
+    return ended
   }
 
   async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
@@ -132,15 +147,11 @@ export class RedisSessionStore implements SessionStore {
     ]))
   }
 
-  /** The session goes, and its sid from its member's index (each on its own slot). */
-  async #deleteSession (sid: string): Promise<void> {
-    const key = redisKeys.session(this.#prefix, sid)
-    const raw = await this.#run((client) => client.get(key))
-    if (raw === null) return
+  /** A session's sid and member, read from the session; null when it is gone. */
+  async #memberOf (sid: string): Promise<Pick<SessionRecord, 'sid' | 'corpid' | 'userid'> | null> {
+    const raw = await this.#run((client) => client.get(redisKeys.session(this.#prefix, sid)))
+    if (raw === null) return null
     const { corpid, userid } = parseJson<SessionRecord>(raw)
-    await Promise.all([
-      this.#run((client) => client.zrem(redisKeys.memberIndex(this.#prefix, corpid, userid), sid)),
-      this.#run((client) => client.del(key))
-    ])
+    return { sid, corpid, userid }
   }
 }
