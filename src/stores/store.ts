@@ -53,8 +53,12 @@ export function sidOf (session: RevokedSession): string {
 
 /** Requests counted per key in fixed windows, shared by every instance: the routes' rate limits. */
 export interface RateCounter {
-  /** Counts one request under `key`; `window` ms from the first. `ttl`: ms left of the window. */
-  incr (key: string, window: number): Promise<{ current: number, ttl: number }>
+  /**
+   * Counts `by` requests (one unless told; several for a budget leased in batches) under `key`,
+   * in a window of `window` ms from the first count. `current`: the count so far in the window,
+   * `by` included; `ttl`: ms left of the window.
+   */
+  incr (key: string, window: number, by?: number): Promise<{ current: number, ttl: number }>
 }
 
 /**

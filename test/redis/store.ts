@@ -116,6 +116,21 @@ if (redis !== undefined) {
       'and both indexes are empty')
   })
 
+  t.test('rate counter: counts several calls at once, in a window that starts with the first', async (t) => {
+    const keyPrefix = nextPrefix()
+    const { rateCounter } = new RedisSessionStore({ client: await client(t), keyPrefix })
+    const window = 60_000
+    const first = await rateCounter.incr('budget', window, 5)
+    t.equal(first.current, 5)
+    const second = await rateCounter.incr('budget', window, 3)
+    t.equal(second.current, 8, 'five, then three')
+    // What is left of the window, not a new one: never more than the first said, and not far
+    // below the window (a generous 10 s for a loaded machine between the two calls).
+    t.ok(second.ttl <= first.ttl && second.ttl > window - 10_000, `ttl ${second.ttl} ms of ${window}`)
+    t.equal((await rateCounter.incr('budget', window)).current, 9, 'one when not told')
+    t.equal((await rateCounter.incr('other', window, 2)).current, 2, 'each key its own count')
+  })
+
   t.test('shared token: compare-and-delete and the refresh lock', async (t) => {
     const keyPrefix = nextPrefix()
     const { tokens } = new RedisSessionStore({ client: await client(t), keyPrefix })

@@ -14,8 +14,8 @@ export class RedisRateCounter implements RateCounter {
     this.#prefix = keyPrefix
   }
 
-  async incr (key: string, window: number): Promise<{ current: number, ttl: number }> {
-    const [current, ttl] = await this.#run((client) => COUNT.run(client, [redisKeys.rate(this.#prefix, key)], [window])) as [number, number]
+  async incr (key: string, window: number, by = 1): Promise<{ current: number, ttl: number }> {
+    const [current, ttl] = await this.#run((client) => COUNT.run(client, [redisKeys.rate(this.#prefix, key)], [window, by])) as [number, number]
     return { current, ttl }
   }
 }

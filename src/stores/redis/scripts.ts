@@ -135,9 +135,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
-/** KEYS: counter. ARGV: window ms. Counts one request; the window starts with the first. */
+/** KEYS: counter. ARGV: window ms, count. Counts requests; the window starts with the first. */
 export const COUNT = new Script(`
-local current = redis.call('INCR', KEYS[1])
+local current = redis.call('INCRBY', KEYS[1], ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
