@@ -15,6 +15,7 @@ import { Revocations } from './sessions/revocations.js'
 import { createSessions, stored, type IssuedTokens } from './sessions/sessions.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
+import type { SessionStore } from './stores/store.js'
 import { createApi, type WecomApi } from './wecom/api.js'
 import { WecomClient } from './wecom/client.js'
 import { withDeadline } from './wecom/deadline.js'
@@ -155,7 +156,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
       }
     },
     // Redis down: 503, and WeCom resends until it is back.
-    firstDelivery: (key, ttl) => stored(() => store.firstDelivery(key, ttl)),
+    firstDelivery: (key, ttl) => stored(() => rememberOnSight(store, key, ttl)),
     onEvent: config.onEvent,
     log
   })
@@ -220,6 +221,17 @@ function corpIdArgument (corpId: unknown): string {
 function argument (name: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ARGUMENT) throw new InvalidArgumentError(name, `a string of 1 to ${MAX_ARGUMENT} characters`)
   return value
+}
+
+/**
+ * True the first time any instance presents the delivery `key` within `ttl` ms: claimed and
+ * settled as done at once, as the callback's memory of deliveries was until it settles its own
+ * claims (after acting on them).
+ */
+async function rememberOnSight (store: SessionStore, key: string, ttl: number): Promise<boolean> {
+  const claim = await store.claimDelivery(key, ttl)
+  if (claim.state === 'new') await store.settleDelivery(key, claim.id, true, ttl)
+  return claim.state === 'new'
 }
 
 /** The plugin, for `app.register(fastifyWecomAuth, options)`. */

@@ -1,4 +1,5 @@
-import { memberKey, sidOf, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore } from './store.js'
+import { randomUUID } from 'node:crypto'
+import { memberKey, sidOf, type DeliveryClaim, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore } from './store.js'
 
 /**
  * The keys of `map`, oldest first, for deleting each as it comes: one iterator kept across calls.
@@ -29,8 +30,11 @@ export class MemorySessionStore implements SessionStore {
   readonly #oldestSession = oldestFirst(this.#sessions)
   readonly #oldestSessionKey = oldestFirst(this.#sessionKeys)
   readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
-  /** Callback deliveries seen, with the epoch ms until which they are remembered. */
-  readonly #deliveries = new Map<string, number>()
+  /**
+   * Callback deliveries: a claim's id until its lease ends, or null (done) until the memory's
+   * ttl ends; epoch ms.
+   */
+  readonly #deliveries = new Map<string, { claim: string | null, until: number }>()
   readonly #oldestDelivery = oldestFirst(this.#deliveries)
   readonly #maxSessions: number
   readonly #now: () => number
@@ -104,15 +108,24 @@ export class MemorySessionStore implements SessionStore {
     this.#deliveries.clear()
   }
 
-  async firstDelivery (key: string, ttl: number): Promise<boolean> {
-    const now = this.#now()
-    const until = this.#deliveries.get(key)
-    if (until !== undefined && until > now) return false
+  async claimDelivery (key: string, lease: number): Promise<DeliveryClaim> {
+    const kept = this.#deliveries.get(key)
+    if (kept !== undefined && kept.until > this.#now()) return { state: kept.claim === null ? 'done' : 'busy' }
+    const id = randomUUID()
+    this.#remember(key, id, lease)
+    return { state: 'new', id }
+  }
+
+  async settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void> {
+    if (done) this.#remember(key, null, ttl)
+    else if (this.#deliveries.get(key)?.claim === id) this.#deliveries.delete(key)
+  }
+
+  #remember (key: string, claim: string | null, ttl: number): void {
     this.#deliveries.delete(key)
-    this.#deliveries.set(key, now + ttl)
+    this.#deliveries.set(key, { claim, until: this.#now() + ttl })
     // Bounded like the sessions: the oldest sighting goes first.
     if (this.#deliveries.size > this.#maxSessions) this.#deliveries.delete(this.#oldestDelivery())
-    return true
   }
 
   #deliver (revocations: readonly Revocation[]): void {

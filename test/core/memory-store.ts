@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MemorySessionStore } from '../../src/stores/memory.js'
-import type { SessionRecord } from '../../src/stores/store.js'
+import type { DeliveryClaim, SessionRecord } from '../../src/stores/store.js'
 import { CORP_A } from '../helpers/setup.js'
 
 const session = (sid: string, userid: string): SessionRecord => ({
@@ -56,4 +56,28 @@ t.test('revokeMember ends every session of a member, whether it had one or many 
   await store.revokeMember({ corpid: CORP_A, userid: 'alice', notBefore: Date.now(), until: Date.now() + 1000 })
   await store.revokeMember({ corpid: CORP_A, userid: 'bob', notBefore: Date.now(), until: Date.now() + 1000 })
   t.same(await live(store, ['a4', 'b1']), [], 'a member with one session, each')
+})
+
+t.test('callback deliveries: claimed, busy, done; released by their holder only; a lapsed lease claimed anew', async (t) => {
+  let now = 1_000_000
+  const store = new MemorySessionStore({ maxSessions: 100, now: () => now })
+  const idOf = (claim: DeliveryClaim): string => {
+    if (claim.state !== 'new') throw new Error(`the claim is ${claim.state}, not new`)
+    return claim.id
+  }
+  const first = idOf(await store.claimDelivery('event-1', 1000))
+  t.same(await store.claimDelivery('event-1', 1000), { state: 'busy' })
+  await store.settleDelivery('event-1', first, true, 60_000)
+  now += 30_000
+  t.same(await store.claimDelivery('event-1', 1000), { state: 'done' }, 'done for the ttl, not the lease')
+
+  const released = idOf(await store.claimDelivery('event-2', 1000))
+  await store.settleDelivery('event-2', released, false, 60_000)
+  const lapsed = idOf(await store.claimDelivery('event-2', 1000))
+  now += 1000
+  const next = idOf(await store.claimDelivery('event-2', 1000))
+  await store.settleDelivery('event-2', lapsed, false, 60_000)
+  t.same(await store.claimDelivery('event-2', 1000), { state: 'busy' }, 'a stale id does not release another\'s claim')
+  await store.settleDelivery('event-2', next, false, 60_000)
+  t.equal((await store.claimDelivery('event-2', 1000)).state, 'new', 'its holder\'s does')
 })

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import fastifyWecomAuth from '../../src/index.js'
 import { redisKeys } from '../../src/stores/redis/keys.js'
 import { RedisSessionStore } from '../../src/stores/redis/sessions.js'
-import { StoreDownError, type Revocation, type SessionRecord } from '../../src/stores/store.js'
+import { StoreDownError, type DeliveryClaim, type Revocation, type SessionRecord } from '../../src/stores/store.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
 import { SharedStoreError } from '../../src/wecom/token-cache.js'
 import { eventually, redisApp, startRedis } from '../helpers/redis.js'
@@ -36,6 +36,12 @@ if (redis !== undefined) {
     checkedAt: Date.now(),
     expiresAt: Date.now() + 60_000
   })
+
+  /** A claim's id, for a claim that must be new. */
+  const idOf = (claim: DeliveryClaim): string => {
+    if (claim.state !== 'new') throw new Error(`the claim is ${claim.state}, not new`)
+    return claim.id
+  }
 
   /** The connections Redis has open under a name, by CLIENT LIST. */
   const named = async (inspector: Redis, name: string): Promise<number> =>
@@ -129,6 +135,50 @@ if (redis !== undefined) {
     t.ok(second.ttl <= first.ttl && second.ttl > window - 10_000, `ttl ${second.ttl} ms of ${window}`)
     t.equal((await rateCounter.incr('budget', window)).current, 9, 'one when not told')
     t.equal((await rateCounter.incr('other', window, 2)).current, 2, 'each key its own count')
+  })
+
+  t.test('callback deliveries: one instance claims, the others see it busy, then done', async (t) => {
+    const keyPrefix = nextPrefix()
+    const [a, b] = [new RedisSessionStore({ client: await client(t), keyPrefix }), new RedisSessionStore({ client: await client(t), keyPrefix })]
+    const inspector = await client(t)
+    // Long enough never to lapse on a loaded machine within the test.
+    const lease = 60_000
+    const claimed = idOf(await a.claimDelivery('corp:event-1', lease))
+    t.same(await b.claimDelivery('corp:event-1', lease), { state: 'busy' }, 'another instance, while it is claimed')
+    t.same(await a.claimDelivery('corp:event-1', lease), { state: 'busy' }, 'and the same instance')
+    await a.settleDelivery('corp:event-1', claimed, true, 86_400_000)
+    t.same(await b.claimDelivery('corp:event-1', lease), { state: 'done' }, 'done once settled')
+    const pttl = await inspector.pttl(redisKeys.delivery(keyPrefix, 'corp:event-1'))
+    t.ok(pttl > lease && pttl <= 86_400_000, `remembered for the ttl, not the lease (${pttl} ms)`)
+    t.equal((await b.claimDelivery('corp:event-2', lease)).state, 'new', 'each delivery its own claim')
+
+    await inspector.set(redisKeys.delivery(keyPrefix, 'corp:event-3'), '1', 'PX', 60_000)
+    t.same(await a.claimDelivery('corp:event-3', lease), { state: 'done' }, 'what an earlier version remembered is done')
+  })
+
+  t.test('callback deliveries: a claim not done is released by its holder only, and lapses with its lease', async (t) => {
+    const keyPrefix = nextPrefix()
+    const [a, b] = [new RedisSessionStore({ client: await client(t), keyPrefix }), new RedisSessionStore({ client: await client(t), keyPrefix })]
+    const lease = 60_000
+    const first = idOf(await a.claimDelivery('corp:event-1', lease))
+    await a.settleDelivery('corp:event-1', first, false, 86_400_000)
+    const again = await b.claimDelivery('corp:event-1', lease)
+    t.equal(again.state, 'new', 'released: the resend is acted on')
+
+    // A holder that outlived its lease: the next one claims anew, and the late holder's release
+    // leaves that claim alone. The short lease lapses by Redis's clock; waited for generously.
+    const short = idOf(await a.claimDelivery('corp:event-2', 50))
+    const claims: DeliveryClaim[] = []
+    t.ok(await eventually(5000, async () => {
+      claims.push(await b.claimDelivery('corp:event-2', lease))
+      return claims.at(-1)?.state === 'new'
+    }), 'a lapsed lease is claimed again')
+    const next = idOf(claims.at(-1)!)
+    t.not(next, short, 'under a new id')
+    await a.settleDelivery('corp:event-2', short, false, 86_400_000)
+    t.same(await a.claimDelivery('corp:event-2', lease), { state: 'busy' }, 'a stale id does not release another\'s claim')
+    await b.settleDelivery('corp:event-2', next, false, 86_400_000)
+    t.equal((await a.claimDelivery('corp:event-2', lease)).state, 'new', 'its holder\'s does')
   })
 
   t.test('shared token: compare-and-delete and the refresh lock', async (t) => {

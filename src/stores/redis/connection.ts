@@ -48,6 +48,11 @@ export function commands (client: RedisClient, Failure: Failure): Run {
   return (operation) => bounded(client, Failure, operation)
 }
 
+/** A duration as PX takes it: whole ms, at least one. */
+export function px (ms: number): number {
+  return Math.max(1, Math.ceil(ms))
+}
+
 /** Parses what the store wrote; anything else under its key (another program's value) is the store failing. */
 export function parseJson<T> (raw: string, Failure: Failure = StoreDownError): T {
   try {

@@ -129,8 +129,8 @@ if raw and cjson.decode(raw).value == ARGV[1] then return redis.call('DEL', KEYS
 return 0
 `)
 
-/** KEYS: lock. ARGV: owner. Releases the lock only if this owner still holds it. */
-export const UNLOCK = new Script(`
+/** KEYS: a lock or a delivery's claim. ARGV: owner. Releases it only if this owner still holds it. */
+export const RELEASE = new Script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `)
@@ -144,4 +144,16 @@ if ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return { current, ttl }
+`)
+
+/**
+ * KEYS: delivery. ARGV: claim id, lease ms. Claims the delivery for the lease unless a claim or
+ * 'done' is there: 'new', 'done' or 'busy'. '1' is done too: what an earlier version's
+ * firstDelivery kept, which acted on the delivery at once (a rolling upgrade).
+ */
+export const CLAIM_DELIVERY = new Script(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'new' end
+local kept = redis.call('GET', KEYS[1])
+if kept == 'done' or kept == '1' then return 'done' end
+return 'busy'
 `)

@@ -1,9 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { SharedTokenStore } from '../../wecom/token-cache.js'
 import {
-  sidOf, StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore
+  sidOf, StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore
 } from '../store.js'
-import { commands, parseJson, type RedisClient, type Run } from './connection.js'
+import { commands, parseJson, px, type RedisClient, type Run } from './connection.js'
+import { RedisDeliveries } from './deliveries.js'
 import { redisKeys } from './keys.js'
 import { RedisRateCounter } from './rate-counter.js'
 import { RevocationFeed } from './revocation-feed.js'
@@ -35,6 +36,7 @@ export class RedisSessionStore implements SessionStore {
   readonly #run: Run
   readonly #prefix: string
   readonly #feed: RevocationFeed
+  readonly #deliveries: RedisDeliveries
   readonly #now: () => number
 
   constructor (options: RedisStoreOptions) {
@@ -45,6 +47,7 @@ export class RedisSessionStore implements SessionStore {
     this.#feed = new RevocationFeed({ client, run: this.#run, keyPrefix, log, now: this.#now })
     this.tokens = new RedisTokenStore(client, keyPrefix, this.#now)
     this.rateCounter = new RedisRateCounter(this.#run, keyPrefix)
+    this.#deliveries = new RedisDeliveries(this.#run, keyPrefix)
   }
 
   /**
@@ -118,7 +121,7 @@ export class RedisSessionStore implements SessionStore {
 
   async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
     await this.#run((client) => SAVE_SESSION_KEY.run(client, [redisKeys.sessionKey(this.#prefix, corpid, userid)], [
-      answeredAt, `${answeredAt}.${sealed}`, Math.max(1, Math.ceil(ttl))
+      answeredAt, `${answeredAt}.${sealed}`, px(ttl)
     ]))
   }
 
@@ -136,9 +139,12 @@ export class RedisSessionStore implements SessionStore {
     this.#feed.close()
   }
 
-  async firstDelivery (key: string, ttl: number): Promise<boolean> {
-    const set = await this.#run((client) => client.set(redisKeys.delivery(this.#prefix, key), '1', 'PX', Math.max(1, Math.ceil(ttl)), 'NX'))
-    return set === 'OK'
+  async claimDelivery (key: string, lease: number): Promise<DeliveryClaim> {
+    return await this.#deliveries.claim(key, lease)
+  }
+
+  async settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void> {
+    await this.#deliveries.settle(key, id, done, ttl)
   }
 
   async #index (session: SessionRecord): Promise<void> {

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../../wecom/token-cache.js'
 import { commands, noop, parseJson, type RedisClient, type Run } from './connection.js'
 import { redisKeys } from './keys.js'
-import { DELETE_TOKEN_IF, UNLOCK } from './scripts.js'
+import { DELETE_TOKEN_IF, RELEASE } from './scripts.js'
 
 /** A lock holder that crashed blocks the others this long at most. */
 const LOCK_TTL = 10_000
@@ -57,7 +57,7 @@ export class RedisTokenStore implements SharedTokenStore {
       return await fn()
     } finally {
       // A lock left behind (Redis gone meanwhile) expires after LOCK_TTL: no reason to fail `fn`'s result.
-      await this.#run((client) => UNLOCK.run(client, [lock], [owner])).catch(noop)
+      await this.#run((client) => RELEASE.run(client, [lock], [owner])).catch(noop)
     }
   }
 }
