@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { InvalidArgumentError, InvalidCodeError, TokenMissingError, UserForbiddenError } from './errors.js'
-import { createOffboarding } from './events/offboarding.js'
+import { createOffboarding, deliveryLease } from './events/offboarding.js'
 import { createGuard, kClaims, type Authenticate, type WecomSession, type WecomUser } from './guard.js'
 import { createAccessTokens, jwksOf, registerJwtEngine } from './jwt.js'
 import { createLoginFlow, type LoginContext } from './login.js'
@@ -155,7 +155,9 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
       }
     },
     // Redis down: 503, and WeCom resends until it is back.
-    firstDelivery: (key, ttl) => stored(() => store.firstDelivery(key, ttl)),
+    claimDelivery: (key, lease) => stored(() => store.claimDelivery(key, lease)),
+    settleDelivery: (key, id, done, ttl) => store.settleDelivery(key, id, done, ttl),
+    lease: deliveryLease(config.api.timeout),
     onEvent: config.onEvent,
     log
   })
@@ -234,7 +236,7 @@ export type { WecomEvent } from './events/callback.js'
 export type { WecomApi, WecomAnswer } from './wecom/api.js'
 export type { IssuedTokens, EncryptedUserData } from './sessions/sessions.js'
 export {
-  ApiCallError, CallbackForbiddenError, CallbackInvalidError, ClaimsInvalidError,
+  ApiCallError, CallbackForbiddenError, CallbackInvalidError, CallbackRetryError, ClaimsInvalidError,
   CorpMismatchError, CorpNotAllowedError, CorpUnknownError, DecryptError, InvalidCodeError,
   InvalidArgumentError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError, TokenMissingError,
   TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError

@@ -1,4 +1,5 @@
-import { memberKey, type MemberRevocation, type Revocation, type SessionRecord, type SessionStore } from './store.js'
+import { randomUUID } from 'node:crypto'
+import { memberKey, type DeliveryClaim, type MemberRevocation, type Revocation, type SessionRecord, type SessionStore } from './store.js'
 
 /**
  * The keys of `map`, oldest first, for deleting each as it comes: one iterator kept across calls.
@@ -29,8 +30,11 @@ export class MemorySessionStore implements SessionStore {
   readonly #oldestSession = oldestFirst(this.#sessions)
   readonly #oldestSessionKey = oldestFirst(this.#sessionKeys)
   readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
-  /** Callback deliveries seen, with the epoch ms until which they are remembered. */
-  readonly #deliveries = new Map<string, number>()
+  /**
+   * Callback deliveries claimed (with the claim's id) or done (without), and the epoch ms until
+   * which the claim or the memory lasts.
+   */
+  readonly #deliveries = new Map<string, { id?: string, until: number }>()
   readonly #oldestDelivery = oldestFirst(this.#deliveries)
   readonly #maxSessions: number
   readonly #now: () => number
@@ -103,15 +107,24 @@ export class MemorySessionStore implements SessionStore {
     this.#deliveries.clear()
   }
 
-  async firstDelivery (key: string, ttl: number): Promise<boolean> {
-    const now = this.#now()
-    const until = this.#deliveries.get(key)
-    if (until !== undefined && until > now) return false
+  async claimDelivery (key: string, lease: number): Promise<DeliveryClaim> {
+    const held = this.#deliveries.get(key)
+    if (held !== undefined && held.until > this.#now()) return held.id === undefined ? { state: 'done' } : { state: 'busy' }
+    const id = randomUUID()
+    this.#remember(key, { id, until: this.#now() + lease })
+    return { state: 'new', id }
+  }
+
+  async settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void> {
+    if (done) this.#remember(key, { until: this.#now() + ttl })
+    else if (this.#deliveries.get(key)?.id === id) this.#deliveries.delete(key)
+  }
+
+  #remember (key: string, entry: { id?: string, until: number }): void {
     this.#deliveries.delete(key)
-    this.#deliveries.set(key, now + ttl)
+    this.#deliveries.set(key, entry)
     // Bounded like the sessions: the oldest sighting goes first.
     if (this.#deliveries.size > this.#maxSessions) this.#deliveries.delete(this.#oldestDelivery())
-    return true
   }
 
   #deliver (revocations: readonly Revocation[]): void {

@@ -5,8 +5,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../wecom/token-cache.js'
 import {
-  StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type SessionRecord, type SessionRevocation,
-  type SessionStore
+  StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type SessionRecord,
+  type SessionRevocation, type SessionStore
 } from './store.js'
 
 /**
@@ -183,10 +183,19 @@ if raw and cjson.decode(raw).value == ARGV[1] then return redis.call('DEL', KEYS
 return 0
 `)
 
-/** KEYS: lock. ARGV: owner. Releases the lock only if this owner still holds it. */
+/** KEYS: lock (or a delivery's claim). ARGV: owner. Releases the lock only if this owner still holds it. */
 const UNLOCK = new Script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+`)
+
+/** KEYS: delivery. ARGV: claim id, lease ms. 'new' (claimed for this id), 'done' or 'busy'. */
+const CLAIM = new Script(`
+local held = redis.call('GET', KEYS[1])
+if held == 'done' then return 'done' end
+if held then return 'busy' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 'new'
 `)
 
 /** KEYS: counter. ARGV: window ms. Counts one request; the window starts with the first. */
@@ -393,9 +402,19 @@ export class RedisSessionStore implements SessionStore {
     this.#subscriber?.disconnect()
   }
 
-  async firstDelivery (key: string, ttl: number): Promise<boolean> {
-    const set = await this.#run((client) => client.set(`${this.#prefix}delivery:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttl)), 'NX'))
-    return set === 'OK'
+  async claimDelivery (key: string, lease: number): Promise<DeliveryClaim> {
+    const id = randomBytes(16).toString('hex')
+    const state = await this.#run((client) => CLAIM.run(client, [this.#deliveryKey(key)], [id, Math.max(1, Math.ceil(lease))]))
+    return state === 'new' ? { state, id } : { state: state === 'done' ? 'done' : 'busy' }
+  }
+
+  async settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void> {
+    if (done) await this.#run((client) => client.set(this.#deliveryKey(key), 'done', 'PX', Math.max(1, Math.ceil(ttl))))
+    else await this.#run((client) => UNLOCK.run(client, [this.#deliveryKey(key)], [id]))
+  }
+
+  #deliveryKey (key: string): string {
+    return `${this.#prefix}delivery:${key}`
   }
 
   #sessionKeyKey (corpid: string, userid: string): string {

@@ -40,6 +40,15 @@ export interface MemberRevocation { corpid: string, userid: string, notBefore: n
 
 export type Revocation = SessionRevocation | MemberRevocation
 
+/** What claimDelivery found for a callback delivery. */
+export type DeliveryClaim =
+  /** This caller acts on the delivery now, and then settles it with this id. */
+  | { state: 'new', id: string }
+  /** An instance acted on it already, within the memory's ttl: answer success, do nothing. */
+  | { state: 'done' }
+  /** Another caller holds a live claim on it now: answer non-success, WeCom resends. */
+  | { state: 'busy' }
+
 /** Requests counted per key in fixed windows, shared by every instance: the routes' rate limits. */
 export interface RateCounter {
   /** Counts one request under `key`; `window` ms from the first. `ttl`: ms left of the window. */
@@ -87,10 +96,17 @@ export interface SessionStore {
   onRevoke (listener: (revocations: readonly Revocation[]) => void): Promise<void>
   close (): Promise<void>
   /**
-   * True the first time any instance presents `key` within `ttl` ms, false afterwards: a callback
-   * delivery WeCom resends, to this instance or another, has no second effect.
+   * Claims a callback delivery for `lease` ms, across instances: the caller that gets 'new' acts on
+   * the delivery and then settles it. A claim not settled within its lease lapses (an instance died
+   * mid-work), and the next delivery claims it anew.
    */
-  firstDelivery (key: string, ttl: number): Promise<boolean>
+  claimDelivery (key: string, lease: number): Promise<DeliveryClaim>
+  /**
+   * After acting on a claimed delivery: `done` remembers it as done for `ttl` ms (a resend then
+   * gets 'done'); not done releases the claim, if it is still this `id`'s, so that WeCom's resend
+   * or another instance acts on it.
+   */
+  settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void>
 }
 
 /** One key per member, the same in every part of the process. */

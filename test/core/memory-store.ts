@@ -57,3 +57,31 @@ t.test('revokeMember ends every session of a member, whether it had one or many 
   await store.revokeMember({ corpid: CORP_A, userid: 'bob', notBefore: Date.now(), until: Date.now() + 1000 })
   t.same(await live(store, ['a4', 'b1']), [], 'a member with one session, each')
 })
+
+t.test('delivery claims: one live claim at a time, released only by its own id or its lease; done remembered for its ttl', async (t) => {
+  let clock = 1_000_000
+  const store = new MemorySessionStore({ maxSessions: 10, now: () => clock })
+  const claimed = async (): Promise<string> => {
+    const claim = await store.claimDelivery('event', 10_000)
+    if (claim.state !== 'new') throw new Error(`claimed ${claim.state}`)
+    return claim.id
+  }
+  const first = await claimed()
+  t.same(await store.claimDelivery('event', 10_000), { state: 'busy' })
+  t.equal((await store.claimDelivery('another event', 10_000)).state, 'new', 'each delivery has its own claim')
+  await store.settleDelivery('event', 'not-that-claim', false, 60_000)
+  t.same(await store.claimDelivery('event', 10_000), { state: 'busy' }, 'another id releases nothing')
+  await store.settleDelivery('event', first, false, 60_000)
+  const second = await claimed()
+  t.not(second, first, 'released: the next delivery claims it anew')
+
+  clock += 10_000
+  const third = await claimed()
+  await store.settleDelivery('event', second, false, 60_000)
+  t.same(await store.claimDelivery('event', 10_000), { state: 'busy' }, 'a lapsed claim\'s release leaves the new claim alone')
+  await store.settleDelivery('event', third, true, 60_000)
+  clock += 59_999
+  t.same(await store.claimDelivery('event', 10_000), { state: 'done' })
+  clock += 1
+  t.equal((await store.claimDelivery('event', 10_000)).state, 'new', 'forgotten after its ttl')
+})
