@@ -73,7 +73,9 @@ const RETRY = 'not acknowledged, WeCom\'s resend will retry it'
 export function createOffboarding<R> (deps: OffboardingDependencies<R>): {
   /**
    * Handles one delivery of `corpId`'s event: resolves when it was acted on, or at once for one
-   * done already; rejects (a 503) when it was not, or another delivery of it is being handled.
+   * done already. Rejects, so that the route answers no `success`, when an effect failed (with the
+   * failure's error: 503 WECOM_STORE_UNAVAILABLE or WECOM_UNAVAILABLE, 502 WECOM_UPSTREAM_ERROR)
+   * or onEvent threw, or another delivery of it is being handled (503 WECOM_CALLBACK_RETRY).
    */
   handle (corpId: string, event: WecomEvent, request: R): Promise<void>
 } {
