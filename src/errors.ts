@@ -131,6 +131,13 @@ export const CallbackInvalidError = createError<[string]>(
   'WECOM_CALLBACK_INVALID', 'WeCom callback refused: %s', 400, Base)
 
 /**
+ * A verified delivery not acknowledged now, so that WeCom resends it (503, Retry-After 5 s): another
+ * delivery of the event is being handled, or the host's onEvent failed.
+ */
+export const CallbackRetryError = createError<[string]>(
+  'WECOM_CALLBACK_RETRY', 'WeCom callback not acknowledged: %s; WeCom resends it', 503, Base)
+
+/**
  * `app.wecom.api()`: WeCom answered a non-zero errcode. The error carries `errcode`, `endpoint`
  * (the path under /cgi-bin/) and `hint` (WeCom's request id), never the URL or the token.
  */

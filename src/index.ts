@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { InvalidArgumentError, InvalidCodeError, TokenMissingError, UserForbiddenError } from './errors.js'
-import { createOffboarding } from './events/offboarding.js'
+import { createOffboarding, deliveryLease } from './events/offboarding.js'
 import { createGuard, kClaims, type Authenticate, type WecomSession, type WecomUser } from './guard.js'
 import { createAccessTokens, jwksOf, registerJwtEngine } from './jwt.js'
 import { createLoginFlow, type LoginContext } from './login.js'
@@ -15,7 +15,7 @@ import { Revocations } from './sessions/revocations.js'
 import { createSessions, stored, type IssuedTokens } from './sessions/sessions.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
-import type { SessionStore } from './stores/store.js'
+
 import { createApi, type WecomApi } from './wecom/api.js'
 import { WecomClient } from './wecom/client.js'
 import { withDeadline } from './wecom/deadline.js'
@@ -156,7 +156,9 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
       }
     },
     // Redis down: 503, and WeCom resends until it is back.
-    firstDelivery: (key, ttl) => stored(() => rememberOnSight(store, key, ttl)),
+    claimDelivery: (key, lease) => stored(() => store.claimDelivery(key, lease)),
+    settleDelivery: (key, id, done, ttl) => store.settleDelivery(key, id, done, ttl),
+    lease: deliveryLease(config.api.timeout),
     onEvent: config.onEvent,
     log
   })
@@ -223,17 +225,6 @@ function argument (name: string, value: unknown): string {
   return value
 }
 
-/**
- * True the first time any instance presents the delivery `key` within `ttl` ms: claimed and
- * settled as done at once, as the callback's memory of deliveries was until it settles its own
- * claims (after acting on them).
- */
-async function rememberOnSight (store: SessionStore, key: string, ttl: number): Promise<boolean> {
-  const claim = await store.claimDelivery(key, ttl)
-  if (claim.state === 'new') await store.settleDelivery(key, claim.id, true, ttl)
-  return claim.state === 'new'
-}
-
 /** The plugin, for `app.register(fastifyWecomAuth, options)`. */
 export const fastifyWecomAuth = fp(plugin, { name: 'fastify-wecom-auth', fastify: '5.x' })
 export default fastifyWecomAuth
@@ -246,7 +237,7 @@ export type { WecomEvent } from './events/callback.js'
 export type { WecomApi, WecomAnswer } from './wecom/api.js'
 export type { IssuedTokens, EncryptedUserData } from './sessions/sessions.js'
 export {
-  ApiCallError, CallbackForbiddenError, CallbackInvalidError, ClaimsInvalidError,
+  ApiCallError, CallbackForbiddenError, CallbackInvalidError, CallbackRetryError, ClaimsInvalidError,
   CorpMismatchError, CorpNotAllowedError, CorpUnknownError, DecryptError, InvalidCodeError,
   InvalidArgumentError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError, TokenMissingError,
   TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError

@@ -1,8 +1,8 @@
 import { STATUS_CODES } from 'node:http'
 import {
-  CallbackForbiddenError, CallbackInvalidError, CorpMismatchError, CorpNotAllowedError, CorpUnknownError, InvalidCodeError,
-  RateLimitedError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError, TokenMissingError,
-  TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError
+  CallbackForbiddenError, CallbackInvalidError, CallbackRetryError, CorpMismatchError, CorpNotAllowedError, CorpUnknownError,
+  InvalidCodeError, RateLimitedError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError,
+  TokenMissingError, TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError
 } from './errors.js'
 
 // The JSON Schema of the plugin's routes: what validates their bodies (with the plugin's own ajv)
@@ -185,7 +185,9 @@ export function routeSchemas ({ tag, hide }: DocsOptions) {
       description: 'WeCom posts its encrypted events here (XML); off-boarding events end the member\'s sessions.',
       response: {
         200: { description: 'WeCom\'s acknowledgement', content: { 'text/plain': { schema: { type: 'string', enum: ['success'] } } } },
-        ...errorResponses([CallbackInvalidError, CallbackForbiddenError, StoreUnavailableError])
+        // Not acknowledged, so that WeCom resends: the store or WeCom (the recheck) unavailable, a
+        // delivery of the event handled elsewhere, onEvent failed.
+        ...errorResponses([CallbackInvalidError, CallbackForbiddenError, UpstreamError, UnavailableError, StoreUnavailableError, CallbackRetryError])
       }
     }
   }

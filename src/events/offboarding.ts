@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto'
+import { CallbackRetryError } from '../errors.js'
+import type { DeliveryClaim } from '../stores/store.js'
 import type { WecomEvent } from './callback.js'
 
 /**
@@ -7,11 +9,15 @@ import type { WecomEvent } from './callback.js'
  * visible range loses every session made before the event; a member whose departments changed is
  * asked about again (user/get), since only that tells whether they are still in the range.
  *
- * A delivery is handled once across instances: WeCom resends one it got no answer to within 5 s,
- * and a resend, in its old envelope or a new one, decrypts to the same event. And the off-boarding
- * ends what was made before the event, never after it: a replay that got past the memory of
- * deliveries (a Redis without persistence, restarted) cannot end a session of a member re-added
- * since.
+ * A delivery is acted on once across instances, or not acknowledged: WeCom resends one it got no
+ * `success` for within 5 s, three times, and a resend, in its old envelope or a new one, decrypts
+ * to the same event. The first delivery claims the event in the store, acts, and settles it: done
+ * when every effect succeeded (a resend is then answered `success` with no second effect), else
+ * the claim is released and the answer is a 503, so that WeCom's resend acts on it again. An
+ * effect that succeeded before another failed is safe to run again: the off-boarding ends what was
+ * made before the event, never after it, so neither a resend nor a replay that got past the
+ * memory of deliveries (a Redis without persistence, restarted) ends a session of a member
+ * re-added since.
  */
 
 /** Why a member's sessions end, as the log line says it. */
@@ -29,24 +35,48 @@ export interface OffboardingDependencies<R> {
   revokeUser (corpId: string, userid: string, at: number, request: R): Promise<void>
   /** Asks WeCom about the member now: false when they may no longer use the app. */
   stillAllowed (corpId: string, userid: string, request: R): Promise<boolean>
-  /** The store's memory of deliveries (SessionStore.firstDelivery). */
-  firstDelivery (key: string, ttl: number): Promise<boolean>
+  /** The store's claims on deliveries (SessionStore.claimDelivery, settleDelivery). */
+  claimDelivery (key: string, lease: number): Promise<DeliveryClaim>
+  settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void>
+  /** Milliseconds a delivery's claim holds: deliveryLease(api.timeout). */
+  lease: number
   onEvent?: (event: WecomEvent, request: R) => void | Promise<void>
   log: EventLogger
 }
 
 /**
- * How long a delivery is remembered. WeCom resends within seconds, three times at most; a recorded
- * delivery is refused after TIMESTAMP_WINDOW; a day is far beyond both, and costs one small key
- * per event.
+ * How long a delivery is remembered as done. WeCom resends within seconds, three times at most; a
+ * recorded delivery is refused after TIMESTAMP_WINDOW; a day is far beyond both, and costs one
+ * small key per event.
  */
 export const DELIVERY_MEMORY = 24 * 60 * 60 * 1000
+
+/**
+ * Milliseconds a delivery's claim holds, for `timeout` (api.timeout). Longer than the work of one
+ * delivery on a live instance, so that a resend arriving meanwhile never acts beside it: a few
+ * store commands (a second each at most), the recheck (one deadline of `timeout` for the token
+ * and user/get), the host's onRevoke and onEvent; twice the timeout leaves as much again for all
+ * but the recheck. Shorter than WeCom's resends last (the third comes 15 s or more after the first
+ * POST), so that the claim of an instance that died mid-work lapses and a resend acts: 10 s at
+ * least, which the default timeout (5 s) gives. A timeout above 7.5 s trades that for the first:
+ * an instance dying then may leave the event to no resend.
+ */
+export function deliveryLease (timeout: number): number {
+  return Math.max(10_000, 2 * timeout)
+}
 
 /** WeCom's Status: 1 active; 2 disabled, 4 not activated, 5 left (doc path/90970). */
 const ACTIVE = '1'
 
+const RETRY = 'not acknowledged, WeCom\'s resend will retry it'
+
 export function createOffboarding<R> (deps: OffboardingDependencies<R>): {
-  /** Handles one delivery of `corpId`'s event; resolves when done, or at once for a resend. */
+  /**
+   * Handles one delivery of `corpId`'s event: resolves when it was acted on, or at once for one
+   * done already. Rejects, so that the route answers no `success`, when an effect failed (with the
+   * failure's error: 503 WECOM_STORE_UNAVAILABLE or WECOM_UNAVAILABLE, 502 WECOM_UPSTREAM_ERROR)
+   * or onEvent threw, or another delivery of it is being handled (503 WECOM_CALLBACK_RETRY).
+   */
   handle (corpId: string, event: WecomEvent, request: R): Promise<void>
 } {
   async function revoke (corpId: string, userid: string, cause: OffboardingCause, event: WecomEvent, request: R): Promise<void> {
@@ -56,9 +86,8 @@ export function createOffboarding<R> (deps: OffboardingDependencies<R>): {
     try {
       await deps.revokeUser(corpId, userid, at, request)
     } catch (error) {
-      // The delivery is remembered already: WeCom's resend will not run it again.
       deps.log.error({ err: error, corpId, userid, event: kindOf(event), action: 'revokeUser', cause },
-        'wecom: WeCom\'s event could not end the member\'s sessions (store unavailable); run revokeUser for them')
+        `wecom: WeCom's event could not end the member's sessions (store unavailable); ${RETRY}`)
       throw error
     }
     deps.log.info({ corpId, userid, event: kindOf(event), action: 'revokeUser', cause }, `wecom: ${cause} member's sessions ended by WeCom's event`)
@@ -68,41 +97,72 @@ export function createOffboarding<R> (deps: OffboardingDependencies<R>): {
     let allowed: boolean
     try {
       allowed = await deps.stillAllowed(corpId, userid, request)
-    } catch {
-      // WeCom unavailable: the next refresh asks again (session.recheckInterval).
-      deps.log.warn({ corpId, userid, event: kindOf(event), action: 'recheck' }, 'wecom: could not recheck the member after their departments changed; the next refresh will')
-      return
+    } catch (error) {
+      deps.log.warn({ err: error, corpId, userid, event: kindOf(event), action: 'recheck' },
+        `wecom: could not recheck the member after their departments changed; ${RETRY}`)
+      throw error
     }
     if (allowed) deps.log.info({ corpId, userid, event: kindOf(event), action: 'recheck' }, 'wecom: member still allowed after their departments changed')
     else await revoke(corpId, userid, 'left the visible range', event, request)
   }
 
+  /** Every effect of the event, in order; rejects at the first that failed. */
+  async function act (corpId: string, event: WecomEvent, request: R): Promise<void> {
+    const userid = text(event.UserID)
+    const kind = kindOf(event)
+    if (kind === 'change_contact/delete_user' && userid !== '') {
+      await revoke(corpId, userid, 'deleted', event, request)
+    } else if (kind === 'change_contact/update_user' && userid !== '') {
+      const newUserid = text(event.NewUserID)
+      const status = text(event.Status)
+      if (status !== '' && status !== ACTIVE) await revoke(corpId, userid, 'not active', event, request)
+      else if (newUserid !== '' && newUserid !== userid) await revoke(corpId, userid, 'userid changed', event, request)
+      else if (event.Department !== undefined) await recheck(corpId, userid, event, request)
+    } else if (kind === 'unsubscribe' && text(event.FromUserName) !== '') {
+      // The member was taken out of the app's visible range (or left the corp).
+      await revoke(corpId, text(event.FromUserName), 'left the visible range', event, request)
+    }
+    if (deps.onEvent === undefined) return
+    try {
+      await deps.onEvent(event, request)
+    } catch (error) {
+      // The host's error stays in the log: the answer goes to WeCom.
+      deps.log.error({ err: error, corpId, event: kind }, `wecom: onEvent failed; ${RETRY}`)
+      throw new CallbackRetryError('onEvent failed')
+    }
+  }
+
+  async function settle (key: string, id: string, done: boolean, fields: object): Promise<void> {
+    try {
+      await deps.settleDelivery(key, id, done, DELIVERY_MEMORY)
+    } catch (error) {
+      // Done: answered `success` all the same, since a resend would act a second time. Not done:
+      // the answer is the failure's, and the claim lapses after its lease.
+      deps.log.warn({ err: error, ...fields, action: 'settle' }, done
+        ? 'wecom: event acted on, but not remembered as done (store unavailable); answered success'
+        : `wecom: event's claim not released (store unavailable); it lapses in ${deps.lease} ms`)
+    }
+  }
+
   return {
     async handle (corpId, event, request) {
-      if (!await deps.firstDelivery(deliveryKey(corpId, event), DELIVERY_MEMORY)) {
-        deps.log.info({ corpId, event: kindOf(event), action: 'none' }, 'wecom: event delivered again; answered without a second effect')
+      const key = deliveryKey(corpId, event)
+      const fields = { corpId, event: kindOf(event) }
+      const claim = await deps.claimDelivery(key, deps.lease)
+      if (claim.state === 'done') {
+        deps.log.info({ ...fields, action: 'none' }, 'wecom: event delivered again; answered without a second effect')
         return
       }
-      const userid = text(event.UserID)
-      const kind = kindOf(event)
-      if (kind === 'change_contact/delete_user' && userid !== '') {
-        await revoke(corpId, userid, 'deleted', event, request)
-      } else if (kind === 'change_contact/update_user' && userid !== '') {
-        const newUserid = text(event.NewUserID)
-        const status = text(event.Status)
-        if (status !== '' && status !== ACTIVE) await revoke(corpId, userid, 'not active', event, request)
-        else if (newUserid !== '' && newUserid !== userid) await revoke(corpId, userid, 'userid changed', event, request)
-        else if (event.Department !== undefined) await recheck(corpId, userid, event, request)
-      } else if (kind === 'unsubscribe' && text(event.FromUserName) !== '') {
-        // The member was taken out of the app's visible range (or left the corp).
-        await revoke(corpId, text(event.FromUserName), 'left the visible range', event, request)
+      if (claim.state === 'busy') {
+        deps.log.info({ ...fields, action: 'none' }, `wecom: event delivered again while another delivery of it is being handled; ${RETRY}`)
+        throw new CallbackRetryError('another delivery of this event is being handled')
       }
-      if (deps.onEvent === undefined) return
+      let done = false
       try {
-        await deps.onEvent(event, request)
-      } catch (error) {
-        // Answered `success` all the same: a resend would not reach onEvent again.
-        deps.log.error({ err: error, corpId, event: kindOf(event) }, 'wecom: onEvent failed')
+        await act(corpId, event, request)
+        done = true
+      } finally {
+        await settle(key, claim.id, done, fields)
       }
     }
   }

@@ -31,10 +31,10 @@ export class MemorySessionStore implements SessionStore {
   readonly #oldestSessionKey = oldestFirst(this.#sessionKeys)
   readonly #listeners: Array<(revocations: readonly Revocation[]) => void> = []
   /**
-   * Callback deliveries: a claim's id until its lease ends, or null (done) until the memory's
-   * ttl ends; epoch ms.
+   * Callback deliveries claimed (with the claim's id) or done (without), and the epoch ms until
+   * which the claim or the memory lasts.
    */
-  readonly #deliveries = new Map<string, { claim: string | null, until: number }>()
+  readonly #deliveries = new Map<string, { id?: string, until: number }>()
   readonly #oldestDelivery = oldestFirst(this.#deliveries)
   readonly #maxSessions: number
   readonly #now: () => number
@@ -109,21 +109,21 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async claimDelivery (key: string, lease: number): Promise<DeliveryClaim> {
-    const kept = this.#deliveries.get(key)
-    if (kept !== undefined && kept.until > this.#now()) return { state: kept.claim === null ? 'done' : 'busy' }
+    const held = this.#deliveries.get(key)
+    if (held !== undefined && held.until > this.#now()) return held.id === undefined ? { state: 'done' } : { state: 'busy' }
     const id = randomUUID()
-    this.#remember(key, id, lease)
+    this.#remember(key, { id, until: this.#now() + lease })
     return { state: 'new', id }
   }
 
   async settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void> {
-    if (done) this.#remember(key, null, ttl)
-    else if (this.#deliveries.get(key)?.claim === id) this.#deliveries.delete(key)
+    if (done) this.#remember(key, { until: this.#now() + ttl })
+    else if (this.#deliveries.get(key)?.id === id) this.#deliveries.delete(key)
   }
 
-  #remember (key: string, claim: string | null, ttl: number): void {
+  #remember (key: string, entry: { id?: string, until: number }): void {
     this.#deliveries.delete(key)
-    this.#deliveries.set(key, { claim, until: this.#now() + ttl })
+    this.#deliveries.set(key, entry)
     // Bounded like the sessions: the oldest sighting goes first.
     if (this.#deliveries.size > this.#maxSessions) this.#deliveries.delete(this.#oldestDelivery())
   }

@@ -1,22 +1,28 @@
 import { getSignature } from '@wecom/crypto'
 import t, { type Test } from 'tap'
 import type { WecomEvent } from '../../src/index.js'
-import { callbackSignature, encryptCallbackMessage } from '../../src/testing/simulator.js'
+import { callbackSignature, encryptCallbackMessage, type WecomSimulatorOptions } from '../../src/testing/simulator.js'
 import {
-  KEY_A, KEY_B, TOKEN_A, TOKEN_B, callbackCorps, connect, eventXml, openIndependently, post, postEncrypted
+  KEY_A, KEY_B, TOKEN_A, TOKEN_B, callbackCorps, connect, deleteUserXml, eventXml, openIndependently, post, postEncrypted
 } from '../helpers/callback.js'
 import { eventually } from '../helpers/redis.js'
 import { CORP_A, CORP_B, setup } from '../helpers/setup.js'
 
-/** An app whose two corps have callbacks, listening, with the simulator's callbacks saved to it. */
-async function harness (t: Test) {
+/**
+ * An app whose two corps have callbacks, listening, with the simulator's callbacks saved to it.
+ * `onEvent` runs after each call is recorded in `events`.
+ */
+async function harness (t: Test, onEvent?: (event: WecomEvent) => Promise<void>, simOptions: WecomSimulatorOptions = {}) {
   const events: WecomEvent[] = []
   const revoked: string[] = []
   const h = await setup(t, {
     corps: callbackCorps(),
-    onEvent: async (event) => { events.push(event) },
+    onEvent: async (event) => {
+      events.push(event)
+      await onEvent?.(event)
+    },
     hooks: { onRevoke: async (member) => { revoked.push(`${member?.corpid}/${member?.userid}`) } }
-  })
+  }, simOptions)
   await connect(h.app, h.sim)
   const session = async (userid: string, corpId = CORP_A) => (await h.login(userid, corpId, { corpId })).json()
   const me = async (accessToken: string) => (await h.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${accessToken}` } })).statusCode
@@ -25,9 +31,6 @@ async function harness (t: Test) {
 }
 
 const now = () => Math.floor(Date.now() / 1000)
-const deleteUser = (userid: string, createTime = now(), corpId = CORP_A) => eventXml({
-  ToUserName: corpId, FromUserName: 'sys', CreateTime: createTime, MsgType: 'event', Event: 'change_contact', ChangeType: 'delete_user', UserID: userid
-})
 
 t.test('the simulator\'s ciphertext is WeCom\'s layout, and the plugin\'s package reads the same signature', async (t) => {
   const encrypted = encryptCallbackMessage(KEY_A, 'hello 企业微信', CORP_A)
@@ -88,10 +91,10 @@ t.test('no resend or replay ends a session made after the event', async (t) => {
   const h = await harness(t)
   const before = await h.session('zhangsan')
   const createTime = now() - 2
-  const replay = deleteUser('zhangsan', createTime)
+  const replay = deleteUserXml('zhangsan', createTime)
   // A delayed event: the session made after its CreateTime lives on, token and refresh.
   await new Promise((resolve) => setTimeout(resolve, 1100 - (Date.now() % 1000)))
-  t.equal((await post(h.app, CORP_A, deleteUser('zhangsan', createTime - 60))).body, 'success')
+  t.equal((await post(h.app, CORP_A, deleteUserXml('zhangsan', createTime - 60))).body, 'success')
   t.equal(await h.me(before.access_token), 200, 'a session made after the event is not ended by it')
   t.equal(await h.refresh(before.refresh_token), 200)
 
@@ -101,6 +104,67 @@ t.test('no resend or replay ends a session made after the event', async (t) => {
   t.equal(await h.me(after.access_token), 200)
   t.equal(await h.refresh(after.refresh_token), 200)
   t.equal(h.revoked.length, 2, 'two distinct events, each once')
+})
+
+/** A second boundary passed: what is made now comes after any event of an earlier CreateTime second. */
+const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1100 - (Date.now() % 1000)))
+
+/** WeCom's resend after 50 ms rather than 5 s: each test waits for one or two. */
+const fastResends = { callbackRetryDelay: 50 }
+
+t.test('onEvent failing once: not acknowledged; WeCom\'s resend runs it again, once per success', async (t) => {
+  let failures = 1
+  const h = await harness(t, async () => { if (failures-- > 0) throw new Error('the host\'s queue is down') }, fastResends)
+  const s = await h.session('zhangsan')
+  const delivery = await h.sim.removeMember(CORP_A, 'zhangsan')
+  t.equal(delivery?.acknowledged, false, 'the first POST is not acknowledged')
+  t.ok(await eventually(5000, async () => delivery?.acknowledged === true), 'WeCom\'s resend is')
+  t.equal(delivery?.attempts, 2)
+  t.equal(h.events.length, 2, 'onEvent ran again on the resend')
+  t.equal(await h.me(s.access_token), 401)
+  t.equal(await h.refresh(s.refresh_token), 401)
+  const line = h.logs.records.find((r) => /onEvent failed/.test(String(r.msg)))
+  t.match(line, { level: 50, corpId: CORP_A, event: 'change_contact/delete_user', msg: /not acknowledged, WeCom's resend will retry it/ })
+
+  t.same(await h.sim.redeliver(delivery!, 'new'), { status: 200, body: 'success' }, 'a resend after the success')
+  t.equal(h.events.length, 2, 'reaches onEvent no more')
+})
+
+t.test('a retry after onEvent failed ends what the event ended, and no session made after it', async (t) => {
+  let failures = 1
+  const h = await harness(t, async () => { if (failures-- > 0) throw new Error('the host\'s queue is down') })
+  const before = await h.session('zhangsan')
+  const xml = deleteUserXml('zhangsan')
+  const first = await post(h.app, CORP_A, xml)
+  t.equal(first.statusCode, 503, 'not acknowledged')
+  t.match(first.json(), { code: 'WECOM_CALLBACK_RETRY', message: /onEvent failed/ })
+  t.equal(first.headers['retry-after'], '5')
+  t.notMatch(first.body, /queue is down/, 'the host\'s error stays in the log')
+  t.equal(await h.me(before.access_token), 401, 'the off-boarding ran before onEvent failed')
+
+  await nextSecond()
+  const after = await h.session('zhangsan')
+  t.equal((await post(h.app, CORP_A, xml)).body, 'success', 'WeCom\'s resend, in a new envelope')
+  t.equal(await h.me(after.access_token), 200, 'the session made after the event lives on')
+  t.equal(await h.refresh(after.refresh_token), 200)
+  t.equal(await h.refresh(before.refresh_token), 401)
+  t.equal(h.events.length, 2)
+  t.same(h.revoked, [`${CORP_A}/zhangsan`, `${CORP_A}/zhangsan`], 'the same off-boarding, run again')
+})
+
+t.test('the recheck cannot reach WeCom: not acknowledged; the resend with WeCom back acts', async (t) => {
+  const h = await harness(t, undefined, fastResends)
+  const moved = await h.session('zhangsan')
+  h.sim.updateMember(CORP_A, 'zhangsan', { visible: false })
+  h.sim.inject('user/get', { drop: true })
+  const delivery = await h.sim.sendEvent(CORP_A, { Event: 'change_contact', ChangeType: 'update_user', UserID: 'zhangsan', Department: '7' })
+  t.equal(delivery.acknowledged, false, 'WeCom unreachable: the first POST is not acknowledged')
+  t.ok(await eventually(5000, async () => delivery.acknowledged), 'the resend is')
+  t.equal(delivery.attempts, 2)
+  t.equal(await h.me(moved.access_token), 401, 'and the member out of range lost the sessions')
+  t.equal(h.events.length, 1, 'onEvent once, after the recheck')
+  const line = h.logs.records.find((r) => r.action === 'recheck' && r.level === 40)
+  t.match(line, { userid: 'zhangsan', msg: /not acknowledged, WeCom's resend will retry it/ })
 })
 
 t.test('disabled, out of the visible range, renamed: sessions end; other events reach onEvent only', async (t) => {
@@ -142,7 +206,7 @@ t.test('a change of departments asks WeCom: a member now out of range loses the 
 t.test('every refusal is a 4xx with no side effect', async (t) => {
   const h = await harness(t)
   const s = await h.session('zhangsan')
-  const xml = deleteUser('zhangsan')
+  const xml = deleteUserXml('zhangsan')
   const encrypted = encryptCallbackMessage(KEY_A, xml, CORP_A)
   const cases: Array<[string, () => ReturnType<typeof post>, number]> = [
     ['a signature by another token', () => post(h.app, CORP_A, xml, { token: 'not-the-token' }), 403],
@@ -153,7 +217,7 @@ t.test('every refusal is a 4xx with no side effect', async (t) => {
     ['a ciphertext cut and patched (signed, but not WeCom\'s)', () => postEncrypted(h.app, CORP_A, encrypted.slice(0, -8) + 'AAAAAAA='), 400],
     ['a ciphertext that is not whole blocks', () => postEncrypted(h.app, CORP_A, encrypted.slice(0, -4)), 400],
     ['a receiver that is another corp', () => post(h.app, CORP_A, xml, { receiveId: CORP_B }), 403],
-    ['an event addressed to another corp', () => post(h.app, CORP_A, deleteUser('zhangsan', now(), CORP_B)), 403],
+    ['an event addressed to another corp', () => post(h.app, CORP_A, deleteUserXml('zhangsan', now(), CORP_B)), 403],
     ['a decrypted body that is not XML', () => post(h.app, CORP_A, 'not <xml'), 400],
     ['an event without CreateTime', () => post(h.app, CORP_A, eventXml({ ToUserName: CORP_A, Event: 'change_contact', ChangeType: 'delete_user', UserID: 'zhangsan' })), 400],
     ['an envelope that is not XML', () => postEncrypted(h.app, CORP_A, encrypted, {}, '{"Encrypt": 1}'), 400],
@@ -187,7 +251,7 @@ t.test('the callback route exists only when a corp has a callback; several corps
   t.equal((await plain.app.inject({ method: 'POST', url: '/wecom/callback', payload: '<xml/>' })).statusCode, 404)
   const h = await harness(t)
   const b = await h.session('zhaoliu', CORP_B)
-  const res = await post(h.app, CORP_B, deleteUser('zhaoliu', now(), CORP_B), { token: TOKEN_B, key: KEY_B })
+  const res = await post(h.app, CORP_B, deleteUserXml('zhaoliu', now(), CORP_B), { token: TOKEN_B, key: KEY_B })
   t.equal(res.body, 'success')
   t.equal(await h.me(b.access_token), 401)
 })

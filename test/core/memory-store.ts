@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MemorySessionStore } from '../../src/stores/memory.js'
-import type { DeliveryClaim, SessionRecord } from '../../src/stores/store.js'
+import type { SessionRecord } from '../../src/stores/store.js'
 import { CORP_A } from '../helpers/setup.js'
 
 const session = (sid: string, userid: string): SessionRecord => ({
@@ -58,26 +58,30 @@ t.test('revokeMember ends every session of a member, whether it had one or many 
   t.same(await live(store, ['a4', 'b1']), [], 'a member with one session, each')
 })
 
-t.test('callback deliveries: claimed, busy, done; released by their holder only; a lapsed lease claimed anew', async (t) => {
-  let now = 1_000_000
-  const store = new MemorySessionStore({ maxSessions: 100, now: () => now })
-  const idOf = (claim: DeliveryClaim): string => {
-    if (claim.state !== 'new') throw new Error(`the claim is ${claim.state}, not new`)
+t.test('delivery claims: one live claim at a time, released only by its own id or its lease; done remembered for its ttl', async (t) => {
+  let clock = 1_000_000
+  const store = new MemorySessionStore({ maxSessions: 10, now: () => clock })
+  const claimed = async (): Promise<string> => {
+    const claim = await store.claimDelivery('event', 10_000)
+    if (claim.state !== 'new') throw new Error(`claimed ${claim.state}`)
     return claim.id
   }
-  const first = idOf(await store.claimDelivery('event-1', 1000))
-  t.same(await store.claimDelivery('event-1', 1000), { state: 'busy' })
-  await store.settleDelivery('event-1', first, true, 60_000)
-  now += 30_000
-  t.same(await store.claimDelivery('event-1', 1000), { state: 'done' }, 'done for the ttl, not the lease')
+  const first = await claimed()
+  t.same(await store.claimDelivery('event', 10_000), { state: 'busy' })
+  t.equal((await store.claimDelivery('another event', 10_000)).state, 'new', 'each delivery has its own claim')
+  await store.settleDelivery('event', 'not-that-claim', false, 60_000)
+  t.same(await store.claimDelivery('event', 10_000), { state: 'busy' }, 'another id releases nothing')
+  await store.settleDelivery('event', first, false, 60_000)
+  const second = await claimed()
+  t.not(second, first, 'released: the next delivery claims it anew')
 
-  const released = idOf(await store.claimDelivery('event-2', 1000))
-  await store.settleDelivery('event-2', released, false, 60_000)
-  const lapsed = idOf(await store.claimDelivery('event-2', 1000))
-  now += 1000
-  const next = idOf(await store.claimDelivery('event-2', 1000))
-  await store.settleDelivery('event-2', lapsed, false, 60_000)
-  t.same(await store.claimDelivery('event-2', 1000), { state: 'busy' }, 'a stale id does not release another\'s claim')
-  await store.settleDelivery('event-2', next, false, 60_000)
-  t.equal((await store.claimDelivery('event-2', 1000)).state, 'new', 'its holder\'s does')
+  clock += 10_000
+  const third = await claimed()
+  await store.settleDelivery('event', second, false, 60_000)
+  t.same(await store.claimDelivery('event', 10_000), { state: 'busy' }, 'a lapsed claim\'s release leaves the new claim alone')
+  await store.settleDelivery('event', third, true, 60_000)
+  clock += 59_999
+  t.same(await store.claimDelivery('event', 10_000), { state: 'done' })
+  clock += 1
+  t.equal((await store.claimDelivery('event', 10_000)).state, 'new', 'forgotten after its ttl')
 })

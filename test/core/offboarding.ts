@@ -1,6 +1,8 @@
 import { createSigner } from 'fast-jwt'
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { StoreUnavailableError } from '../../src/errors.js'
+import { createOffboarding, deliveryLease, type OffboardingDependencies } from '../../src/events/offboarding.js'
 import { redisKeys } from '../../src/stores/redis/keys.js'
 import { MemorySessionStore } from '../../src/stores/memory.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
@@ -55,6 +57,85 @@ t.test('revokeUser forgets the member\'s session_key (in-process store)', async 
   await store.revokeMember({ corpid: CORP_A, userid: 'zhangsan', notBefore: Date.now(), until: Date.now() + 60_000 })
   t.equal(await store.sessionKeyOf(CORP_A, 'zhangsan'), null)
   t.equal(await store.sessionKeyOf(CORP_B, 'zhaoliu'), 'other')
+})
+
+/**
+ * WeCom's off-boarding on the in-process store, with failures injected: `failures` counts down
+ * the calls of each dependency that throw. `lines` holds what was logged.
+ */
+function offboardingOn (store: MemorySessionStore, failures: { revokeUser?: number, settle?: number }, onEvent?: () => Promise<void>) {
+  const lines: Array<{ level: string, fields: Record<string, unknown>, message: string }> = []
+  const logged = (level: string) => (fields: object, message: string) => { lines.push({ level, fields: fields as Record<string, unknown>, message }) }
+  const revoked: number[] = []
+  const deps: OffboardingDependencies<undefined> = {
+    async revokeUser (_corpId, _userid, at) {
+      if ((failures.revokeUser = (failures.revokeUser ?? 0) - 1) >= 0) throw new StoreUnavailableError()
+      revoked.push(at)
+    },
+    stillAllowed: async () => true,
+    claimDelivery: (key, lease) => store.claimDelivery(key, lease),
+    async settleDelivery (key, id, done, ttl) {
+      if ((failures.settle = (failures.settle ?? 0) - 1) >= 0) throw new Error('the store is down')
+      await store.settleDelivery(key, id, done, ttl)
+    },
+    lease: deliveryLease(1000),
+    onEvent,
+    log: { info: logged('info'), warn: logged('warn'), error: logged('error') }
+  }
+  const { handle } = createOffboarding(deps)
+  const event = { ToUserName: CORP_A, CreateTime: '1700000000', MsgType: 'event', Event: 'change_contact', ChangeType: 'delete_user', UserID: 'zhangsan' }
+  return { lines, revoked, deliver: () => handle(CORP_A, event, undefined) }
+}
+
+/** The end of the event's CreateTime second, in epoch ms: what its off-boarding ends things until. */
+const EVENT_AT = 1700000000999
+
+t.test('the store failing during the off-boarding: not acknowledged, and the next delivery acts, once', async (t) => {
+  const o = offboardingOn(new MemorySessionStore({ maxSessions: 10 }), { revokeUser: 1 })
+  await t.rejects(o.deliver(), { code: 'WECOM_STORE_UNAVAILABLE', statusCode: 503 }, 'answered 503: WeCom resends')
+  t.match(o.lines.at(-1), { level: 'error', fields: { userid: 'zhangsan', action: 'revokeUser' }, message: /not acknowledged, WeCom's resend will retry it/ })
+  t.notOk(o.lines.some((line) => /run revokeUser/.test(line.message)), 'no person is asked to do the plugin\'s work')
+  await o.deliver()
+  t.same(o.revoked, [EVENT_AT], 'the resend ended the sessions, at the event\'s time')
+  await o.deliver()
+  t.same(o.revoked, [EVENT_AT], 'and a resend after that did nothing')
+  t.match(o.lines.at(-1), { level: 'info', message: /delivered again; answered without a second effect/ })
+})
+
+t.test('two deliveries of one event at once: one acts, the other answers 503 and does nothing', async (t) => {
+  let release = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  const o = offboardingOn(new MemorySessionStore({ maxSessions: 10 }), {}, () => held)
+  const first = o.deliver()
+  await t.rejects(o.deliver(), { code: 'WECOM_CALLBACK_RETRY', statusCode: 503 })
+  t.ok(o.lines.some((line) => /another delivery of it is being handled; not acknowledged/.test(line.message)))
+  release()
+  await first
+  await o.deliver()
+  t.same(o.revoked, [EVENT_AT], 'one off-boarding')
+})
+
+t.test('a claim the store could not release lapses after its lease; done but not remembered answers success', async (t) => {
+  let clock = Date.now()
+  const store = new MemorySessionStore({ maxSessions: 10, now: () => clock })
+  const o = offboardingOn(store, { revokeUser: 1, settle: 1 })
+  await t.rejects(o.deliver(), { code: 'WECOM_STORE_UNAVAILABLE' }, 'the answer is the failure\'s, not the release\'s')
+  t.match(o.lines.at(-1), { level: 'warn', fields: { action: 'settle' }, message: /claim not released .*lapses in 10000 ms/ })
+  await t.rejects(o.deliver(), { code: 'WECOM_CALLBACK_RETRY' }, 'the claim holds within its lease')
+  clock += deliveryLease(1000)
+  await o.deliver()
+  t.same(o.revoked, [EVENT_AT], 'after it, a resend acts')
+
+  const unremembered = offboardingOn(new MemorySessionStore({ maxSessions: 10 }), { settle: 1 })
+  await unremembered.deliver()
+  t.same(unremembered.revoked, [EVENT_AT])
+  t.match(unremembered.lines.at(-1), { level: 'warn', message: /acted on, but not remembered as done .*answered success/ })
+})
+
+t.test('a claim outlasts the work of a delivery and lapses before WeCom\'s last resend', async (t) => {
+  t.equal(deliveryLease(5000), 10_000, 'the default api.timeout: twice WeCom\'s 5 s wait, under its resends\' 15 s')
+  t.equal(deliveryLease(1000), 10_000, 'never under 10 s: the store\'s commands and the host\'s hooks take time too')
+  t.equal(deliveryLease(8000), 16_000, 'twice a longer api.timeout')
 })
 
 t.test('Redis store', async (t) => {

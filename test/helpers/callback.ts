@@ -30,6 +30,13 @@ export function eventXml (fields: Record<string, string | number>): string {
     typeof value === 'number' ? `<${name}>${value}</${name}>` : `<${name}><![CDATA[${value}]]></${name}>`).join('')}</xml>`
 }
 
+/** WeCom's change_contact/delete_user for `userid`, at `createTime` (epoch seconds; now by default). */
+export function deleteUserXml (userid: string, createTime = Math.floor(Date.now() / 1000), corpId = CORP_A): string {
+  return eventXml({
+    ToUserName: corpId, FromUserName: 'sys', CreateTime: createTime, MsgType: 'event', Event: 'change_contact', ChangeType: 'delete_user', UserID: userid
+  })
+}
+
 export interface Envelope {
   token?: string
   key?: string

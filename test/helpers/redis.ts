@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer, connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
@@ -10,7 +13,7 @@ import { buildApp, CORP_A, type Extend, type LogCapture } from './setup.js'
 export interface RedisServer {
   url: string
   port: number
-  /** Stops the server (its data is lost: nothing is saved). */
+  /** Stops the server (its data is lost, unless started with `persist`). */
   stop (): Promise<void>
   /** Starts it again on the same port. */
   start (): Promise<void>
@@ -29,17 +32,23 @@ const START_TIMEOUT = 5000
  * working redis-server the test fails under CI=true (the Redis tests must run there) and is
  * skipped with the reason elsewhere: then `undefined` is returned and the test should return.
  */
-export async function startRedis (t: TestLike): Promise<RedisServer | undefined> {
+export async function startRedis (t: TestLike, options: { persist?: boolean } = {}): Promise<RedisServer | undefined> {
   let lastError: unknown
   // A free port can be taken between probing and binding: try a few.
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
+    // `persist`: its data survives a stop and a start, as a production Redis's does (saved at shutdown).
+    const dir = options.persist === true ? await mkdtemp(join(tmpdir(), 'wecom-redis-')) : undefined
     try {
-      const server = await launch(port)
-      t.teardown(() => server.stop())
+      const server = await launch(port, dir)
+      t.teardown(async () => {
+        await server.stop()
+        if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+      })
       return server
     } catch (error) {
       lastError = error
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true })
     }
   }
   return skipOrFail(t, `redis-server could not start: ${(lastError as Error).message}`)
@@ -57,14 +66,15 @@ export function skipOrFail (t: TestLike, reason: string): undefined {
   return undefined
 }
 
-async function launch (port: number): Promise<RedisServer> {
+async function launch (port: number, dir?: string): Promise<RedisServer> {
   let child: ChildProcess | undefined
   // A test that crashes must not leave a redis-server behind.
   process.on('exit', () => child?.kill('SIGKILL'))
 
   async function start (): Promise<void> {
+    const saving = dir === undefined ? ['--save', ''] : ['--save', '3600 1', '--dir', dir]
     const spawned = spawn(BINARY, [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'
+      '--port', String(port), '--bind', '127.0.0.1', ...saving, '--appendonly', 'no', '--daemonize', 'no'
     ], { stdio: ['ignore', 'ignore', 'pipe'] })
     child = spawned
     const failed = new Promise<never>((_resolve, reject) => {

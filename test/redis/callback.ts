@@ -1,9 +1,10 @@
+import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import type { SimulatedDelivery } from '../../src/testing/simulator.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
-import { KEY_A, TOKEN_A, callbackCorps } from '../helpers/callback.js'
+import { KEY_A, TOKEN_A, callbackCorps, deleteUserXml, post } from '../helpers/callback.js'
 import { eventually, redisApp, startRedis, type RedisApp } from '../helpers/redis.js'
-import { CORP_A, simulatorCorps } from '../helpers/setup.js'
+import { CORP_A, CORP_B, simulatorCorps } from '../helpers/setup.js'
 
 // WeCom's event reaches one instance; every instance sharing the Redis store refuses the member's
 // access tokens within a second, and the refresh answers 401. Each app listens on loopback, since
@@ -83,4 +84,89 @@ t.test('off-boarding by WeCom\'s event across two instances on one Redis', async
     t.same(await sim.redeliver(delivery!, 'same'), { status: 200, body: 'success' })
     t.ok(await eventually(1000, async () => (await b.me(tokens.access_token)).statusCode === 401), 'the other instance refuses it')
   })
+
+  t.test('a delivery handled on one instance while its resend reaches the other: 503 there, and nothing done twice', async (t) => {
+    const sim = await createWecomSimulator({ corps: simulatorCorps() })
+    t.teardown(() => sim.close())
+    const store = { redis: redis.url, keyPrefix: `callback-${++prefixes}:` }
+    const events: string[] = []
+    const revocations: string[] = []
+    let release = () => {}
+    const held = new Promise<void>((resolve) => { release = resolve })
+    const options = (name: string, wait?: Promise<void>) => ({
+      corps: callbackCorps(),
+      hooks: { onRevoke: async () => { revocations.push(name) } },
+      onEvent: async () => { events.push(name); await wait }
+    })
+    const a = await redisApp(t, sim, store, options('a', held))
+    const b = await redisApp(t, sim, store, options('b'))
+    const tokens = (await a.login('zhangsan')).json()
+    const xml = deleteUserXml('zhangsan')
+
+    const first = post(a.app, CORP_A, xml)
+    t.ok(await eventually(5000, async () => events.length === 1), 'instance a is in onEvent')
+    const resend = await post(b.app, CORP_A, xml)
+    t.equal(resend.statusCode, 503, 'instance b does not acknowledge: WeCom resends')
+    t.equal(resend.json().code, 'WECOM_CALLBACK_RETRY')
+    release()
+    t.equal((await first).body, 'success')
+    t.equal((await post(b.app, CORP_A, xml)).body, 'success', 'a resend after a settled it')
+    t.same(events, ['a'], 'onEvent once')
+    t.same(revocations, ['a'], 'one off-boarding')
+    t.equal((await b.me(tokens.access_token)).statusCode, 401)
+  })
+})
+
+t.test('Redis stopped while a delivery is handled: not acknowledged; WeCom\'s resend after the claim lapsed ends the sessions', async (t) => {
+  // A Redis of its own that keeps its data across the stop, as a production Redis does: the
+  // delivery's claim outlives the outage, since its release failed while Redis was down.
+  const redis = await startRedis(t, { persist: true })
+  if (redis === undefined) return
+  // WeCom's three resends come 5 s apart, the last 15 s or more after the first POST; 3.5 s apart,
+  // the last still comes after the claim's 10 s lease, and the test waits 11 s rather than 15.
+  const sim = await createWecomSimulator({ corps: simulatorCorps(), callbackRetryDelay: 3500 })
+  t.teardown(() => sim.close())
+  const store = { keyPrefix: 'callback-outage:' }
+  // The client of the instance WeCom calls stops Redis once the first command after `armed`
+  // (the delivery's claim) has succeeded, before the off-boarding's first command is sent.
+  const client = new Redis(redis.url, { maxRetriesPerRequest: 0 })
+  t.teardown(() => client.disconnect())
+  let armed = false
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = (command, stream) => (send(command, stream) as Promise<unknown>).then(async (reply) => {
+    if (armed) {
+      armed = false
+      await redis.stop()
+    }
+    return reply
+  })
+  const revocations: string[] = []
+  const options = { corps: callbackCorps(), hooks: { onRevoke: async () => { revocations.push('revoked') } } }
+  const a = await redisApp(t, sim, { ...store, redis: client }, options)
+  const b = await redisApp(t, sim, { ...store, redis: redis.url }, options)
+  const address = await a.app.listen({ port: 0, host: '127.0.0.1' })
+  await sim.setCallback(CORP_A, { url: `${address}/wecom/callback`, token: TOKEN_A, encodingAESKey: KEY_A })
+  const tokens = (await b.login('zhangsan')).json()
+
+  armed = true
+  const delivery = (await sim.removeMember(CORP_A, 'zhangsan'))!
+  t.equal(delivery.acknowledged, false, 'not acknowledged: WeCom will resend')
+  t.equal((await b.me(tokens.access_token)).statusCode, 200, 'the off-boarding reached no other instance')
+  t.match(a.logs.records.find((r) => r.action === 'revokeUser'), { level: 50, msg: /not acknowledged, WeCom's resend will retry it/ })
+  await redis.start()
+  for (const instance of [a, b]) {
+    t.ok(await eventually(5000, async () => (await instance.login('zhaoliu', CORP_B)).json().refresh_token !== undefined), 'Redis is back')
+  }
+
+  t.ok(await eventually(20_000, async () => delivery.acknowledged), 'a resend is acknowledged')
+  const resent = Date.now()
+  for (const [name, instance] of [['the instance WeCom called', a], ['the other instance', b]] as const) {
+    // Pub/sub on loopback takes milliseconds; the issue's bound is a second.
+    t.ok(await eventually(1000, async () => (await instance.me(tokens.access_token)).statusCode === 401),
+      `${name} refuses the access token within ${Date.now() - resent} ms of the resend`)
+  }
+  t.equal((await b.refresh(tokens.refresh_token)).statusCode, 401, 'the refresh answers 401')
+  t.equal(revocations.length, 1, 'one off-boarding')
+  t.ok(a.logs.records.some((r) => /another delivery of it is being handled/.test(String(r.msg))),
+    'a resend within the lease found the claim held, and did nothing')
 })
