@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../src/index.js'
-import { createWecomSimulator, type SimulatedCorp, type SimulatedDelivery, type WecomSimulator } from '../src/testing/simulator.js'
+import { createWecomSimulator, isSimulatorNotFound, type SimulatedCorp, type SimulatedDelivery, type WecomSimulator } from '../src/testing/simulator.js'
 
 export const DEMO_CORP_ID = 'wwdemo0000000001'
 /** A second corp the mini program is associated with: its members' first login meets the 409. */
@@ -78,7 +78,7 @@ interface MemberQuery { Querystring: { corpid: string, userid: string } }
 function devRoutes (app: FastifyInstance, sim: WecomSimulator): void {
   // The simulator throws on a corp or member it does not have: the caller named one, so a 404.
   app.setErrorHandler((error, _request, reply) => {
-    if (error instanceof Error && error.message.startsWith('WeCom simulator: ')) return reply.code(404).send({ message: error.message })
+    if (isSimulatorNotFound(error)) return reply.code(404).send({ message: error.message })
     return reply.send(error)
   })
   const schema = { querystring: memberQuery }

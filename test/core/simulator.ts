@@ -5,6 +5,8 @@ import { request } from 'undici'
 import {
   createWecomSimulator,
   encryptWithSessionKey,
+  isSimulatorNotFound,
+  SimulatorNotFoundError,
   type WecomSimulator,
   type WecomSimulatorOptions,
 } from '../../src/testing/simulator.js'
@@ -402,6 +404,30 @@ t.test('requests log keeps query values as WeCom parsed them, bounded to 100', a
   t.equal(sim.requests.length, 100)
   t.ok(sim.requests.every((r) => r.endpoint === 'gettoken'), 'the oldest entries went first')
   t.equal(sim.requests.at(-1)?.id, 122, 'ids count on past the bound')
+})
+
+t.test('a corp or member it does not have is a SimulatorNotFoundError, told apart by type and code', async (t) => {
+  const sim = await start(t)
+  const absent: Array<[string, () => unknown]> = [
+    ['an unknown corp', () => sim.issueCode('ww-nope', 'alice')],
+    ['an unknown member', () => sim.issueCode(ACME.corpId, 'zed')],
+    ['a member of another corp', () => sim.updateMember(GLOBEX.corpId, 'alice', { name: 'A' })],
+    ['a member removed', () => { sim.removeMember(ACME.corpId, 'bob'); return sim.disableMember(ACME.corpId, 'bob') }],
+    ['a member without a session_key yet', () => sim.encryptUserInfo(ACME.corpId, 'alice', {}, 'wx-app')],
+    ['the tokens of an unknown corp', () => sim.expireTokens('ww-nope')],
+  ]
+  for (const [what, call] of absent) {
+    const error = (() => { try { call() } catch (error) { return error } })()
+    t.ok(error instanceof SimulatorNotFoundError, `${what}: the class`)
+    t.ok(isSimulatorNotFound(error), `${what}: the code`)
+    t.match(error, { code: 'SIMULATOR_NOT_FOUND', message: /^WeCom simulator: / })
+  }
+  // Errors of the same prefix that are not a not-found: a control route must not answer them 404.
+  const refused = await sim.setCallback(ACME.corpId, { url: 'http://127.0.0.1:9/', token: 't', encodingAESKey: 'k'.repeat(43) }).catch((error) => error)
+  t.match(refused, { message: /^WeCom simulator: .*failed WeCom's check/ })
+  t.notOk(isSimulatorNotFound(refused), 'a URL that failed the check')
+  t.notOk(isSimulatorNotFound(await sim.sendEvent(ACME.corpId, {}).catch((error) => error)), 'an event for a corp without a callback')
+  t.notOk(isSimulatorNotFound(new Error('WeCom simulator: corp "ww-nope" is made up')), 'the message prefix alone')
 })
 
 t.test('encryptUserInfo round-trips with the member’s session_key', async (t) => {
