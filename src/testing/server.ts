@@ -17,7 +17,11 @@ export interface SimulatedRequest {
   query: Record<string, string>
   /** The errcode answered; undefined until then, and for a fault that sends no JSON. */
   errcode?: number
-  /** Milliseconds from arrival to the start of the answer (a trickle goes on after); undefined while unanswered. */
+  /**
+   * Whole milliseconds from arrival until the answer's last byte went to the socket: latency,
+   * delay and trickle included, so a slow answer shows as slow. Undefined while unanswered, and
+   * for a timeout; 0 for a loopback answer under half a millisecond.
+   */
   ms?: number
 }
 

@@ -42,8 +42,9 @@ export function errmsgFor (errcode: number): string {
 }
 
 /**
- * Writes the reply, whole or (with `trickle`) one byte every `trickle` ms, calling `sent` as it
- * starts; nothing is written to a socket already destroyed.
+ * Writes the reply, whole or (with `trickle`) one byte every `trickle` ms, and calls `sent` as its
+ * last byte goes to the socket (before the client can read it); nothing is written to a socket
+ * already destroyed.
  */
 export function writeReply (res: ServerResponse, reply: Reply, timers: Timers, sent: () => void, trickle?: number): void {
   if (res.destroyed) return
@@ -58,7 +59,6 @@ export function writeReply (res: ServerResponse, reply: Reply, timers: Timers, s
     res.end(body)
     return
   }
-  sent()
   let written = 0
   const next = (): void => {
     if (res.destroyed) return
@@ -67,6 +67,7 @@ export function writeReply (res: ServerResponse, reply: Reply, timers: Timers, s
       timers.after(trickle, next)
       return
     }
+    sent()
     res.end()
   }
   next()

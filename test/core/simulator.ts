@@ -430,6 +430,17 @@ t.test('a corp or member it does not have is a SimulatorNotFoundError, told apar
   t.notOk(isSimulatorNotFound(new Error('WeCom simulator: corp "ww-nope" is made up')), 'the message prefix alone')
 })
 
+t.test('a trickled answer is logged with the time until its last byte', async (t) => {
+  const sim = await start(t)
+  sim.inject('gettoken', { trickle: 5 })
+  const started = performance.now()
+  await tokenOf(sim, ACME)
+  const took = performance.now() - started
+  const [entry] = sim.requests
+  // Some 127 bytes at one per 5 ms: over 600 ms however fast the machine; at most what the client waited.
+  t.ok(entry.ms! >= 500 && entry.ms! <= took + 1, `logged ${entry.ms} ms of the ${Math.round(took)} ms the client waited`)
+})
+
 t.test('encryptUserInfo round-trips with the member’s session_key', async (t) => {
   const sim = await start(t)
   t.throws(() => sim.encryptUserInfo(ACME.corpId, 'carol', {}, 'wx-app'), /issueCode first/)
