@@ -88,6 +88,11 @@ export class Directory {
     return member
   }
 
+  /** Copies of the corp's members, in the order they were added. */
+  members (corpId: string): SimulatedMember[] {
+    return [...this.corp(corpId).members.values()].map(copyMember)
+  }
+
   set (corpId: string, member: SimulatedMember): void {
     this.corp(corpId).members.set(member.userid, copyMember(member))
   }

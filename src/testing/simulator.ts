@@ -70,6 +70,8 @@ export interface WecomSimulator {
   addCorp(corp: SimulatedCorp): void
   /** Adds or replaces a member. */
   setMember(corpId: string, member: SimulatedMember): void
+  /** Copies of the corp's members as the directory holds them now (a removed member is gone), in the order added. */
+  members(corpId: string): SimulatedMember[]
   updateMember(corpId: string, userid: string, patch: Partial<SimulatedMember>): void
   /**
    * Afterwards user/get answers 60111 for that userid; with a callback, the corp is sent
@@ -162,6 +164,7 @@ function simulator ({ url, clock, timers, directory, credentials, callbacks, ser
     get requests () { return server.requests() },
     addCorp: (corp) => directory.add(corp),
     setMember: (corpId, member) => directory.set(corpId, member),
+    members: (corpId) => directory.members(corpId),
     updateMember: (corpId, userid, patch) => directory.update(corpId, userid, patch),
     removeMember (corpId, userid) {
       directory.remove(corpId, userid)

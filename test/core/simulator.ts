@@ -272,6 +272,19 @@ t.test('user/get', async (t) => {
     t.equal((await call(sim, 'user/get', { access_token: token, userid: 'bob' })).name, 'Bob again')
   })
 
+  t.test('members() lists the directory as it is now, as copies', async (t) => {
+    const sim = await start(t)
+    t.same(sim.members(GLOBEX.corpId).map(({ userid, name }) => ({ userid, name })), [{ userid: 'gina', name: 'Gina' }])
+    await sim.removeMember(ACME.corpId, 'bob')
+    await sim.disableMember(ACME.corpId, 'alice')
+    const acme = sim.members(ACME.corpId)
+    t.same(acme.map(({ userid }) => userid), ['alice', 'hidden', 'carol'], 'bob is gone')
+    t.equal(acme[0].status, 2)
+    acme[0].department!.push(99)
+    t.same(sim.members(ACME.corpId)[0].department, [1, 2], 'a copy')
+    t.throws(() => sim.members('ww-nope'), SimulatorNotFoundError)
+  })
+
   t.test('checks the token first', async (t) => {
     const sim = await start(t)
     t.equal((await call(sim, 'user/get', { access_token: 'forged', userid: 'alice' })).errcode, 40014)
