@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../src/index.js'
-import { createWecomSimulator, type SimulatedCorp, type SimulatedDelivery, type WecomSimulator } from '../src/testing/simulator.js'
+import { createWecomSimulator, isSimulatorNotFound, type SimulatedCorp, type SimulatedDelivery, type SimulatedMember, type WecomSimulator } from '../src/testing/simulator.js'
 
 export const DEMO_CORP_ID = 'wwdemo0000000001'
 /** A second corp the mini program is associated with: its members' first login meets the 409. */
@@ -78,7 +78,7 @@ interface MemberQuery { Querystring: { corpid: string, userid: string } }
 function devRoutes (app: FastifyInstance, sim: WecomSimulator): void {
   // The simulator throws on a corp or member it does not have: the caller named one, so a 404.
   app.setErrorHandler((error, _request, reply) => {
-    if (error instanceof Error && error.message.startsWith('WeCom simulator: ')) return reply.code(404).send({ message: error.message })
+    if (isSimulatorNotFound(error)) return reply.code(404).send({ message: error.message })
     return reply.send(error)
   })
   const schema = { querystring: memberQuery }
@@ -94,20 +94,36 @@ function devRoutes (app: FastifyInstance, sim: WecomSimulator): void {
     }
   app.post<MemberQuery>('/dev/remove', { schema }, admin((corpid, userid) => sim.removeMember(corpid, userid)))
   app.post<MemberQuery>('/dev/disable', { schema }, admin((corpid, userid) => sim.disableMember(corpid, userid)))
+  // Undoes a removal or a change: the demo member as it started, so that a demo runs again.
+  app.post<MemberQuery>('/dev/restore', { schema }, async (request, reply) => {
+    const { corpid, userid } = request.query
+    const member = DEMO_CORPS.find(({ corpId }) => corpId === corpid)?.members?.find((demo) => demo.userid === userid)
+    if (member === undefined) return reply.code(404).send({ message: `${userid} is not a demo member of ${corpid}` })
+    sim.setMember(corpid, member)
+    return { restored: member }
+  })
 
   // The playground: the mini program and the admin console in a page, against this simulator.
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PLAYGROUND))
-  app.get('/dev/members', async () => DEMO_CORPS.map(({ corpId, members = [] }) => ({
-    corpId,
-    members: members.map(({ userid, status, visible }) =>
-      ({ userid, note: visible === false ? 'outside the visible range' : status === 2 ? 'disabled' : undefined }))
-  })))
+  // The simulator's directory as it is now; a demo member removed is listed too, to be restored.
+  app.get('/dev/members', async () => DEMO_CORPS.map(({ corpId, members: demo = [] }) => {
+    const now = new Map(sim.members(corpId).map((member) => [member.userid, member]))
+    const userids = new Set([...demo.map(({ userid }) => userid), ...now.keys()])
+    return { corpId, members: [...userids].map((userid) => ({ userid, note: noteOf(now.get(userid)) })) }
+  }))
   // What each step caused at WeCom, from the simulator's log: no query, for it holds the secret and tokens.
   app.get<{ Querystring: { after: number } }>('/dev/wecom-calls', {
     schema: { querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0, default: 0 } } } }
   }, async (request) => sim.requests
     .filter(({ id }) => id > request.query.after)
     .map(({ id, endpoint, errcode, ms }) => ({ id, endpoint, errcode, ms })))
+}
+
+/** How the playground labels a member: absent from the directory, out of range, disabled, or fine. */
+function noteOf (member: SimulatedMember | undefined): string | undefined {
+  if (member === undefined) return 'removed'
+  if (member.visible === false) return 'outside the visible range'
+  return member.status === 2 ? 'disabled' : undefined
 }
 
 const PLAYGROUND = readFileSync(new URL('playground.html', import.meta.url), 'utf8')
@@ -151,6 +167,8 @@ export function instructions (base: string): string {
     '# 4. delete zhangsan in "WeCom": its event reaches /wecom/callback and the session dies',
     `curl -s -X POST '${base}/dev/remove?userid=zhangsan'`,
     `curl -s ${base}/api/me -H "authorization: Bearer $TOKEN"   # 401 WECOM_TOKEN_REVOKED`,
+    '# 5. put zhangsan back in "WeCom", so that these commands run again from step 1',
+    `curl -s -X POST '${base}/dev/restore?userid=zhangsan'`,
     '',
     '# try lisi or wangwu in step 1 to see a 403; call step 3 without the header to see a 401',
     ''

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Page } from 'playwright-core'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildExampleServer, connectSimulator, DEMO_CORP_ID } from '../examples/app.js'
 
 // The playground in a real headless Chromium (Debian's, which .ci/run installs): the clicks a
@@ -15,18 +15,23 @@ const missing = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-
 /** Every wait is for something the page shows; generous, for a browser on a busy 2-core box. */
 const WAIT = 15_000
 
-t.test('the playground: login → protected call → refresh → logout → removal', { skip: process.env.CI === 'true' ? false : missing }, async (t) => {
+/** The example server on a loopback port, its simulator's callbacks saved to it. */
+async function serve (t: Test) {
   const { app, sim } = await buildExampleServer({}, false)
   t.teardown(() => app.close())
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   await connectSimulator(sim!, base)
+  return { base, sim: sim! }
+}
 
+/** Chromium on a fresh profile, showing `base`; what left the server and every script error are collected. */
+async function open (t: Test, base: string, viewport: { width: number, height: number }) {
   const profile = mkdtempSync(join(tmpdir(), 'playground-chromium-'))
   t.teardown(() => rmSync(profile, { recursive: true, force: true }))
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    viewport: { width: 1400, height: 1000 },
+    viewport,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     timeout: WAIT
   })
@@ -38,9 +43,15 @@ t.test('the playground: login → protected call → refresh → logout → remo
   page.on('request', (request) => { if (!request.url().startsWith(base)) elsewhere.push(request.url()) })
   const errors: string[] = []
   page.on('pageerror', (error) => errors.push(error.message))
-
   await page.goto(base)
   await page.waitForSelector('body[data-ready]')
+  return { page, elsewhere, errors }
+}
+
+t.test('the playground: login → protected call → refresh → logout → removal', { skip: process.env.CI === 'true' ? false : missing }, async (t) => {
+  const { base } = await serve(t)
+  const { page, elsewhere, errors } = await open(t, base, { width: 1400, height: 1000 })
+
   t.match(await page.textContent('header'), 'local demo in simulator mode')
   const options = await page.$$eval('#member option', (nodes) => nodes.map((node) => node.textContent))
   t.match(options.join('\n'), /lisi.*outside the visible range/)
@@ -86,6 +97,44 @@ t.test('the playground: login → protected call → refresh → logout → remo
   const afterRemoval = await top('#me', 'Protected route')
   t.equal(afterRemoval.code, 'WECOM_TOKEN_REVOKED', 'the off-boarding callback ended the session')
   t.equal((await top('#qy-login', 'wx.qy.login as zhangsan')).status, '404', 'WeCom gives a removed member no code')
+  t.match(await page.textContent('#member'), 'zhangsan (removed)', 'the member list shows the directory as it is')
+  t.equal((await top('#restore', 'Admin: restore zhangsan')).status, '200')
+  t.notMatch(await page.textContent('#member'), 'removed')
+  t.equal((await top('#qy-login', 'wx.qy.login as zhangsan')).status, '200', 'restored: a code again')
+
+  t.same(elsewhere, [], 'no request left the server')
+  t.same(errors, [], 'no script error')
+})
+
+t.test('the playground on a 390 px phone: nothing runs off the screen; slow WeCom calls show their ms; a refused login clears the tokens', { skip: process.env.CI === 'true' ? false : missing }, async (t) => {
+  const { base, sim } = await serve(t)
+  const { page, elsewhere, errors } = await open(t, base, { width: 390, height: 844 })
+  const overflow = () => page.evaluate(() => document.scrollingElement!.scrollWidth - window.innerWidth)
+  t.ok(await overflow() <= 0, 'no horizontal scroll on arrival')
+
+  const top = await steps(page)
+  await page.selectOption('#member', `${DEMO_CORP_ID}/zhangsan`)
+  await top('#qy-login', 'wx.qy.login as zhangsan')
+  // user/get answers one byte every 3 ms: some 100 bytes, so hundreds of ms however fast the box.
+  sim.inject('user/get', { trickle: 3 })
+  const login = await top('#login', 'Log in')
+  t.equal(login.status, '200')
+  const ms = await page.$$eval('#steps > .step:first-child table.wecom tr', (rows) =>
+    Object.fromEntries((rows as HTMLTableRowElement[]).slice(1).map((row) => [row.cells[0].textContent, row.cells[2].textContent])))
+  t.ok(Number(ms['user/get']) >= 100, `the trickled user/get shows its time: ${JSON.stringify(ms)}`)
+  t.match(await page.textContent('#state'), /access_token: ey/)
+  t.ok(await overflow() <= 0, 'a login\'s long tokens and its table stay within the screen')
+  if (process.env.SCREENSHOT_PHONE !== undefined) await page.screenshot({ path: process.env.SCREENSHOT_PHONE, fullPage: true })
+
+  await page.selectOption('#member', `${DEMO_CORP_ID}/lisi`)
+  await top('#qy-login', 'wx.qy.login as lisi')
+  const refused = await top('#login', 'Log in')
+  t.equal(refused.status, '403')
+  const state = await page.textContent('#state')
+  t.match(state, 'access_token: (none)', 'zhangsan\'s tokens are gone from the device')
+  t.match(state, 'refresh_token: (none)')
+  t.equal((await top('#me', 'Protected route')).status, '401', 'and nothing is sent in his name')
+  t.ok(await overflow() <= 0, 'still within the screen')
 
   t.same(elsewhere, [], 'no request left the server')
   t.same(errors, [], 'no script error')

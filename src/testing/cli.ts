@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parseArgs } from 'node:util'
-import { createWecomSimulator, type SimulatedCorp, type SimulatedDelivery, type SimulatedFault, type WecomEndpoint, type WecomSimulator } from './simulator.js'
+import { createWecomSimulator, isSimulatorNotFound, type SimulatedCorp, type SimulatedDelivery, type SimulatedFault, type WecomEndpoint, type WecomSimulator } from './simulator.js'
 
 const HELP = `Usage: fastify-wecom-auth-simulator [--port 4000] [--host 127.0.0.1] [--members corps.json]
 
@@ -132,8 +132,8 @@ function control (sim: WecomSimulator, defaultCorp: string) {
     Promise.resolve().then(() => route(url.searchParams)).then(
       (body) => reply(body === undefined ? 204 : 200, body),
       (error: Error) => {
-        // The simulator throws on a corp or member it does not have: the caller named one.
-        const status = error instanceof BadRequest ? 400 : error.message.startsWith('WeCom simulator: ') ? 404 : 500
+        // A corp or member the simulator does not have: the caller named one.
+        const status = error instanceof BadRequest ? 400 : isSimulatorNotFound(error) ? 404 : 500
         reply(status, { error: error.message })
       }
     )

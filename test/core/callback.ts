@@ -1,9 +1,10 @@
 import { getSignature } from '@wecom/crypto'
 import t, { type Test } from 'tap'
 import type { WecomEvent } from '../../src/index.js'
-import { callbackSignature, encryptCallbackMessage, type WecomSimulatorOptions } from '../../src/testing/simulator.js'
+import { callbackSignature, encryptCallbackMessage, eventXml } from '../../src/testing/envelope.js'
+import type { WecomSimulatorOptions } from '../../src/testing/simulator.js'
 import {
-  KEY_A, KEY_B, TOKEN_A, TOKEN_B, callbackCorps, connect, deleteUserXml, eventXml, openIndependently, post, postEncrypted
+  KEY_A, KEY_B, TOKEN_A, TOKEN_B, callbackCorps, connect, deleteUserXml, openIndependently, post, postEncrypted
 } from '../helpers/callback.js'
 import { eventually } from '../helpers/redis.js'
 import { CORP_A, CORP_B, setup } from '../helpers/setup.js'
@@ -233,6 +234,17 @@ t.test('every refusal is a 4xx with no side effect', async (t) => {
   t.equal(await h.me(s.access_token), 200, 'the member\'s token still passes')
   t.equal(await h.refresh(s.refresh_token), 200)
   t.same(h.events, [], 'onEvent never called')
+})
+
+t.test('a value holding \']]>\' reaches onEvent whole, posted by hand or sent by the simulator', async (t) => {
+  const h = await harness(t)
+  const position = 'lead ]]> <b>manager</b> ]]]]>'
+  const fields = { Event: 'change_contact', ChangeType: 'update_user', Position: position }
+  const xml = eventXml({ ToUserName: CORP_A, FromUserName: 'sys', CreateTime: now(), MsgType: 'event', ...fields, UserID: 'lisi' })
+  t.equal((await post(h.app, CORP_A, xml)).body, 'success', 'a CDATA section cannot hold \']]>\': it is split across two')
+  // Another member: the same event twice would be one delivery, handled once.
+  t.equal((await h.sim.sendEvent(CORP_A, { ...fields, UserID: 'wangwu' })).acknowledged, true)
+  t.same(h.events.map((event) => event.Position), [position, position])
 })
 
 t.test('entities are not expanded', async (t) => {

@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { promisify } from 'node:util'
 import t from 'tap'
-import { buildExampleServer, connectSimulator, instructions } from '../../examples/app.js'
+import { buildExampleServer, connectSimulator, DEMO_CORP_ID, instructions } from '../../examples/app.js'
 
 t.test('the example server on its embedded simulator: code, login, protected route, decrypt', async (t) => {
   const { app, sim } = await buildExampleServer({}, false)
@@ -45,6 +49,42 @@ t.test('npm start prints the commands to paste, against the address it listens o
   t.match(text, 'http://127.0.0.1:3000/wecom/login')
   t.match(text, 'curl -s http://127.0.0.1:3000/api/me -H "authorization: Bearer $TOKEN"')
   t.match(text, "curl -s -X POST 'http://127.0.0.1:3000/dev/remove?userid=zhangsan'")
+  t.match(text, "curl -s -X POST 'http://127.0.0.1:3000/dev/restore?userid=zhangsan'")
+})
+
+t.test('the printed curl flow runs twice in a row: its last step puts the removed member back', {
+  skip: existsSync('/usr/bin/curl') || existsSync('/bin/curl') ? false : 'no curl to run the printed commands with'
+}, async (t) => {
+  const { app, sim } = await buildExampleServer({}, false)
+  t.teardown(() => app.close())
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  await connectSimulator(sim!, base)
+  // The commands as printed, pasted into a shell: every line that is not a comment or prose.
+  const commands = instructions(base).split('\n').filter((line) => /^(CODE=|TOKEN=|curl )/.test(line))
+  t.ok(commands.length >= 5, commands.join('\n'))
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` }
+  for (const run of ['first', 'second']) {
+    const { stdout } = await promisify(execFile)('bash', ['-c', commands.join('\n')], { env, timeout: 60_000 })
+    t.match(stdout, '{"user":{"userid":"zhangsan"', `${run} run: logged in, the protected route answers`)
+    t.match(stdout, '"code":"WECOM_TOKEN_REVOKED"', `${run} run: the removal ended the session`)
+  }
+  t.equal((await app.inject({ url: '/dev/members' })).json()[0].members[0].note, undefined, 'zhangsan is listed as he started')
+})
+
+t.test('the playground lists the simulator\'s directory as it is now, and /dev/restore undoes a removal', async (t) => {
+  const { app, sim } = await buildExampleServer({}, false)
+  t.teardown(() => app.close())
+  const notes = async () => Object.fromEntries((await app.inject({ url: '/dev/members' })).json()[0].members.map(({ userid, note }: { userid: string, note?: string }) => [userid, note ?? 'active']))
+  t.same(await notes(), { zhangsan: 'active', lisi: 'outside the visible range', wangwu: 'disabled' })
+  await sim!.removeMember(DEMO_CORP_ID, 'zhangsan')
+  sim!.setMember(DEMO_CORP_ID, { userid: 'newcomer' })
+  t.same(await notes(), { zhangsan: 'removed', lisi: 'outside the visible range', wangwu: 'disabled', newcomer: 'active' })
+  t.equal((await app.inject({ url: '/dev/code?userid=zhangsan' })).statusCode, 404, 'a removed member gets no code')
+  const restored = await app.inject({ method: 'POST', url: '/dev/restore?userid=zhangsan' })
+  t.match(restored.json(), { restored: { userid: 'zhangsan', name: '张三' } })
+  t.equal((await app.inject({ url: '/dev/code?userid=zhangsan' })).statusCode, 200)
+  t.equal((await notes()).zhangsan, 'active')
+  t.equal((await app.inject({ method: 'POST', url: '/dev/restore?userid=newcomer' })).statusCode, 404, 'only a demo member is restored')
 })
 
 t.test('every route of the example answers bad input with a 4xx, never a 500', async (t) => {
@@ -63,6 +103,8 @@ t.test('every route of the example answers bad input with a 4xx, never a 500', a
     { url: '/dev/encrypted-mobile?userid=nobody' },
     { method: 'POST', url: '/dev/remove?userid=nobody' },
     { method: 'POST', url: '/dev/disable?corpid=&userid=zhangsan' },
+    { method: 'POST', url: '/dev/restore?userid=nobody' },
+    { method: 'POST', url: '/dev/restore?corpid=wwnotademo&userid=zhangsan' },
     { url: '/dev/wecom-calls?after=-1' },
     { url: '/dev/wecom-calls?after=x' },
     { url: '/api/me', headers: { authorization: 'Bearer not-a-jwt' } },

@@ -5,6 +5,8 @@ import { request } from 'undici'
 import {
   createWecomSimulator,
   encryptWithSessionKey,
+  isSimulatorNotFound,
+  SimulatorNotFoundError,
   type WecomSimulator,
   type WecomSimulatorOptions,
 } from '../../src/testing/simulator.js'
@@ -270,6 +272,19 @@ t.test('user/get', async (t) => {
     t.equal((await call(sim, 'user/get', { access_token: token, userid: 'bob' })).name, 'Bob again')
   })
 
+  t.test('members() lists the directory as it is now, as copies', async (t) => {
+    const sim = await start(t)
+    t.same(sim.members(GLOBEX.corpId).map(({ userid, name }) => ({ userid, name })), [{ userid: 'gina', name: 'Gina' }])
+    await sim.removeMember(ACME.corpId, 'bob')
+    await sim.disableMember(ACME.corpId, 'alice')
+    const acme = sim.members(ACME.corpId)
+    t.same(acme.map(({ userid }) => userid), ['alice', 'hidden', 'carol'], 'bob is gone')
+    t.equal(acme[0].status, 2)
+    acme[0].department!.push(99)
+    t.same(sim.members(ACME.corpId)[0].department, [1, 2], 'a copy')
+    t.throws(() => sim.members('ww-nope'), SimulatorNotFoundError)
+  })
+
   t.test('checks the token first', async (t) => {
     const sim = await start(t)
     t.equal((await call(sim, 'user/get', { access_token: 'forged', userid: 'alice' })).errcode, 40014)
@@ -402,6 +417,41 @@ t.test('requests log keeps query values as WeCom parsed them, bounded to 100', a
   t.equal(sim.requests.length, 100)
   t.ok(sim.requests.every((r) => r.endpoint === 'gettoken'), 'the oldest entries went first')
   t.equal(sim.requests.at(-1)?.id, 122, 'ids count on past the bound')
+})
+
+t.test('a corp or member it does not have is a SimulatorNotFoundError, told apart by type and code', async (t) => {
+  const sim = await start(t)
+  const absent: Array<[string, () => unknown]> = [
+    ['an unknown corp', () => sim.issueCode('ww-nope', 'alice')],
+    ['an unknown member', () => sim.issueCode(ACME.corpId, 'zed')],
+    ['a member of another corp', () => sim.updateMember(GLOBEX.corpId, 'alice', { name: 'A' })],
+    ['a member removed', () => { sim.removeMember(ACME.corpId, 'bob'); return sim.disableMember(ACME.corpId, 'bob') }],
+    ['a member without a session_key yet', () => sim.encryptUserInfo(ACME.corpId, 'alice', {}, 'wx-app')],
+    ['the tokens of an unknown corp', () => sim.expireTokens('ww-nope')],
+  ]
+  for (const [what, call] of absent) {
+    const error = (() => { try { call() } catch (error) { return error } })()
+    t.ok(error instanceof SimulatorNotFoundError, `${what}: the class`)
+    t.ok(isSimulatorNotFound(error), `${what}: the code`)
+    t.match(error, { code: 'SIMULATOR_NOT_FOUND', message: /^WeCom simulator: / })
+  }
+  // Errors of the same prefix that are not a not-found: a control route must not answer them 404.
+  const refused = await sim.setCallback(ACME.corpId, { url: 'http://127.0.0.1:9/', token: 't', encodingAESKey: 'k'.repeat(43) }).catch((error) => error)
+  t.match(refused, { message: /^WeCom simulator: .*failed WeCom's check/ })
+  t.notOk(isSimulatorNotFound(refused), 'a URL that failed the check')
+  t.notOk(isSimulatorNotFound(await sim.sendEvent(ACME.corpId, {}).catch((error) => error)), 'an event for a corp without a callback')
+  t.notOk(isSimulatorNotFound(new Error('WeCom simulator: corp "ww-nope" is made up')), 'the message prefix alone')
+})
+
+t.test('a trickled answer is logged with the time until its last byte', async (t) => {
+  const sim = await start(t)
+  sim.inject('gettoken', { trickle: 5 })
+  const started = performance.now()
+  await tokenOf(sim, ACME)
+  const took = performance.now() - started
+  const [entry] = sim.requests
+  // Some 127 bytes at one per 5 ms: over 600 ms however fast the machine; at most what the client waited.
+  t.ok(entry.ms! >= 500 && entry.ms! <= took + 1, `logged ${entry.ms} ms of the ${Math.round(took)} ms the client waited`)
 })
 
 t.test('encryptUserInfo round-trips with the member’s session_key', async (t) => {

@@ -1,6 +1,8 @@
 import { createDecipheriv, randomBytes } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { callbackSignature, encryptCallbackMessage, type WecomSimulator } from '../../src/testing/simulator.js'
+import { DEFAULT_AGENT_ID } from '../../src/testing/directory.js'
+import { callbackSignature, encryptCallbackMessage, envelopeXml, eventXml } from '../../src/testing/envelope.js'
+import type { WecomSimulator } from '../../src/testing/simulator.js'
 import { CORP_A, CORP_B, SECRET_A, SECRET_B } from './setup.js'
 
 // The callback's own secrets: found in no log line, error or response (test/core/secrets.ts).
@@ -24,12 +26,6 @@ export async function connect (app: FastifyInstance, sim: WecomSimulator): Promi
   return url
 }
 
-/** WeCom's event XML, as its docs show it (CDATA text, CreateTime a number). */
-export function eventXml (fields: Record<string, string | number>): string {
-  return `<xml>${Object.entries(fields).map(([name, value]) =>
-    typeof value === 'number' ? `<${name}>${value}</${name}>` : `<${name}><![CDATA[${value}]]></${name}>`).join('')}</xml>`
-}
-
 /** WeCom's change_contact/delete_user for `userid`, at `createTime` (epoch seconds; now by default). */
 export function deleteUserXml (userid: string, createTime = Math.floor(Date.now() / 1000), corpId = CORP_A): string {
   return eventXml({
@@ -47,7 +43,10 @@ export interface Envelope {
   signature?: string
 }
 
-/** A POST as WeCom makes it, built here from the simulator's crypto (not the plugin's). */
+/**
+ * A POST as WeCom makes it, from the simulator's envelope code (not the plugin's); build `xml`
+ * with its eventXml, as the simulator's own deliveries are.
+ */
 export function post (app: FastifyInstance, corpId: string, xml: string, envelope: Envelope = {}): Promise<LightMyRequestResponse> {
   const encrypted = encryptCallbackMessage(envelope.key ?? KEY_A, xml, envelope.receiveId ?? corpId)
   return postEncrypted(app, corpId, encrypted, envelope)
@@ -62,7 +61,7 @@ export function postEncrypted (app: FastifyInstance, corpId: string, encrypted: 
     url: '/wecom/callback',
     query: { msg_signature: signature, timestamp, nonce },
     headers: { 'content-type': 'text/xml' },
-    payload: body ?? `<xml><ToUserName><![CDATA[${corpId}]]></ToUserName><AgentID><![CDATA[1000002]]></AgentID><Encrypt><![CDATA[${encrypted}]]></Encrypt></xml>`
+    payload: body ?? envelopeXml(corpId, DEFAULT_AGENT_ID, encrypted)
   })
 }
 

@@ -1,0 +1,97 @@
+/**
+ * WeCom's endpoints as the simulator answers them, one row each: its path, its method, and the
+ * answer to a call that reached it (no fault, method checked). A new endpoint is a function of
+ * this shape, in a file of its own, and a row in ENDPOINTS.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Credentials } from './credentials.js'
+import type { Directory } from './directory.js'
+import type { Reply } from './wire.js'
+
+/** What an endpoint's answer may read and change. */
+export interface EndpointContext {
+  directory: Directory
+  credentials: Credentials
+  /** The bodies message/send accepted, per corp, oldest first. */
+  messages: Array<{ corpId: string, body: Record<string, unknown> }>
+}
+
+/** Query parameters as WeCom parsed them, and the body (read only for a POST endpoint). */
+export type Answer = (context: EndpointContext, query: Record<string, string>, body: string) => Reply
+
+export interface Endpoint {
+  /** Under the simulator's URL, e.g. '/cgi-bin/gettoken'. */
+  path: string
+  /** WeCom answers another method 43001 (GET wanted) or 43002 (POST wanted). */
+  method: 'GET' | 'POST'
+  /** One of a login's three calls: listed in `calls` (the others are counted but not enumerable). */
+  login?: true
+  answer: Answer
+}
+
+function gettoken ({ directory, credentials }: EndpointContext, query: Record<string, string>): Reply {
+  const { corpid, corpsecret } = query
+  if (!corpid) return { errcode: 41002 }
+  if (!corpsecret) return { errcode: 41004 }
+  const corp = directory.find(corpid)
+  if (!corp) return { errcode: 40013 }
+  if (corp.secret !== corpsecret) return { errcode: 40001 }
+  const { token, expiresIn } = credentials.token(corpid, corpsecret)
+  return { errcode: 0, access_token: token, expires_in: expiresIn }
+}
+
+function jscode2session ({ credentials }: EndpointContext, query: Record<string, string>): Reply {
+  const token = credentials.check(query.access_token)
+  if (typeof token === 'number') return { errcode: token }
+  const code = query.js_code
+  if (!code) return { errcode: 41008 }
+  if (query.grant_type !== 'authorization_code') return { errcode: 40002 }
+  const state = credentials.redeem(code)
+  if (typeof state === 'number') return { errcode: state }
+  return { errcode: 0, corpid: state.corpId, userid: state.userid, session_key: state.sessionKey }
+}
+
+function getUser ({ directory, credentials }: EndpointContext, query: Record<string, string>): Reply {
+  const token = credentials.check(query.access_token)
+  if (typeof token === 'number') return { errcode: token }
+  const userid = query.userid
+  if (!userid) return { errcode: 41009 }
+  const member = directory.find(token.corpId)?.members.get(userid)
+  if (!member) return { errcode: 60111 }
+  if (member.visible === false) return { errcode: 60011 }
+  const reply: Reply = { errcode: 0, userid: member.userid }
+  if (member.name !== undefined) reply.name = member.name
+  if (member.department !== undefined) reply.department = [...member.department]
+  if (member.position !== undefined) reply.position = member.position
+  reply.status = member.status ?? 1
+  return reply
+}
+
+function sendMessage ({ directory, credentials, messages }: EndpointContext, query: Record<string, string>, raw: string): Reply {
+  const token = credentials.check(query.access_token)
+  if (typeof token === 'number') return { errcode: token }
+  let body: unknown
+  try {
+    body = JSON.parse(raw)
+  } catch {
+    return { errcode: 47001 }
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { errcode: 47001 }
+  const message = body as Record<string, unknown>
+  if (typeof message.msgtype !== 'string') return { errcode: 40008 }
+  const members = directory.find(token.corpId)?.members
+  const invalid = typeof message.touser === 'string' && message.touser !== '@all'
+    ? message.touser.split('|').filter((userid) => !members?.has(userid))
+    : []
+  messages.push({ corpId: token.corpId, body: message })
+  return { errcode: 0, invaliduser: invalid.join('|'), msgid: randomBytes(16).toString('base64url') }
+}
+
+export const ENDPOINTS = {
+  gettoken: { path: '/cgi-bin/gettoken', method: 'GET', login: true, answer: gettoken },
+  jscode2session: { path: '/cgi-bin/miniprogram/jscode2session', method: 'GET', login: true, answer: jscode2session },
+  'user/get': { path: '/cgi-bin/user/get', method: 'GET', login: true, answer: getUser },
+  'message/send': { path: '/cgi-bin/message/send', method: 'POST', answer: sendMessage },
+} as const satisfies Record<string, Endpoint>
+
+export type WecomEndpoint = keyof typeof ENDPOINTS

@@ -1,0 +1,90 @@
+/**
+ * Faults queued per endpoint: the next calls answer an errcode, hang, drop the connection, answer
+ * HTML, or answer late or slowly (delay, trickle) instead of as WeCom normally does.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { nonNegative, type Timers } from './time.js'
+import { errmsgFor, writeReply } from './wire.js'
+
+export type SimulatedFault =
+  | { errcode: number; errmsg?: string }
+  | { timeout: true }
+  | { drop: true }
+  | { malformed: true }
+  | { delay: number }
+  /** Answers normally, but sends the body one byte every `trickle` ms. */
+  | { trickle: number }
+
+/** A fault after which the endpoint still answers as usual, only later or more slowly. */
+export type SlowFault = Extract<SimulatedFault, { delay: number } | { trickle: number }>
+
+interface QueuedFault {
+  fault: SimulatedFault
+  remaining: number
+}
+
+export class FaultQueue<Endpoint extends string> {
+  private readonly queues = new Map<Endpoint, QueuedFault[]>()
+
+  /** Queues a fault for the next `times` calls of the endpoint (Infinity allowed). */
+  inject (endpoint: Endpoint, fault: SimulatedFault, times: number): void {
+    if (!(times === Infinity || (Number.isInteger(times) && times >= 1))) {
+      throw new Error(`inject times must be a positive integer or Infinity, got ${times}`)
+    }
+    if ('delay' in fault) nonNegative('delay', fault.delay)
+    if ('trickle' in fault) nonNegative('trickle', fault.trickle)
+    const queue = this.queues.get(endpoint) ?? []
+    queue.push({ fault: { ...fault }, remaining: times })
+    this.queues.set(endpoint, queue)
+  }
+
+  /** The fault for this call, if any is queued: taken on arrival, so concurrent calls take them in order. */
+  take (endpoint: Endpoint): SimulatedFault | undefined {
+    const queue = this.queues.get(endpoint)
+    const head = queue?.[0]
+    if (!queue || !head) return undefined
+    head.remaining -= 1
+    if (head.remaining <= 0) queue.shift()
+    return head.fault
+  }
+
+  clear (): void {
+    this.queues.clear()
+  }
+}
+
+/** Milliseconds the fault holds the answer back before it starts. */
+export function delayOf (fault: SimulatedFault | undefined): number {
+  return fault !== undefined && 'delay' in fault ? fault.delay : 0
+}
+
+/** Whether the endpoint answers as usual despite the fault (none, or a delay or a trickle). */
+export function answersNormally (fault: SimulatedFault | undefined): fault is SlowFault | undefined {
+  return fault === undefined || 'delay' in fault || 'trickle' in fault
+}
+
+/**
+ * Answers a call as a fault that replaces WeCom's answer: an errcode (recorded through
+ * `errcode`), a dropped socket, an HTML page, or (a timeout) nothing until close() destroys the
+ * socket. `sent` is called once the answer is out; never for a timeout.
+ */
+export function answerFault (
+  fault: Exclude<SimulatedFault, SlowFault>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  timers: Timers,
+  record: { errcode: (errcode: number) => void, sent: () => void }
+): void {
+  if ('errcode' in fault) {
+    record.errcode(fault.errcode)
+    writeReply(res, { errcode: fault.errcode, errmsg: fault.errmsg ?? errmsgFor(fault.errcode) }, timers, record.sent)
+  } else if ('drop' in fault) {
+    record.sent()
+    req.socket.destroy()
+  } else if ('malformed' in fault) {
+    record.sent()
+    if (res.destroyed) return
+    res.writeHead(200, { 'content-type': 'text/html; charset=UTF-8' })
+    res.end('<html><body><h1>502 Bad Gateway</h1></body></html>')
+  }
+}
