@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
-import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../wecom/token-cache.js'
+import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../wecom/credentials.js'
 import {
   StoreDownError, type MemberRevocation, type RateCounter, type Revocation, type SessionRecord, type SessionRevocation,
   type SessionStore

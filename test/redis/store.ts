@@ -6,7 +6,7 @@ import fastifyWecomAuth from '../../src/index.js'
 import { RedisSessionStore, redisKeys } from '../../src/stores/redis.js'
 import { StoreDownError, type Revocation, type SessionRecord } from '../../src/stores/store.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
-import { SharedStoreError } from '../../src/wecom/token-cache.js'
+import { SharedStoreError } from '../../src/wecom/credentials.js'
 import { eventually, redisApp, startRedis } from '../helpers/redis.js'
 import { buildApp, captureLogs, CORP_A, JWT_SECRET, SECRET_A, simulatorCorps, type LogCapture } from '../helpers/setup.js'
 

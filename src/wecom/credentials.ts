@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
-import type { AccessToken } from './client.js'
 
 export interface CorpCredentials { corpId: string, secret: string }
+
+/** What gettoken answered: the token and its life in seconds. */
+export interface AccessToken { accessToken: string, expiresIn: number }
 
 /** A token, the epoch ms at which WeCom says it ends, and when it was asked for. */
 export interface CachedToken { value: string, expiresAt: number, fetchedAt: number }
@@ -80,6 +82,12 @@ export class TokenCache {
       return entry.token.value
     }
     return (await this.#refresh(key, corp)).value
+  }
+
+  /** True when `value` is this process's token of `corp` and was fetched less than `ms` ago. */
+  fetchedWithin (corp: CorpCredentials, value: string, ms: number): boolean {
+    const token = this.#entries.get(tokenKey(corp))?.token
+    return token?.value === value && this.#now() - token.fetchedAt < ms
   }
 
   /** Forgets `failed` (here and in the shared store) unless a newer token already replaced it. */
