@@ -52,12 +52,12 @@ t.test('breaker: a degraded WeCom is not a dead one: a ratio over the window, no
   }
   t.equal(breaker.state, 'closed', '5% of calls failing, in runs: stays closed')
   time.advance(11_000)
-  for (let i = 0; i < 3; i++) {
-    breaker.success()
-    breaker.failure()
-    breaker.failure()
-  }
-  t.equal(breaker.state, 'open', 'two calls in three failing, once the older successes aged out of the window')
+  breaker.success()
+  breaker.failure()
+  breaker.failure()
+  t.equal(breaker.state, 'closed', 'two failures: fewer than `failures`')
+  breaker.failure()
+  t.equal(breaker.state, 'open', 'three calls in four failing, once the older successes aged out of the window')
 })
 
 t.test('breaker: calls older than the window do not count', async (t) => {
