@@ -4,7 +4,7 @@ import { Admission, type AdmissionOptions, type CallScope, type WecomLogger } fr
 import { TokenCache, tokenKey, type CorpCredentials, type SharedTokenStore } from './credentials.js'
 import { DeadlineExceededError, withDeadline, type Deadline } from './deadline.js'
 import { gettoken, type EndpointSpec } from './endpoints.js'
-import { WecomApiError, WecomFailFastError, WecomTransportError } from './failures.js'
+import { WecomApiError, WecomTransportError } from './failures.js'
 import { Transport, type TransportOptions } from './transport.js'
 
 export interface WecomClientOptions extends TransportOptions, Omit<AdmissionOptions, 'log' | 'telemetry'> {
@@ -24,12 +24,6 @@ export interface CallRequest {
 }
 
 const MAX_RETRIES = 3
-/**
- * A token fetched this recently and already refused is not fetched again for the call: the fetch
- * would most likely hand back the same token, and a burst of refusals must not become a burst of
- * gettoken calls. The call that met it fails alone.
- */
-const FRESH = 1000
 
 /**
  * Every WeCom call of the plugin: admitted (admission.ts), sent (transport.ts), its errcode typed
@@ -86,8 +80,9 @@ export class WecomClient {
 
   /**
    * `spec` on the app's access token. A token WeCom calls stale is dropped (only if it is still the
-   * one that failed) and the call made once more with a fresh one; never a loop: a second refusal is
-   * final, and the refresh is not started when the time left could not cover it.
+   * one that failed) and the call made once more with a fresh one; never a loop: a refusal of the
+   * fresh token is final for this call and backs the next fetch off (admission.ts), and the
+   * refresh is not started when the time left could not cover it.
    */
   async callApp<T> (spec: EndpointSpec<T>, corp: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
     const appScope: CallScope = { ...scope, app: tokenKey(corp) }
@@ -97,7 +92,6 @@ export class WecomClient {
     } catch (error) {
       if (!(error instanceof WecomApiError) || error.class !== 'token') throw error
       const { deadline } = scope
-      if (this.tokens.fetchedWithin(corp, token, FRESH)) throw new WecomFailFastError(spec.name, 'backoff', FRESH, error)
       if (deadline.remaining() <= this.#admission.expected(gettoken.name) + this.#admission.expected(spec.name)) throw new DeadlineExceededError()
       await deadline.race(this.tokens.drop(corp, token))
       const fresh = await this.accessToken(corp, deadline)

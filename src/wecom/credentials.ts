@@ -84,12 +84,6 @@ export class TokenCache {
     return (await this.#refresh(key, corp)).value
   }
 
-  /** True when `value` is this process's token of `corp` and was fetched less than `ms` ago. */
-  fetchedWithin (corp: CorpCredentials, value: string, ms: number): boolean {
-    const token = this.#entries.get(tokenKey(corp))?.token
-    return token?.value === value && this.#now() - token.fetchedAt < ms
-  }
-
   /** Forgets `failed` (here and in the shared store) unless a newer token already replaced it. */
   async drop (corp: CorpCredentials, failed: string): Promise<void> {
     const key = tokenKey(corp)
