@@ -49,6 +49,8 @@ export interface AdmissionOptions {
 
 /** Weight of the newest round trip in the running estimate of an endpoint's duration. */
 const EWMA_WEIGHT = 0.2
+/** How the log names a client's share of the budget. */
+const CLIENT_SHARE = 'one client\'s share of api.budget (api.clientShare)'
 /** Milliseconds without a round trip after which an endpoint's expected duration is halved. */
 const HALF_LIFE = 1000
 
@@ -104,9 +106,12 @@ export class Admission {
       if (refusal !== undefined) throw refusal
       const open = this.#breakers.get(endpoint)?.openFor() ?? 0
       if (open > 0) throw new WecomFailFastError(endpoint, 'breaker', open)
-      const wait = Math.max(this.#budget?.wait(corpKey(scope, endpoint)) ?? 0,
-        spec.clientInput === true && scope.client !== undefined ? this.#shares?.wait(clientKey(scope, endpoint)) ?? 0 : 0)
-      if (wait > 0) throw new WecomFailFastError(endpoint, 'budget', wait)
+      if (this.#budget !== undefined) {
+        this.#spentOr(this.#budget.wait(corpKey(scope, endpoint)), corpKey(scope, endpoint), scope, endpoint, 'api.budget')
+        if (spec.clientInput === true && scope.client !== undefined) {
+          this.#spentOr(this.#shares!.wait(clientKey(scope, endpoint)), clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
+        }
+      }
       needed += this.expected(endpoint)
     }
     if (needed >= scope.deadline.remaining()) throw new WecomFailFastError(specs[0].name, 'deadline', 0)
@@ -120,7 +125,7 @@ export class Admission {
     if (this.#budget !== undefined) {
       await this.#spend(this.#budget, corpKey(scope, endpoint), scope, endpoint, 'api.budget')
       if (spec.clientInput === true && scope.client !== undefined) {
-        await this.#spend(this.#shares!, clientKey(scope, endpoint), scope, endpoint, 'api.clientShare of api.budget for one client')
+        await this.#spend(this.#shares!, clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
       }
     }
     // Last: an open breaker lets its probe through here, and a probe must then be made.
@@ -162,13 +167,13 @@ export class Admission {
     }
     const info = describeErrcode(error.errcode)
     if (info.window === 'frequency' || info.window === 'concurrency') {
-      return this.#remember(corpKey(scope, endpoint), 'paused', error, this.#options.refusals[info.window], scope, 'this corp')
+      return this.#remember(corpKey(scope, endpoint), 'paused', error, this.#options.refusals[info.window], scope)
     }
     if (info.window === 'config' && (error.class !== 'token' || scope.freshToken === true || spec.credential === 'secret')) {
-      return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope, 'this app')
+      return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope)
     }
     if (spec.credential === 'secret' && error.class !== 'retry') {
-      return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope, 'this app')
+      return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope)
     }
     if (error.class === 'token' && scope.freshToken === true) return this.backOff('gettoken', scope, error)
     if (error.class === 'retry') {
@@ -201,20 +206,26 @@ export class Admission {
     return refusal === undefined ? undefined : new WecomFailFastError(endpoint, refusal.kind, refusal.until - Date.now(), refusal.error)
   }
 
-  #remember (key: string, kind: 'refused' | 'paused', error: WecomApiError, window: number, scope: CallScope, whom: string): WecomFailFastError {
+  #remember (key: string, kind: 'refused' | 'paused', error: WecomApiError, window: number, scope: CallScope): WecomFailFastError {
     const endpoint = error.endpoint
     if (this.#refusals.remember(key, kind, error, window)) {
-      const info = describeErrcode(error.errcode)
+      const { explanation } = describeErrcode(error.errcode)
       const fields = { corpId: scope.corpId, endpoint, errcode: error.errcode, hint: error.hint }
-      const what = kind === 'refused' ? `${info.explanation} (a configuration error: retrying will not help)` : info.explanation
-      this.#options.log[kind === 'refused' ? 'error' : 'warn'](fields,
-        `wecom: ${endpoint} answered errcode ${error.errcode}, ${what}; remembered for ${whom}: no ${endpoint} call for ${seconds(window)} s, then one asks again`)
+      if (kind === 'refused') {
+        this.#options.log.error(fields, `wecom: ${endpoint} refused this app: ${explanation} (errcode ${error.errcode}, a configuration error: retrying will not help); remembered for ${seconds(window)} s: no ${endpoint} call for this app until then`)
+      } else {
+        this.#options.log.warn(fields, `wecom: ${endpoint} answered ${error.errcode} (${explanation}); remembered for ${seconds(window)} s: no ${endpoint} call for this corp until then`)
+      }
     }
     return new WecomFailFastError(endpoint, kind, window, error)
   }
 
   async #spend (budget: Budget, key: string, scope: CallScope, endpoint: WecomEndpoint, what: string): Promise<void> {
-    const wait = await budget.take(key)
+    this.#spentOr(await budget.take(key), key, scope, endpoint, what)
+  }
+
+  /** Throws WecomFailFastError when `wait` says the budget `key` is spent; says each change once. */
+  #spentOr (wait: number, key: string, scope: CallScope, endpoint: WecomEndpoint, what: string): void {
     const fields = { corpId: scope.corpId, endpoint }
     if (wait > 0) {
       if (!this.#spent.has(key)) {
