@@ -76,7 +76,7 @@ export class Admission {
     this.#options = options
     if (options.budget !== false) {
       this.#budget = new Budget(options.budget, options.counter)
-      this.#shares = new Budget(Math.max(1, Math.floor(options.budget * options.clientShare)), options.counter)
+      if (options.clientShare < 1) this.#shares = new Budget(Math.max(1, Math.floor(options.budget * options.clientShare)), options.counter)
     }
   }
 
@@ -108,8 +108,8 @@ export class Admission {
       if (open > 0) throw new WecomFailFastError(endpoint, 'breaker', open)
       if (this.#budget !== undefined) {
         this.#spentOr(this.#budget.wait(corpKey(scope, endpoint)), corpKey(scope, endpoint), scope, endpoint, 'api.budget')
-        if (spec.clientInput === true && scope.client !== undefined) {
-          this.#spentOr(this.#shares!.wait(clientKey(scope, endpoint)), clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
+        if (this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined) {
+          this.#spentOr(this.#shares.wait(clientKey(scope, endpoint)), clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
         }
       }
       needed += this.expected(endpoint)
@@ -124,8 +124,8 @@ export class Admission {
     if (refusal !== undefined) throw refusal
     if (this.#budget !== undefined) {
       await this.#spend(this.#budget, corpKey(scope, endpoint), scope, endpoint, 'api.budget')
-      if (spec.clientInput === true && scope.client !== undefined) {
-        await this.#spend(this.#shares!, clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
+      if (this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined) {
+        await this.#spend(this.#shares, clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
       }
     }
     // Last: an open breaker lets its probe through here, and a probe must then be made.

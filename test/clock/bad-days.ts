@@ -212,8 +212,7 @@ t.test('errcodes never open the breaker: WeCom answered', async (t) => {
 })
 
 t.test('the outbound budget: when spent, 503 at once without calling WeCom, said once', async (t) => {
-  // The whole budget to one client: its share is another test's.
-  const h = await setup(t, { api: { budget: 3, clientShare: 1 } })
+  const h = await setup(t, { api: { budget: 3 } })
   for (let i = 0; i < 3; i++) t.equal((await h.login('zhangsan')).statusCode, 200)
   const calls = { ...h.sim.calls }
   const res = await h.login('zhangsan')
@@ -223,6 +222,16 @@ t.test('the outbound budget: when spent, 503 at once without calling WeCom, said
   t.same(h.sim.calls, calls, 'no WeCom call once spent')
   t.equal(lines(h, /budget .* spent/).length, 1)
   t.equal((await h.login('zhaoliu', CORP_B, { corpId: CORP_B })).statusCode, 200, 'per corp')
+})
+
+t.test('api.clientShare: one client spends at most its share of a corp\'s budget; the others log in', async (t) => {
+  const h = await setup(t, { api: { budget: 20, clientShare: 0.25 } })
+  const from = (remoteAddress: string) => () => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: h.sim.issueCode(CORP_A, 'zhangsan') }, remoteAddress })
+  const first = await Promise.all(Array.from({ length: 8 }, from('203.0.113.7')))
+  t.same(first.map((res) => res.statusCode).sort(), [200, 200, 200, 200, 200, 503, 503, 503], 'a quarter of 20 for one address')
+  t.equal(h.sim.calls.jscode2session, 5, 'the refused ones spent no code')
+  t.equal((await from('198.51.100.2')()).statusCode, 200, 'another address has its own share')
+  t.equal(lines(h, /share of api\.budget .* spent/).length, 1, 'said once')
 })
 
 t.test('per-client rate limit on /login: made-up codes cannot spend the quota; others log in', async (t) => {
