@@ -4,11 +4,13 @@ import { InvalidArgumentError, InvalidCodeError, TokenMissingError, UserForbidde
 import { createOffboarding, deliveryLease } from './events/offboarding.js'
 import { createGuard, kClaims, type Authenticate, type WecomSession, type WecomUser } from './guard.js'
 import { createAccessTokens, jwksOf, registerJwtEngine } from './jwt.js'
-import { createLoginFlow, type LoginContext } from './login.js'
 import { resolveOptions, type WecomAuthOptions } from './options.js'
 import { rateLimitOptions } from './rate-limit.js'
 import { createTelemetry } from './telemetry.js'
 import { wecomRoutes } from './routes.js'
+import { createMemberCheck } from './surfaces/member-check.js'
+import { createMiniprogramLogin } from './surfaces/miniprogram.js'
+import type { LoginContext } from './surfaces/surface.js'
 import { isPrintableAscii, MAX_CODE, MAX_CORP_ID } from './schemas.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
@@ -18,8 +20,6 @@ import { openStore } from './stores/open.js'
 
 import { createApi, type WecomApi } from './wecom/api.js'
 import { WecomClient } from './wecom/client.js'
-import { withDeadline } from './wecom/deadline.js'
-import { TokenCache, tokenKey } from './wecom/token-cache.js'
 import { VerificationCache } from './verification-cache.js'
 
 export interface WecomLoginOptions {
@@ -89,23 +89,11 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
 
   // Read from @opentelemetry/api's globals now: the host installs its SDK before registering plugins.
   const telemetry = createTelemetry()
-  const client = new WecomClient({ ...config.api, log, telemetry })
   const { store, closeConnection } = await openStore(fastify, config, log)
+  const client = new WecomClient({ ...config.api, counter: store.rateCounter, shared: store.tokens, log, telemetry })
   // Right after opening them, so that a registration failing further on still closes them.
   fastify.addHook('onClose', async () => {
     await Promise.all([client.close(), store.close().then(closeConnection)])
-  })
-  const tokenCache = new TokenCache({
-    // Its own deadline: one fetch serves every login waiting for it, each racing its own deadline.
-    fetch: (corp) => telemetry.tokenFetch(() => withDeadline(config.api.timeout, (deadline) =>
-      client.getToken(corp.secret, { deadline, corpId: corp.corpId, app: tokenKey(corp) }))),
-    shared: store.tokens,
-    onSharedStoreDown: () => {
-      telemetry.storeDown('tokens')
-      log.warn('wecom: shared token store unavailable, using a per-process access token until it returns')
-    },
-    onSharedStoreUp: () => log.info('wecom: shared token store is back'),
-    onBackgroundRefreshError: () => log.warn('wecom: refreshing the access token ahead of expiry failed; will retry on expiry')
   })
   const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)), await registerJwtEngine(fastify, config.jwt))
   // The refresh tokens' and the vault's keys derive from the signing key; older keys still open what they sealed.
@@ -118,8 +106,8 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
     telemetry.revoked(sessionsEnded, revocations.length - sessionsEnded)
   })
 
-  const loginFlow = createLoginFlow({
-    corps: config.corps, client, tokens: tokenCache, timeout: config.api.timeout, authorize: config.authorize
+  const loginFlow = createMiniprogramLogin({
+    corps: config.corps, client, timeout: config.api.timeout, memberCheck: createMemberCheck({ client, authorize: config.authorize })
   })
   const sessions = createSessions({
     store,
@@ -142,7 +130,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   const refresh = (refreshToken: string, context: LoginContext) => telemetry.operation('refresh', () =>
     sessions.refresh(refreshToken, context))
   const authenticate = createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize) })
-  const wecomApi = createApi({ corps: config.corps, client, tokens: tokenCache, timeout: config.api.timeout, log })
+  const wecomApi = createApi({ corps: config.corps, client, timeout: config.api.timeout, log })
   const callbackCorps = config.corps.flatMap(({ corpId, callback }) => callback === undefined ? [] : [{ corpId, ...callback }])
   const offboarding = createOffboarding<FastifyRequest>({
     revokeUser: (corpId, userid, at, request) => sessions.revokeUser(corpId, userid, { at, request }),

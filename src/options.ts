@@ -133,8 +133,10 @@ const optionsSchema = z.object({
       z.literal(false),
       z.strictObject({
         failures: z.number(required('a whole number')).int('must be a whole number').positive('must be positive').default(5),
+        ratio: z.number(required('a number')).gt(0, 'must be above 0').max(1, 'must be at most 1').default(0.5),
+        window: milliseconds(10_000),
         coolDown: milliseconds(10_000)
-      }, unknownKey('failures, coolDown'))
+      }, unknownKey('failures, ratio, window, coolDown'))
     ], { error: 'must be an object or false' }).prefault({}),
     refusals: z.strictObject({
       config: milliseconds(60_000),
@@ -144,7 +146,8 @@ const optionsSchema = z.object({
     budget: z.union([
       z.literal(false),
       z.number().int('must be a whole number').positive('must be positive')
-    ], { error: 'must be a number of calls a minute or false' }).default(2000)
+    ], { error: 'must be a number of calls a minute or false' }).default(2000),
+    clientShare: z.number(required('a number')).gt(0, 'must be above 0').max(1, 'must be at most 1').default(1)
   }, required('an object')).prefault({}),
   rateLimit: z.union([
     z.literal(false),

@@ -1,5 +1,5 @@
 import type { WecomMember } from '../options.js'
-import type { SharedTokenStore } from '../wecom/token-cache.js'
+import type { SharedTokenStore } from '../wecom/credentials.js'
 
 /** A login session as stored: everything needed to refresh it, nothing a client may see. */
 export interface SessionRecord {

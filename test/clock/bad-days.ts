@@ -74,13 +74,21 @@ t.test('every configuration errcode of gettoken is remembered for the app', asyn
   }
 })
 
-t.test('40014 to every jscode2session: one refetch, then the app is refused for the window', async (t) => {
+t.test('40014 to every jscode2session: one refetch, then 503s while gettoken backs off, never a window of 502s', async (t) => {
   const h = await setup(t)
   t.equal((await h.login('zhangsan')).statusCode, 200)
   h.sim.resetCalls()
   h.sim.inject('jscode2session', { errcode: 40014 }, Infinity)
-  for (let i = 0; i < 20; i++) t.equal((await h.login('zhangsan')).statusCode, 502)
-  t.same(h.sim.calls, { gettoken: 1, jscode2session: 2, 'user/get': 0 }, 'not one gettoken per login')
+  const started = Date.now()
+  for (let i = 0; i < 20; i++) t.equal((await h.login('zhangsan')).statusCode, 503)
+  // The back-off starts at 1 s and a gettoken that answers starts it over: at most one a second.
+  const seconds = Math.ceil((Date.now() - started) / 1000)
+  t.ok(h.sim.calls.gettoken >= 1 && h.sim.calls.gettoken <= seconds + 1, `${h.sim.calls.gettoken} gettoken calls in ${seconds} s, not one per login`)
+  t.ok(h.sim.calls.jscode2session <= 20 + h.sim.calls.gettoken, `${h.sim.calls.jscode2session} jscode2session calls: each login its one, and one retry per fetched token`)
+  t.equal(lines(h, /refused this app/).length, 0, 'the app is not refused')
+  h.sim.clearFaults()
+  await sleep(1100)
+  t.equal((await h.login('zhangsan')).statusCode, 200, 'over when WeCom takes the token again')
 })
 
 t.test('48002 from jscode2session is not remembered: a client can provoke it with a foreign code', async (t) => {
@@ -214,6 +222,16 @@ t.test('the outbound budget: when spent, 503 at once without calling WeCom, said
   t.same(h.sim.calls, calls, 'no WeCom call once spent')
   t.equal(lines(h, /budget .* spent/).length, 1)
   t.equal((await h.login('zhaoliu', CORP_B, { corpId: CORP_B })).statusCode, 200, 'per corp')
+})
+
+t.test('api.clientShare: one client spends at most its share of a corp\'s budget; the others log in', async (t) => {
+  const h = await setup(t, { api: { budget: 20, clientShare: 0.25 } })
+  const from = (remoteAddress: string) => () => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: h.sim.issueCode(CORP_A, 'zhangsan') }, remoteAddress })
+  const first = await Promise.all(Array.from({ length: 8 }, from('203.0.113.7')))
+  t.same(first.map((res) => res.statusCode).sort(), [200, 200, 200, 200, 200, 503, 503, 503], 'a quarter of 20 for one address')
+  t.equal(h.sim.calls.jscode2session, 5, 'the refused ones spent no code')
+  t.equal((await from('198.51.100.2')()).statusCode, 200, 'another address has its own share')
+  t.equal(lines(h, /share of api\.budget .* spent/).length, 1, 'said once')
 })
 
 t.test('per-client rate limit on /login: made-up codes cannot spend the quota; others log in', async (t) => {

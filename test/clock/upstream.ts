@@ -31,14 +31,15 @@ t.test('a token ended between jscode2session and user/get is replaced for user/g
   t.same(h.sim.calls, { gettoken: 1, jscode2session: 1, 'user/get': 2 })
 })
 
-t.test('a 40014 that persists gives 502 after exactly one refetch', async (t) => {
+t.test('a 40014 that persists gives 503 after exactly one refetch: a passing state, the app is not refused', async (t) => {
   const h = await setup(t)
   t.equal((await h.login('zhangsan')).statusCode, 200)
   h.sim.resetCalls()
   h.sim.inject('jscode2session', { errcode: 40014 }, Infinity)
   const res = await h.login('zhangsan')
-  t.equal(res.statusCode, 502)
-  t.equal(res.json().code, 'WECOM_UPSTREAM_ERROR')
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'WECOM_UNAVAILABLE')
+  t.equal(res.headers['retry-after'], '1', 'the back-off of the next gettoken')
   t.same(h.sim.calls, { gettoken: 1, jscode2session: 2, 'user/get': 0 })
 })
 

@@ -30,7 +30,21 @@ t.test('42001 and 40014: one refetch, one retry; a second failure is final', asy
   }
   h.sim.inject('message/send', { errcode: 42001 }, 2)
   const error = await api.post('/cgi-bin/message/send', { msgtype: 'text' }).catch((e: unknown) => e)
-  t.match(error, { code: 'WECOM_UPSTREAM_ERROR', statusCode: 502 }, 'refused with a fresh token too: the app is refused')
+  t.match(error, { code: 'WECOM_UNAVAILABLE', statusCode: 503, retryAfter: 1 }, 'refused with a fresh token too: a passing state, not the app refused for a minute')
+  t.match(await api.post('/cgi-bin/message/send', { msgtype: 'text' }), { errcode: 0 }, 'the next call goes through: the token it has is good')
+  const gettokens = h.sim.calls.gettoken
+  h.sim.expireTokens(CORP_A, 42001)
+  t.match(await api.post('/cgi-bin/message/send', { msgtype: 'text' }).catch((e: unknown) => e), { code: 'WECOM_UNAVAILABLE', statusCode: 503 },
+    'a token refused within the back-off is not fetched again')
+  t.equal(h.sim.calls.gettoken, gettokens, 'no gettoken during the back-off')
+})
+
+t.test('40001 even to a fresh token names a reset secret: the app is refused', async (t) => {
+  const h = await setup(t)
+  const api = h.app.wecom.api()
+  await api.get('/cgi-bin/user/get', { userid: 'zhangsan' })
+  h.sim.inject('message/send', { errcode: 40001 }, 2)
+  t.match(await api.post('/cgi-bin/message/send', { msgtype: 'text' }).catch((e: unknown) => e), { code: 'WECOM_UPSTREAM_ERROR', statusCode: 502 })
 })
 
 t.test('WeCom\'s errcodes become WECOM_API_ERROR with errcode, endpoint and hint, never the token or URL', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { SharedStoreError, TokenCache, tokenKey, type CachedToken, type SharedTokenStore } from '../../src/wecom/token-cache.js'
+import { SharedStoreError, TokenCache, tokenKey, type CachedToken, type SharedTokenStore } from '../../src/wecom/credentials.js'
 
 const corp = { corpId: 'ww1', secret: 'app-secret-one' }
 

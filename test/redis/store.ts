@@ -7,7 +7,7 @@ import { redisKeys } from '../../src/stores/redis/keys.js'
 import { RedisSessionStore } from '../../src/stores/redis/sessions.js'
 import { StoreDownError, type DeliveryClaim, type Revocation, type SessionRecord } from '../../src/stores/store.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
-import { SharedStoreError } from '../../src/wecom/token-cache.js'
+import { SharedStoreError } from '../../src/wecom/credentials.js'
 import { eventually, redisApp, startRedis } from '../helpers/redis.js'
 import { buildApp, captureLogs, CORP_A, JWT_SECRET, SECRET_A, simulatorCorps, type LogCapture } from '../helpers/setup.js'
 

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
-import type { AccessToken } from './client.js'
 
 export interface CorpCredentials { corpId: string, secret: string }
+
+/** What gettoken answered: the token and its life in seconds. */
+export interface AccessToken { accessToken: string, expiresIn: number }
 
 /** A token, the epoch ms at which WeCom says it ends, and when it was asked for. */
 export interface CachedToken { value: string, expiresAt: number, fetchedAt: number }

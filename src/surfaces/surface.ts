@@ -1,0 +1,27 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { WecomMember } from '../options.js'
+
+/** Where a login or recheck comes from, for the hooks, the log and the budget. */
+export interface LoginContext {
+  /** The corp to log in with; the first configured corp when absent. */
+  corpId?: string
+  request?: FastifyRequest
+  log: FastifyBaseLogger
+}
+
+/** What a way in hands the sessions: a member WeCom vouched for. */
+export interface VerifiedLogin {
+  member: WecomMember
+  /** WeCom's session_key for this member: for the vault only, never for a reply. */
+  sessionKey: string
+  /** Epoch ms when WeCom answered jscode2session: of a member's session_keys, the latest answer's is kept. */
+  answeredAt: number
+}
+
+/** The mini program's way in, and the member check the sessions ask again at refresh. */
+export interface LoginFlow {
+  /** code → verified member, or a typed refusal from the errors table. */
+  login (code: string, context: LoginContext): Promise<VerifiedLogin>
+  /** user/get + status + authorize, as at login: for rechecks of a living session. */
+  checkMember (corpId: string, userid: string, context: LoginContext): Promise<WecomMember>
+}

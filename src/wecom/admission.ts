@@ -1,0 +1,282 @@
+import type { Telemetry } from '../telemetry.js'
+import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
+import { Budget, type SharedCounter } from './budget.js'
+import type { Deadline } from './deadline.js'
+import type { EndpointSpec } from './endpoints.js'
+import { describeErrcode } from './errcodes.js'
+import { WecomApiError, WecomFailFastError, WecomTransportError, type WecomEndpoint, type WecomFailure } from './failures.js'
+import { FIRST_BACKOFF, Refusals } from './refusals.js'
+
+/** Who a call is made for, and until when. */
+export interface CallScope {
+  deadline: Deadline
+  corpId: string
+  /** The app (corpId + secret) whose credential the call uses, as a key: refusals are remembered per app. */
+  app: string
+  /** Who sent what the call carries (the login's client address): spends its share of the budget. */
+  client?: string
+  /** The token was fetched for this very retry: a token errcode now speaks of the app itself. */
+  freshToken?: boolean
+}
+
+/** The slice of a pino logger the call path writes its once-per-change lines to. */
+export interface WecomLogger {
+  debug (fields: object, message: string): void
+  info (fields: object, message: string): void
+  warn (fields: object, message: string): void
+  error (fields: object, message: string): void
+}
+
+/** How long WeCom's refusals are remembered, in ms (see errcodes.ts for which ones). */
+export interface RefusalWindows {
+  config: number
+  frequency: number
+  concurrency: number
+}
+
+export interface AdmissionOptions {
+  breaker: BreakerOptions | false
+  refusals: RefusalWindows
+  /** Calls a minute per corp and endpoint, or false for none. */
+  budget: number | false
+  /** The share of that budget one client may spend on an endpoint that carries what it sent. */
+  clientShare: number
+  /** Counts the budget across instances (Redis); per process without it. */
+  counter?: SharedCounter
+  log: WecomLogger
+  telemetry: Pick<Telemetry, 'breakerChanged'>
+}
+
+/** Weight of the newest round trip in the running estimate of an endpoint's duration. */
+const EWMA_WEIGHT = 0.2
+/** How the log names a client's share of the budget. */
+const CLIENT_SHARE = 'one client\'s share of api.budget (api.clientShare)'
+/** Milliseconds without a round trip after which an endpoint's expected duration is halved. */
+const HALF_LIFE = 1000
+
+/**
+ * The one failure policy of every WeCom call: whether a call may go now (remembered refusals,
+ * back-off, the budget, the breaker), and what its outcome teaches (the one place that records
+ * and logs it). Log lines say what is remembered and for how long, once per change, never per call.
+ */
+export class Admission {
+  readonly #options: AdmissionOptions
+  readonly #refusals = new Refusals<WecomFailure>()
+  readonly #breakers = new Map<WecomEndpoint, Breaker>()
+  readonly #budget: Budget | undefined
+  readonly #shares: Budget | undefined
+  /** Budget keys found spent, so that running dry and coming back are said once each. */
+  readonly #spent = new Set<string>()
+  /** What each failing endpoint was last logged failing with: one line per change, not per call. */
+  readonly #failing = new Map<WecomEndpoint, string>()
+  readonly #average = new Map<WecomEndpoint, number>()
+  readonly #last = new Map<WecomEndpoint, { took: number, at: number }>()
+
+  constructor (options: AdmissionOptions) {
+    this.#options = options
+    if (options.budget !== false) {
+      this.#budget = new Budget(options.budget, options.counter)
+      if (options.clientShare < 1) this.#shares = new Budget(Math.max(1, Math.floor(options.budget * options.clientShare)), options.counter)
+    }
+  }
+
+  /**
+   * Milliseconds a call to `endpoint` is expected to take: the running average of its round
+   * trips, or the last one when slower (WeCom or this process slowing down shows there first),
+   * halved for every second without a round trip: calls refused on the estimate make none, and
+   * an estimate that never aged would refuse them for good.
+   */
+  expected (endpoint: WecomEndpoint): number {
+    const last = this.#last.get(endpoint)
+    if (last === undefined) return 0
+    const estimate = Math.max(this.#average.get(endpoint) ?? 0, last.took)
+    return estimate * 0.5 ** (Math.max(0, Date.now() - last.at) / HALF_LIFE)
+  }
+
+  /**
+   * Throws WecomFailFastError when one of `specs` could not be called now, or not all of them
+   * within the deadline, spending nothing: a login checks its later steps before jscode2session
+   * spends the member's single-use code. `queueing`: ms the calls would wait locally first.
+   */
+  check (specs: ReadonlyArray<EndpointSpec<unknown>>, scope: CallScope, queueing: number): void {
+    let needed = queueing
+    for (const spec of specs) {
+      const endpoint = spec.name
+      const refusal = this.#refusal(endpoint, scope)
+      if (refusal !== undefined) throw refusal
+      const open = this.#breakers.get(endpoint)?.openFor() ?? 0
+      if (open > 0) throw new WecomFailFastError(endpoint, 'breaker', open)
+      if (this.#budget !== undefined) {
+        this.#spentOr(this.#budget.wait(corpKey(scope, endpoint)), corpKey(scope, endpoint), scope, endpoint, 'api.budget')
+        if (this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined) {
+          this.#spentOr(this.#shares.wait(clientKey(scope, endpoint)), clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
+        }
+      }
+      needed += this.expected(endpoint)
+    }
+    if (needed >= scope.deadline.remaining()) throw new WecomFailFastError(specs[0].name, 'deadline', 0)
+  }
+
+  /** Resolves when `spec` may be called now, taking the call from the budget; else throws WecomFailFastError. */
+  async admit (spec: EndpointSpec<unknown>, scope: CallScope): Promise<void> {
+    const endpoint = spec.name
+    const refusal = this.#refusal(endpoint, scope)
+    if (refusal !== undefined) throw refusal
+    if (this.#budget !== undefined) {
+      await this.#spend(this.#budget, corpKey(scope, endpoint), scope, endpoint, 'api.budget')
+      if (this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined) {
+        await this.#spend(this.#shares, clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
+      }
+    }
+    // Last: an open breaker lets its probe through here, and a probe must then be made.
+    const breakerWait = this.#breaker(endpoint)?.admit() ?? 0
+    if (breakerWait > 0) throw new WecomFailFastError(endpoint, 'breaker', breakerWait)
+  }
+
+  /** WeCom answered (whatever the errcode): the endpoint is alive, and this is how long it took. */
+  answered (endpoint: WecomEndpoint, took: number): void {
+    this.#breakers.get(endpoint)?.success()
+    const average = this.#average.get(endpoint) ?? 0
+    this.#last.set(endpoint, { took, at: Date.now() })
+    this.#average.set(endpoint, average + (took - average) * EWMA_WEIGHT)
+  }
+
+  /** No answer came (transport failure or deadline): counted against the endpoint's breaker. */
+  unanswered (endpoint: WecomEndpoint): void {
+    this.#breakers.get(endpoint)?.failure()
+  }
+
+  /** The answer was usable: a failure logged before is said to be over, and a back-off starts over. */
+  succeeded (spec: EndpointSpec<unknown>, scope: CallScope): void {
+    if (spec.credential === 'secret') this.#refusals.succeeded(appKey(scope, spec.name))
+    if (this.#failing.delete(spec.name)) this.#options.log.info({ endpoint: spec.name }, `wecom: ${spec.name} answers again`)
+  }
+
+  /**
+   * What a failed call throws, after remembering what is to be remembered: the window's fail-fast
+   * error when the failure opened one (so that its Retry-After is the window's), else the failure.
+   */
+  failed (spec: EndpointSpec<unknown>, scope: CallScope, error: WecomFailure): Error {
+    const endpoint = spec.name
+    if (error instanceof WecomTransportError) {
+      if (spec.credential === 'secret' && error.kind !== 'malformed') return this.backOff(spec.name, scope, error)
+      const open = this.#breakers.get(endpoint)?.openFor() ?? 0
+      if (open > 0) return new WecomFailFastError(endpoint, 'breaker', open, error)
+      this.#note(endpoint, error.kind, error.kind === 'malformed' ? 'error' : 'warn', { corpId: scope.corpId, endpoint }, `wecom: ${error.message}`)
+      return error
+    }
+    const info = describeErrcode(error.errcode)
+    if (info.window === 'frequency' || info.window === 'concurrency') {
+      return this.#remember(corpKey(scope, endpoint), 'paused', error, this.#options.refusals[info.window], scope)
+    }
+    if (info.window === 'config' && (error.class !== 'token' || scope.freshToken === true || spec.credential === 'secret')) {
+      return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope)
+    }
+    if (spec.credential === 'secret' && error.class !== 'retry') {
+      return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope)
+    }
+    if (error.class === 'token' && scope.freshToken === true) return this.backOff('gettoken', scope, error)
+    if (error.class === 'retry') {
+      if (spec.credential === 'secret') return this.backOff(endpoint, scope, error)
+      this.#note(endpoint, String(error.errcode), 'warn', { corpId: scope.corpId, endpoint, errcode: error.errcode, hint: error.hint }, `wecom: ${error.message}`)
+    } else if (error.class === 'config') {
+      this.#note(endpoint, String(error.errcode), 'error', { corpId: scope.corpId, endpoint, errcode: error.errcode, hint: error.hint },
+        `wecom: ${error.message} (a configuration error: retrying will not help)`)
+    }
+    // A stale token is refreshed by the caller; a bad code, a member out of range or an answer of
+    // the API called (api()) is the client's or the host's own: none says anything of WeCom's health.
+    return error
+  }
+
+  /**
+   * The credential `endpoint` fetches (gettoken) could not be had or was refused while fresh: its
+   * next fetch for this app waits 1 s, doubling while it lasts (at most a minute), so that a login
+   * rate never becomes a gettoken rate (about 2,000 failed an hour block the IP, doc path/90454).
+   */
+  backOff (endpoint: WecomEndpoint, scope: CallScope, error: WecomFailure): WecomFailFastError {
+    const delay = this.#refusals.backOff(appKey(scope, endpoint), error)
+    // Said when the back-off starts; its doublings are the same outage.
+    this.#options.log[delay === FIRST_BACKOFF ? 'warn' : 'debug']({ corpId: scope.corpId, endpoint, errcode: (error as Partial<WecomApiError>).errcode },
+      `wecom: no usable access token (${error.message}); remembered for this app: next ${endpoint} in ${seconds(delay)} s at the earliest, doubling while it lasts`)
+    return new WecomFailFastError(endpoint, 'backoff', delay, error)
+  }
+
+  #refusal (endpoint: WecomEndpoint, scope: CallScope): WecomFailFastError | undefined {
+    const refusal = this.#refusals.check(appKey(scope, endpoint)) ?? this.#refusals.check(corpKey(scope, endpoint))
+    return refusal === undefined ? undefined : new WecomFailFastError(endpoint, refusal.kind, refusal.until - Date.now(), refusal.error)
+  }
+
+  #remember (key: string, kind: 'refused' | 'paused', error: WecomApiError, window: number, scope: CallScope): WecomFailFastError {
+    const endpoint = error.endpoint
+    if (this.#refusals.remember(key, kind, error, window)) {
+      const { explanation } = describeErrcode(error.errcode)
+      const fields = { corpId: scope.corpId, endpoint, errcode: error.errcode, hint: error.hint }
+      if (kind === 'refused') {
+        this.#options.log.error(fields, `wecom: ${endpoint} refused this app: ${explanation} (errcode ${error.errcode}, a configuration error: retrying will not help); remembered for ${seconds(window)} s: no ${endpoint} call for this app until then`)
+      } else {
+        this.#options.log.warn(fields, `wecom: ${endpoint} answered ${error.errcode} (${explanation}); remembered for ${seconds(window)} s: no ${endpoint} call for this corp until then`)
+      }
+    }
+    return new WecomFailFastError(endpoint, kind, window, error)
+  }
+
+  async #spend (budget: Budget, key: string, scope: CallScope, endpoint: WecomEndpoint, what: string): Promise<void> {
+    this.#spentOr(await budget.take(key), key, scope, endpoint, what)
+  }
+
+  /** Throws WecomFailFastError when `wait` says the budget `key` is spent; says each change once. */
+  #spentOr (wait: number, key: string, scope: CallScope, endpoint: WecomEndpoint, what: string): void {
+    const fields = { corpId: scope.corpId, endpoint }
+    if (wait > 0) {
+      if (!this.#spent.has(key)) {
+        this.#spent.add(key)
+        this.#options.log.warn(fields, `wecom: ${what} for ${endpoint} spent; no call for ${seconds(wait)} s, until it refills`)
+      }
+      throw new WecomFailFastError(endpoint, 'budget', wait)
+    }
+    if (this.#spent.delete(key)) this.#options.log.info(fields, `wecom: ${what} for ${endpoint} available again`)
+  }
+
+  #note (endpoint: WecomEndpoint, cause: string, level: 'warn' | 'error', fields: object, message: string): void {
+    const repeated = this.#failing.get(endpoint) === cause
+    this.#failing.set(endpoint, cause)
+    this.#options.log[repeated ? 'debug' : level](fields, repeated ? message : `${message}; said once until ${endpoint} answers again or fails otherwise`)
+  }
+
+  /** The endpoint's breaker, made on its first call; undefined with `api.breaker: false`. */
+  #breaker (endpoint: WecomEndpoint): Breaker | undefined {
+    const options = this.#options.breaker
+    if (options === false) return undefined
+    let breaker = this.#breakers.get(endpoint)
+    if (breaker === undefined) {
+      breaker = new Breaker(options, (state) => this.#breakerChanged(endpoint, state, options.coolDown))
+      this.#breakers.set(endpoint, breaker)
+    }
+    return breaker
+  }
+
+  #breakerChanged (endpoint: WecomEndpoint, state: BreakerState, coolDown: number): void {
+    this.#options.telemetry.breakerChanged(endpoint, state)
+    if (state === 'open') {
+      this.#options.log.warn({ endpoint, state }, `wecom: ${endpoint} is not answering; breaker open: no ${endpoint} call for ${seconds(coolDown)} s, then one call probes`)
+    } else if (state === 'closed') {
+      this.#options.log.info({ endpoint, state }, `wecom: ${endpoint} answers again; breaker closed`)
+    }
+  }
+}
+
+function appKey (scope: Pick<CallScope, 'app'>, endpoint: WecomEndpoint): string {
+  return `app ${scope.app} ${endpoint}`
+}
+
+function corpKey (scope: Pick<CallScope, 'corpId'>, endpoint: WecomEndpoint): string {
+  return `corp ${scope.corpId} ${endpoint}`
+}
+
+function clientKey (scope: CallScope, endpoint: WecomEndpoint): string {
+  return `client ${scope.client ?? ''} ${scope.corpId} ${endpoint}`
+}
+
+function seconds (ms: number): number {
+  return Math.ceil(ms / 1000)
+}
