@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { SharedTokenStore } from '../../wecom/token-cache.js'
+import type { SharedTokenStore } from '../../wecom/credentials.js'
 import {
   sidOf, StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore
 } from '../store.js'

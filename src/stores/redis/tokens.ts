@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../../wecom/token-cache.js'
+import { SharedStoreError, type CachedToken, type SharedTokenStore } from '../../wecom/credentials.js'
 import { commands, noop, parseJson, type RedisClient, type Run } from './connection.js'
 import { redisKeys } from './keys.js'
 import { DELETE_TOKEN_IF, RELEASE } from './scripts.js'
