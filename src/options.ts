@@ -90,6 +90,8 @@ const signingKey = z.union([
   z.strictObject({ kid, private: keyMaterial, public: keyMaterial }, strict())
 ], { error: 'must be { kid, secret } or { kid, private, public }' })
 
+/** @fastify/rate-limit's `addHeaders`: whether it sends each header it knows, by name. */
+export type HeaderSwitches = Partial<Record<string, boolean>>
 /** A @fastify/rate-limit option handed over as given: the library reads it itself. */
 const given = <K extends keyof RateLimitPluginOptions>() => z.custom<RateLimitPluginOptions[K]>().optional()
 /** A duration in @fastify/rate-limit's words ('1 minute'), read as it reads it (@lukeed/ms). */
@@ -124,8 +126,9 @@ const rateLimitShape = {
   groupId: given<'groupId'>(),
   errorResponseBuilder: given<'errorResponseBuilder'>(),
   enableDraftSpec: given<'enableDraftSpec'>(),
-  addHeaders: given<'addHeaders'>(),
-  addHeadersOnExceeding: given<'addHeadersOnExceeding'>(),
+  // Typed here: the library's types for these two are not exported, and the shipped .d.ts must name them.
+  addHeaders: z.custom<HeaderSwitches>().optional(),
+  addHeadersOnExceeding: z.custom<HeaderSwitches>().optional(),
   onExceeding: given<'onExceeding'>(),
   onExceeded: given<'onExceeded'>(),
   onBanReach: given<'onBanReach'>(),

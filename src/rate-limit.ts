@@ -1,6 +1,7 @@
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import LocalStoreModule from '@fastify/rate-limit/store/LocalStore.js'
 import { rateLimited } from './errors.js'
+import type { HeaderSwitches } from './options.js'
 import type { RateCounter } from './stores/store.js'
 
 type StoreCallback = (error: Error | null, result?: { current: number, ttl: number }) => void
@@ -20,7 +21,7 @@ const LocalStore = LocalStoreModule as LocalStoreCtor
  * x-ratelimit-* headers @fastify/rate-limit sends), and, when the session store shares a counter (Redis),
  * one count for every instance.
  */
-export function rateLimitOptions (options: Record<string, unknown> & Pick<RateLimitPluginOptions, 'addHeaders'>, counter: RateCounter | undefined): RateLimitPluginOptions {
+export function rateLimitOptions (options: Record<string, unknown> & { addHeaders?: HeaderSwitches }, counter: RateCounter | undefined): RateLimitPluginOptions {
   // The library sends Retry-After itself unless `addHeaders` turns it off, as read here: the
   // error carries it only then, so that a host's error handler, which sets the error's headers,
   // answers the same (and Fastify's default handler too).
