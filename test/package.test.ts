@@ -41,6 +41,8 @@ t.test('package.json says where it lives and what it needs', async (t) => {
   t.equal(pkg.license, 'MIT')
   t.equal(pkg.peerDependencies?.fastify, '^5.0.0', 'a Fastify 4 app gets a warning at install')
   t.match(pkg.engines?.node, />=20\.19/)
+  // Not on the registry yet: an install from git (README, Install) gets dist/ only through prepare.
+  t.equal(pkg.scripts?.prepare, pkg.scripts?.build, 'prepare builds dist/')
 })
 
 // A user's `npm install` installs every dependency: one that only the tests import is a
