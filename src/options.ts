@@ -92,8 +92,11 @@ const signingKey = z.union([
 
 /** @fastify/rate-limit's `addHeaders`: whether it sends each header it knows, by name. */
 export type HeaderSwitches = Partial<Record<string, boolean>>
-/** A @fastify/rate-limit option handed over as given: the library reads it itself. */
-const given = <K extends keyof RateLimitPluginOptions>() => z.custom<RateLimitPluginOptions[K]>().optional()
+type Given<K extends keyof RateLimitPluginOptions> = { [N in K]: z.ZodOptional<z.ZodCustom<RateLimitPluginOptions[N]>> }
+/** @fastify/rate-limit options handed over as given, by name: the library reads them itself. */
+function given<const K extends keyof RateLimitPluginOptions> (...names: K[]): Given<K> {
+  return Object.fromEntries(names.map((name) => [name, z.custom().optional()])) as Given<K>
+}
 /** A duration in @fastify/rate-limit's words ('1 minute'), read as it reads it (@lukeed/ms). */
 const duration = z.string().superRefine((value, ctx) => {
   const ms = parseDuration(value)
@@ -118,29 +121,14 @@ const rateLimitShape = {
   ], { error: 'must be milliseconds or a duration string' }).default(60_000),
   keyGenerator: z.custom<(request: FastifyRequest) => string | number | Promise<string | number>>(
     (value) => typeof value === 'function', { error: 'must be a function' }).optional(),
-  skipOnError: given<'skipOnError'>(),
-  allowList: given<'allowList'>(),
-  ipv6Subnet: given<'ipv6Subnet'>(),
-  ban: given<'ban'>(),
-  hook: given<'hook'>(),
-  groupId: given<'groupId'>(),
-  errorResponseBuilder: given<'errorResponseBuilder'>(),
-  enableDraftSpec: given<'enableDraftSpec'>(),
+  ...given('skipOnError', 'allowList', 'ipv6Subnet', 'ban', 'hook', 'groupId', 'errorResponseBuilder', 'enableDraftSpec',
+    'onExceeding', 'onExceeded', 'onBanReach'),
   // Typed here: the library's types for these two are not exported, and the shipped .d.ts must name them.
   addHeaders: z.custom<HeaderSwitches>().optional(),
   addHeadersOnExceeding: z.custom<HeaderSwitches>().optional(),
-  onExceeding: given<'onExceeding'>(),
-  onExceeded: given<'onExceeded'>(),
-  onBanReach: given<'onBanReach'>(),
   // The library's names, so not refused as misspellings, but the plugin sets `global` and `store`
   // over them (src/rate-limit.ts), and its store reads none of the others.
-  global: given<'global'>(),
-  store: given<'store'>(),
-  redis: given<'redis'>(),
-  nameSpace: given<'nameSpace'>(),
-  cache: given<'cache'>(),
-  continueExceeding: given<'continueExceeding'>(),
-  exponentialBackoff: given<'exponentialBackoff'>()
+  ...given('global', 'store', 'redis', 'nameSpace', 'cache', 'continueExceeding', 'exponentialBackoff')
 } satisfies Record<keyof RateLimitPluginOptions, z.ZodType>
 
 const optionsSchema = z.strictObject({
