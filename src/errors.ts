@@ -96,8 +96,11 @@ export function unavailable (ms?: number): Error {
   return retryAfter(new UnavailableError(), ms)
 }
 
-/** 429 WECOM_RATE_LIMITED, telling the client to come back after `ms`, as @fastify/rate-limit counted. */
-export function rateLimited (ms: number): Error {
+/**
+ * 429 WECOM_RATE_LIMITED, telling the client to come back after `ms`, as @fastify/rate-limit
+ * counted; without `ms`, no Retry-After (the host turned the library's off).
+ */
+export function rateLimited (ms?: number): Error {
   return retryAfter(new RateLimitedError(), ms)
 }
 

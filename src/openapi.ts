@@ -5,8 +5,10 @@ import { SECURITY_SCHEME, logoutBody } from './schemas.js'
 // applied to schemas it was not written for: the routes carry plain JSON Schema already.
 
 interface Schema { [key: string]: unknown, body?: unknown, response?: Record<string, Record<string, unknown>> }
+interface Server { url: string, variables?: Record<string, { default?: string }> }
 interface Document {
   openapi?: string
+  servers?: Server[]
   paths?: Record<string, Record<string, unknown>>
   components?: { securitySchemes?: Record<string, unknown> }
   securityDefinitions?: Record<string, unknown>
@@ -29,7 +31,8 @@ export function swaggerTransform ({ schema, url, openapiObject, swaggerObject }:
     // schema); logout's is optional, so its operation is written here and the route hidden.
     if (schema.body === logoutBody && schema.hide !== true) {
       openapiObject.paths ??= {}
-      openapiObject.paths[url] = { ...openapiObject.paths[url], post: optionalBodyOperation(schema) }
+      const path = documentedPath(url, openapiObject.servers)
+      openapiObject.paths[path] = { ...openapiObject.paths[path], post: optionalBodyOperation(schema) }
       return { schema: { ...schema, hide: true }, url }
     }
   } else if (swaggerObject !== undefined) {
@@ -37,6 +40,20 @@ export function swaggerTransform ({ schema, url, openapiObject, swaggerObject }:
     swaggerObject.securityDefinitions[SECURITY_SCHEME] ??= { type: 'apiKey', in: 'header', name: 'Authorization' }
   }
   return { schema, url }
+}
+
+/**
+ * The path @fastify/swagger gives a route it documents: the base path of each of the document's
+ * servers (its variables at their defaults) stripped from the route's URL, as its `stripBasePath`
+ * does by default. A route's transform is not told that option: a host that turns it off and
+ * still names a base path in its servers would see logout's path stripped alone.
+ */
+function documentedPath (url: string, servers: Server[] = []): string {
+  return servers.reduce((path, { url: server, variables }) => {
+    const resolved = server.replace(/\{([^{}]+)\}/g, (whole, name: string) => variables?.[name]?.default ?? whole)
+    const base = resolved.startsWith('/') ? resolved : new URL(resolved).pathname
+    return base !== '/' && path.startsWith(base) ? path.replace(base, '') : path
+  }, url)
 }
 
 /** An OpenAPI 3 operation from a route schema whose JSON Schema needs no conversion. */

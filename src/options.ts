@@ -2,8 +2,11 @@ import { createPublicKey } from 'node:crypto'
 import { z } from 'zod'
 import type { Dispatcher } from 'undici'
 import type { FastifyRequest } from 'fastify'
+import type { RateLimitPluginOptions } from '@fastify/rate-limit'
+import { parse as parseDuration } from '@lukeed/ms'
 import type { Cluster, Redis } from 'ioredis'
 import type { WecomEvent } from './events/callback.js'
+import { describeIssue } from './option-issues.js'
 
 /** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
 export interface WecomMember {
@@ -43,21 +46,28 @@ const required = (what: string) => ({
 })
 const text = (what = 'a non-empty string') =>
   z.string(required(what)).min(1, { error: 'must not be empty' })
-const seconds = (fallback: number) =>
-  z.number(required('a number of seconds')).int('must be a whole number').positive('must be positive').default(fallback)
+const seconds = () =>
+  z.number(required('a number of seconds')).int('must be a whole number').positive('must be positive')
 // setTimeout's limit: past it Node fires at once (a timeout of 25 days would time out every call).
 const MAX_TIMER = 2 ** 31 - 1
 const milliseconds = (fallback: number) =>
   z.number(required('a number of milliseconds')).int('must be a whole number').positive('must be positive')
     .max(MAX_TIMER, { error: `must be at most ${MAX_TIMER} ms` }).default(fallback)
-/** For objects of the plugin's own: a misspelt key is refused rather than silently ignored. */
-const unknownKey = (keys: string) => ({
-  error: (issue: { code?: string, input: unknown, keys?: string[] }) => issue.code === 'unrecognized_keys'
-    ? `has no key ${issue.keys?.join(', ')} (known: ${keys})`
-    : issue.input === undefined ? 'is required' : 'must be an object'
+/**
+ * Every object of options refuses a key it does not know, which would else be a misspelt option
+ * silently ignored. Its issue's message is the keys it knows, read off the object's own schema,
+ * for resolveOptions to name them beside the bad one.
+ */
+const strict = (what = 'an object') => ({
+  error: (issue: { code?: string, input: unknown, inst?: unknown }) => issue.code === 'unrecognized_keys'
+    ? Object.keys((issue.inst as z.ZodObject).shape).join(', ')
+    : issue.input === undefined ? 'is required' : `must be ${what}`
 })
 /** The `aud` of access tokens when `jwt.audience` is not set. */
 const DEFAULT_AUDIENCE = 'fastify-wecom-auth'
+/** Seconds: an access token's life, and a refresh token's (30 days), unless one must fit the other. */
+const DEFAULT_EXPIRES_IN = 900
+const DEFAULT_REFRESH_TTL = 30 * 24 * 3600
 /**
  * Seconds a rotated refresh token still gets its rotation's answer (README, Sessions, says why 30):
  * six of the Retry-After a 503 asks for, and longer than a mini program's usual request timeout.
@@ -70,18 +80,59 @@ const ENCODING_AES_KEY = /^[A-Za-z0-9+/]{43}$/
 const callback = z.strictObject({
   token: z.string(required('a string')).min(1, { error: 'must not be empty' }).max(128, { error: 'must be at most 128 characters' }),
   encodingAESKey: z.string(required('a string')).regex(ENCODING_AES_KEY, { error: 'must be the 43 characters WeCom generates' })
-}, unknownKey('token, encodingAESKey'))
+}, strict())
 const keyMaterial = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a PEM string or Buffer' })
 const hmacSecret = z.string(required('a string')).min(32, { error: 'must be at least 32 characters (HS256)' })
 /** A key id: in every token's header and in the JWKS, so short and printable. */
 const kid = z.string(required('a string')).regex(/^[\x21-\x7e]{1,64}$/, { error: 'must be 1 to 64 printable ASCII characters' })
 const signingKey = z.union([
-  z.strictObject({ kid, secret: hmacSecret }, unknownKey('kid, secret')),
-  z.strictObject({ kid, private: keyMaterial, public: keyMaterial }, unknownKey('kid, private, public'))
+  z.strictObject({ kid, secret: hmacSecret }, strict()),
+  z.strictObject({ kid, private: keyMaterial, public: keyMaterial }, strict())
 ], { error: 'must be { kid, secret } or { kid, private, public }' })
 
-const optionsSchema = z.object({
-  corps: z.array(z.object({ corpId: text(), secret: text(), callback: callback.optional() }, required('an object')), required('an array'))
+/** @fastify/rate-limit's `addHeaders`: whether it sends each header it knows, by name. */
+export type HeaderSwitches = Partial<Record<string, boolean>>
+type Given<K extends keyof RateLimitPluginOptions> = { [N in K]: z.ZodOptional<z.ZodCustom<RateLimitPluginOptions[N]>> }
+/** @fastify/rate-limit options handed over as given, by name: the library reads them itself. */
+function given<const K extends keyof RateLimitPluginOptions> (...names: K[]): Given<K> {
+  return Object.fromEntries(names.map((name) => [name, z.custom().optional()])) as Given<K>
+}
+/** A duration in @fastify/rate-limit's words ('1 minute'), read as it reads it (@lukeed/ms). */
+const duration = z.string().superRefine((value, ctx) => {
+  const ms = parseDuration(value)
+  const problem = ms === undefined
+    ? 'must be milliseconds or a duration such as "1 minute"'
+    : ms < 1 ? 'must be at least 1 ms' : ms > MAX_TIMER ? `must be at most ${MAX_TIMER} ms` : undefined
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+})
+/**
+ * @fastify/rate-limit's options, every name its types know (RateLimitPluginOptions): any other
+ * key is a misspelling the library would ignore. `satisfies` keeps the list the library's: a name
+ * it adds or drops fails the type check. The three the plugin relies on are checked here.
+ */
+const rateLimitShape = {
+  max: z.union([
+    z.number().int('must be a whole number').positive('must be positive'),
+    z.custom<(request: FastifyRequest, key: string) => number | Promise<number>>((value) => typeof value === 'function')
+  ], { error: 'must be a number or a function' }).default(1000),
+  timeWindow: z.union([
+    z.number().int('must be a whole number').positive('must be positive').max(MAX_TIMER, { error: `must be at most ${MAX_TIMER} ms` }),
+    duration
+  ], { error: 'must be milliseconds or a duration string' }).default(60_000),
+  keyGenerator: z.custom<(request: FastifyRequest) => string | number | Promise<string | number>>(
+    (value) => typeof value === 'function', { error: 'must be a function' }).optional(),
+  ...given('skipOnError', 'allowList', 'ipv6Subnet', 'ban', 'hook', 'groupId', 'errorResponseBuilder', 'enableDraftSpec',
+    'onExceeding', 'onExceeded', 'onBanReach'),
+  // Typed here: the library's types for these two are not exported, and the shipped .d.ts must name them.
+  addHeaders: z.custom<HeaderSwitches>().optional(),
+  addHeadersOnExceeding: z.custom<HeaderSwitches>().optional(),
+  // The library's names, so not refused as misspellings, but the plugin sets `global` and `store`
+  // over them (src/rate-limit.ts), and its store reads none of the others.
+  ...given('global', 'store', 'redis', 'nameSpace', 'cache', 'continueExceeding', 'exponentialBackoff')
+} satisfies Record<keyof RateLimitPluginOptions, z.ZodType>
+
+const optionsSchema = z.strictObject({
+  corps: z.array(z.strictObject({ corpId: text(), secret: text(), callback: callback.optional() }, strict()), required('an array'))
     .min(1, { error: 'must list at least one corp' })
     .superRefine((corps, ctx) => {
       const seen = new Set<string>()
@@ -92,7 +143,7 @@ const optionsSchema = z.object({
         seen.add(corp.corpId)
       })
     }),
-  jwt: z.object({
+  jwt: z.strictObject({
     secret: hmacSecret.optional(),
     private: keyMaterial.optional(),
     public: keyMaterial.optional(),
@@ -105,11 +156,12 @@ const optionsSchema = z.object({
           seen.add(key.kid)
         })
       }).optional(),
-    expiresIn: seconds(900),
+    // Its default is fitted to session.refreshTtl (fitDefaults).
+    expiresIn: seconds().optional(),
     issuer: text().optional(),
     // Ours by default, so that a JWT the host signs with the same key for itself never passes.
     audience: text().default(DEFAULT_AUDIENCE)
-  }, required('an object')).superRefine((jwt, ctx) => {
+  }, strict()).superRefine((jwt, ctx) => {
     const hasPair = jwt.private !== undefined || jwt.public !== undefined
     if (jwt.keys !== undefined) {
       if (jwt.secret !== undefined || hasPair) ctx.addIssue({ code: 'custom', path: ['keys'], message: 'cannot be combined with secret or private/public keys' })
@@ -122,7 +174,7 @@ const optionsSchema = z.object({
     }
   }),
   prefix: z.string(required('a string')).regex(/^\/[^?#]*$/, { error: 'must start with / (e.g. /wecom)' }).default('/wecom'),
-  api: z.object({
+  api: z.strictObject({
     baseUrl: z.url({ error: 'must be an http(s) URL', protocol: /^https?$/ }).default('https://qyapi.weixin.qq.com'),
     timeout: milliseconds(5000),
     proxy: z.url({ error: 'must be an http(s) proxy URL', protocol: /^https?$/ }).optional(),
@@ -136,34 +188,22 @@ const optionsSchema = z.object({
         ratio: z.number(required('a number')).gt(0, 'must be above 0').max(1, 'must be at most 1').default(0.5),
         window: milliseconds(10_000),
         coolDown: milliseconds(10_000)
-      }, unknownKey('failures, ratio, window, coolDown'))
+      }, strict())
     ], { error: 'must be an object or false' }).prefault({}),
     refusals: z.strictObject({
       config: milliseconds(60_000),
       frequency: milliseconds(60_000),
       concurrency: milliseconds(5_000)
-    }, unknownKey('config, frequency, concurrency')).prefault({}),
+    }, strict()).prefault({}),
     budget: z.union([
       z.literal(false),
       z.number().int('must be a whole number').positive('must be positive')
     ], { error: 'must be a number of calls a minute or false' }).default(2000),
     clientShare: z.number(required('a number')).gt(0, 'must be above 0').max(1, 'must be at most 1').default(1)
-  }, required('an object')).prefault({}),
+  }, strict()).prefault({}),
   rateLimit: z.union([
     z.literal(false),
-    // Any other @fastify/rate-limit option passes through to it.
-    z.looseObject({
-      max: z.union([
-        z.number().int('must be a whole number').positive('must be positive'),
-        z.custom<(request: FastifyRequest, key: string) => number | Promise<number>>((value) => typeof value === 'function')
-      ], { error: 'must be a number or a function' }).default(1000),
-      timeWindow: z.union([
-        z.number().int('must be a whole number').positive('must be positive').max(MAX_TIMER, { error: `must be at most ${MAX_TIMER} ms` }),
-        z.string().min(1, { error: 'must not be empty' })
-      ], { error: 'must be milliseconds or a duration string' }).default(60_000),
-      keyGenerator: z.custom<(request: FastifyRequest) => string | number | Promise<string | number>>(
-        (value) => typeof value === 'function', { error: 'must be a function' }).optional()
-    }, required('an object or false'))
+    z.strictObject(rateLimitShape, strict('an object or false'))
   ], { error: 'must be an object of @fastify/rate-limit options or false' }).prefault({}),
   authorize: fn<AuthorizeFn>().optional(),
   hooks: z.strictObject({
@@ -171,29 +211,28 @@ const optionsSchema = z.object({
     onRefresh: fn<SessionHook>().optional(),
     onLogout: fn<SessionHook>().optional(),
     onRevoke: fn<RevokeHook>().optional()
-  }, unknownKey('onLogin, onRefresh, onLogout, onRevoke')).prefault({}),
+  }, strict()).prefault({}),
   extendClaims: fn<ExtendClaimsFn>().optional(),
   // How the routes appear in the host's @fastify/swagger document.
   openapi: z.strictObject({
     tag: text().default('wecom'),
     hide: z.boolean(required('true or false')).default(false)
-  }, unknownKey('tag, hide')).prefault({}),
+  }, strict()).prefault({}),
   onEvent: fn<EventHook>().optional(),
   miniprogramAppId: text().optional(),
   guard: z.strictObject({
     // Twice the members of a company of 100,000: each may hold the token a refresh replaces and the new one.
     cacheSize: z.number(required('a whole number')).int('must be a whole number').positive('must be positive').default(200_000)
-  }, unknownKey('cacheSize')).prefault({}),
-  session: z.object({
-    refreshTtl: seconds(30 * 24 * 3600),
-    recheckInterval: seconds(300),
+  }, strict()).prefault({}),
+  session: z.strictObject({
+    // The defaults of these two are fitted to jwt.expiresIn (fitDefaults).
+    refreshTtl: seconds().optional(),
+    recheckInterval: seconds().default(300),
     maxSessions: z.number(required('a whole number')).int('must be a whole number').positive('must be positive').default(100_000),
     reuseGrace: z.number(required('a number of seconds')).int('must be a whole number')
-      .nonnegative('must not be negative').default(DEFAULT_REUSE_GRACE)
-  }, required('an object')).default({
-    refreshTtl: 30 * 24 * 3600, recheckInterval: 300, maxSessions: 100_000, reuseGrace: DEFAULT_REUSE_GRACE
-  }),
-  store: z.object({
+      .nonnegative('must not be negative').optional()
+  }, strict()).prefault({}),
+  store: z.strictObject({
     redis: z.union([
       redisUrl,
       // A Redis Cluster, named by some of its nodes (ioredis finds the others).
@@ -204,18 +243,36 @@ const optionsSchema = z.object({
       z.literal(false)
     ], { error: 'must be a redis:// URL, a list of Cluster node URLs, or an ioredis client' }).optional(),
     keyPrefix: z.string(required('a string')).default('wecom-auth:')
-  }, required('an object')).default({ keyPrefix: 'wecom-auth:' })
-}, required('an object'))
+  }, strict()).prefault({})
+}, strict())
 
 /**
  * The options. `prefix` is also a key of Fastify's register options, typed `prefix?: string`
  * there: under `exactOptionalPropertyTypes` the two must agree, so it does not take `undefined`.
  */
 export type WecomAuthOptions = Omit<z.input<typeof optionsSchema>, 'prefix'> & { prefix?: string }
-type Parsed = z.output<typeof optionsSchema>
+
+/**
+ * The defaults tied to another option, fitted to the host's choice of it, so that only two
+ * values the host gave can contradict each other: an access token lives at most its session, a
+ * session at least its access token, and the grace at most half an access token's life (the
+ * token a retry is handed again is then still good for the other half; 1 s turns the grace off).
+ */
+function fitDefaults ({ jwt, session, ...rest }: z.output<typeof optionsSchema>) {
+  const expiresIn = jwt.expiresIn ?? Math.min(DEFAULT_EXPIRES_IN, session.refreshTtl ?? DEFAULT_EXPIRES_IN)
+  return {
+    ...rest,
+    jwt: { ...jwt, expiresIn },
+    session: {
+      ...session,
+      refreshTtl: session.refreshTtl ?? Math.max(DEFAULT_REFRESH_TTL, expiresIn),
+      reuseGrace: session.reuseGrace ?? Math.min(DEFAULT_REUSE_GRACE, Math.floor(expiresIn / 2))
+    }
+  }
+}
 
 /** The rules that tie one option to another. */
-const checkedSchema = optionsSchema.superRefine(({ jwt, session }, ctx) => {
+const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, session }, ctx) => {
   // A session that ends before its access token would leave that token alive past every session
   // operation, off-boarding included.
   if (session.refreshTtl < jwt.expiresIn) {
@@ -226,6 +283,7 @@ const checkedSchema = optionsSchema.superRefine(({ jwt, session }, ctx) => {
     ctx.addIssue({ code: 'custom', path: ['session', 'reuseGrace'], message: `must be shorter than jwt.expiresIn (${jwt.expiresIn})` })
   }
 })
+type Parsed = z.output<typeof checkedSchema>
 
 export type JwtAlgorithm = 'HS256' | 'ES256' | 'RS256'
 
@@ -247,23 +305,14 @@ export interface ResolvedConfig extends Omit<Parsed, 'jwt'> {
   }
 }
 
-function describePath (path: readonly PropertyKey[]): string {
-  return path.reduce<string>((out, segment) =>
-    typeof segment === 'number' ? `${out}[${segment}]` : out === '' ? String(segment) : `${out}.${String(segment)}`, '')
-}
-
-interface Issue { path: readonly PropertyKey[], message: string, code?: string, errors?: Issue[][] }
-
 /**
- * A union that no branch matched (`false` or an object) reports itself as a whole; when one
- * branch got further, into the object, its issue names the option better: `api.breaker.failures
- * must be positive` rather than `api.breaker must be an object or false`.
+ * Fastify hands a plugin the keys of its register options too (`prefix` is one of ours): not
+ * the host's misspellings.
  */
-function innermost (issue: Issue): Issue {
-  if (issue.code !== 'invalid_union' || issue.errors === undefined) return issue
-  const deepest = issue.errors.flat().reduce<Issue | undefined>((best, candidate) =>
-    candidate.path.length > (best?.path.length ?? 0) ? candidate : best, undefined)
-  return deepest === undefined ? issue : innermost({ ...deepest, path: [...issue.path, ...deepest.path] })
+const REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
+function withoutRegisterOptions (input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return input
+  return Object.fromEntries(Object.entries(input).filter(([key]) => !REGISTER_OPTIONS.has(key)))
 }
 
 function algorithmOf (publicKey: string | Buffer, option: string): JwtAlgorithm {
@@ -292,11 +341,9 @@ function resolveKey (key: KeyOption, where: string): JwtKey {
  * is never mutated, and a bad option fails the boot with a message naming it.
  */
 export function resolveOptions (input: unknown): ResolvedConfig {
-  const result = checkedSchema.safeParse(input)
+  const result = checkedSchema.safeParse(withoutRegisterOptions(input))
   if (!result.success) {
-    const issue = innermost(result.error.issues[0])
-    const where = describePath(issue.path)
-    throw new Error(`fastify-wecom-auth: ${where === '' ? 'options' : where} ${issue.message}`)
+    throw new Error(`fastify-wecom-auth: ${describeIssue(result.error.issues[0]!)}`)
   }
   const { jwt, ...rest } = result.data
   const [first, ...others] = jwt.keys?.map((key, index) => resolveKey(key, `jwt.keys[${index}]`)) ??

@@ -1,6 +1,7 @@
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import LocalStoreModule from '@fastify/rate-limit/store/LocalStore.js'
 import { rateLimited } from './errors.js'
+import type { HeaderSwitches } from './options.js'
 import type { RateCounter } from './stores/store.js'
 
 type StoreCallback = (error: Error | null, result?: { current: number, ttl: number }) => void
@@ -16,13 +17,18 @@ const LocalStore = LocalStoreModule as LocalStoreCtor
 
 /**
  * The options for @fastify/rate-limit on /login and /refresh: the caller's options over our
- * defaults, answers from the errors table (429 WECOM_RATE_LIMITED, with @fastify/rate-limit's
- * Retry-After and x-ratelimit-* headers), and, when the session store shares a counter (Redis),
+ * defaults, answers from the errors table (429 WECOM_RATE_LIMITED, with the Retry-After and
+ * x-ratelimit-* headers @fastify/rate-limit sends), and, when the session store shares a counter (Redis),
  * one count for every instance.
  */
-export function rateLimitOptions (options: Record<string, unknown>, counter: RateCounter | undefined): RateLimitPluginOptions {
+export function rateLimitOptions (options: Record<string, unknown> & { addHeaders?: HeaderSwitches }, counter: RateCounter | undefined): RateLimitPluginOptions {
+  // The library sends Retry-After itself unless `addHeaders` turns it off, as read here: the
+  // error carries it only then, so that a host's error handler, which sets the error's headers,
+  // answers the same (and Fastify's default handler too).
+  const { addHeaders = {} } = options
+  const retryAfter = !('retry-after' in addHeaders) || Boolean(addHeaders['retry-after'])
   return {
-    errorResponseBuilder: (_request, context) => rateLimited(context.ttl),
+    errorResponseBuilder: (_request, context) => rateLimited(retryAfter ? context.ttl : undefined),
     ...options,
     // Per route, set on /login and /refresh only: the plugin's other routes are not limited.
     global: false,

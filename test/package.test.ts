@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, normalize } from 'node:path'
 import t from 'tap'
 
@@ -41,6 +41,26 @@ t.test('package.json says where it lives and what it needs', async (t) => {
   t.equal(pkg.license, 'MIT')
   t.equal(pkg.peerDependencies?.fastify, '^5.0.0', 'a Fastify 4 app gets a warning at install')
   t.match(pkg.engines?.node, />=20\.19/)
+  // Not on the registry yet: an install from git (README, Install) gets dist/ only through prepare.
+  t.equal(pkg.scripts?.prepare, pkg.scripts?.build, 'prepare builds dist/')
+})
+
+// A user's `npm install` installs every dependency: one that only the tests import is a
+// devDependency. Type-only imports count, for the shipped .d.ts files import those packages too,
+// and so do the @types packages a dependency's own types need without depending on them
+// (@types/redis-errors for ioredis's), which test/types/fresh.sh checks.
+t.test('every runtime dependency is a package src/ imports', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }
+  const imported = new Set<string>()
+  const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'))
+  for (const file of sources) {
+    for (const [, specifier] of readFileSync(join(root, 'src', file), 'utf8').matchAll(/\b(?:from|import)\s*\(?\s*'([^'.][^']*)'/g)) {
+      const parts = specifier!.split('/')
+      imported.add(parts.slice(0, specifier!.startsWith('@') ? 2 : 1).join('/'))
+    }
+  }
+  t.ok(imported.has('zod') && imported.has('@fastify/rate-limit'), 'the scan finds imports')
+  t.same(Object.keys(pkg.dependencies).filter((name) => !imported.has(name) && !name.startsWith('@types/')), [], 'no dependency src/ does not import')
 })
 
 t.test('the simulator\'s command is a built file with a node shebang', needsBuild, async (t) => {

@@ -80,6 +80,37 @@ for (const order of ['before', 'after'] as const) {
   })
 }
 
+// @fastify/rate-limit decides the 429's headers (addHeaders, addHeadersOnExceeding): the error a
+// handler gets carries its Retry-After only when the library sends one, so that either handler
+// answers what the host asked for.
+t.test('a 429\'s Retry-After is @fastify/rate-limit\'s: once, and none when the host turns it off', async (t) => {
+  const twoLogins = async (app: FastifyInstance) => {
+    const first = await app.inject({ method: 'POST', url: '/wecom/login', payload: { code: 'x' } })
+    const second = await app.inject({ method: 'POST', url: '/wecom/login', payload: { code: 'x' } })
+    t.equal(second.statusCode, 429)
+    return { first, second }
+  }
+  for (const handler of ['Fastify\'s', 'the host\'s']) {
+    const host = handler === 'the host\'s'
+    const start = async (rateLimit: WecomAuthOptions['rateLimit']) => host ? hostApp(t, { rateLimit }) : { ...await setup(t, { rateLimit }), seen: [] }
+
+    const off = await start({ max: 1, addHeaders: { 'retry-after': false }, addHeadersOnExceeding: { 'x-ratelimit-remaining': false } })
+    const { first, second } = await twoLogins(off.app)
+    t.equal(second.headers['retry-after'], undefined, `${handler} handler: no Retry-After`)
+    t.equal(second.headers['x-ratelimit-limit'], '1', `${handler} handler: the headers not turned off stay`)
+    t.equal(first.headers['x-ratelimit-remaining'], undefined, `${handler} handler: addHeadersOnExceeding is the library's`)
+    if (host) t.notMatch(off.seen.at(-1)?.headers ?? {}, { 'retry-after': /./ }, 'none on the error either')
+
+    // A window written as @fastify/rate-limit takes it: one minute.
+    const on = await start({ max: 1, timeWindow: '1 minute' })
+    const retryAfter = (await twoLogins(on.app)).second.headers['retry-after']
+    t.match(retryAfter, /^\d+$/, `${handler} handler: one Retry-After`)
+    // At most the window; far from 0 however slow the machine.
+    t.ok(Number(retryAfter) > 30 && Number(retryAfter) <= 60, `${handler} handler: Retry-After ${String(retryAfter)} s of the minute`)
+    if (host) t.equal(on.seen.at(-1)?.headers?.['retry-after'], retryAfter, 'the same on the error')
+  }
+})
+
 t.test('a 503 reaches the host\'s handler with its Retry-After', async (t) => {
   const { app, sim, seen } = await hostApp(t)
   sim.inject('gettoken', { errcode: -1 }, 4)

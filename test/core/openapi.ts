@@ -27,7 +27,7 @@ type Spec = Parameters<Validator['validate']>[0]
 
 const ENCODING_AES_KEY = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG'
 
-async function documentOf (t: { teardown (fn: () => unknown): void }, host: Host, options: Partial<WecomAuthOptions> = {}): Promise<{ app: FastifyInstance, doc: Document }> {
+async function documentOf (t: { teardown (fn: () => unknown): void }, host: Host, options: Partial<WecomAuthOptions> = {}, openapi: object = {}): Promise<{ app: FastifyInstance, doc: Document }> {
   const app = Fastify()
   t.teardown(() => app.close())
   if (host === 'zod routes') {
@@ -35,7 +35,7 @@ async function documentOf (t: { teardown (fn: () => unknown): void }, host: Host
     app.setSerializerCompiler(serializerCompiler)
   }
   await app.register(fastifySwagger, {
-    openapi: { info: { title: 'host', version: '1.0.0' } },
+    openapi: { info: { title: 'host', version: '1.0.0' }, ...openapi },
     // The host's transform for its own zod routes: the plugin's routes opt out of it.
     ...(host === 'zod routes' ? { transform: jsonSchemaTransform } : {})
   })
@@ -105,6 +105,24 @@ t.test('openapi.tag names the routes\' tag; openapi.hide leaves them out', async
   t.same(Object.keys(hidden.doc.paths), ['/items'])
   t.ok((await new Validator().validate(hidden.doc as unknown as Spec)).valid)
   t.equal((await hidden.app.inject({ method: 'POST', url: '/wecom/login', payload: {} })).statusCode, 400, 'hidden, still served')
+})
+
+// @fastify/swagger strips the servers' base path from every route it documents (stripBasePath):
+// logout's operation, which the plugin writes itself, must land beside the others.
+t.test('a server URL with a base path is stripped from logout\'s path as from the others', async (t) => {
+  const servers = [
+    [{ url: 'http://x/base' }],
+    [{ url: 'http://{host}/{base}', variables: { host: { default: 'x' }, base: { default: 'base' } } }],
+    [{ url: '/base' }]
+  ]
+  for (const server of servers) {
+    const { doc } = await documentOf(t, 'plain', { prefix: '/base/wecom' }, { servers: server })
+    t.same(Object.keys(doc.paths).filter((path) => path.startsWith('/base')), [], `${server[0]!.url}: no path keeps the base`)
+    t.ok(doc.paths['/wecom/login']?.post, 'login under the stripped path')
+    t.equal(doc.paths['/wecom/logout']?.post?.requestBody?.required, false, 'logout beside it, its body optional')
+    const result = await new Validator().validate(doc as unknown as Spec)
+    t.ok(result.valid, JSON.stringify(result.errors))
+  }
 })
 
 t.test('openapi options are checked, naming the bad one', async (t) => {

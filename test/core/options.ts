@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyWecomAuth, { fastifyWecomAuth as named } from '../../src/index.js'
-import { CORP_A, CORP_B, JWT_SECRET, SECRET_A } from '../helpers/setup.js'
+import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B } from '../helpers/setup.js'
 
 const valid = () => ({ corps: [{ corpId: CORP_A, secret: SECRET_A }], jwt: { secret: JWT_SECRET } })
 
@@ -48,16 +48,24 @@ t.test('bad options fail the registration with a message naming the option', asy
     ['bad rate limit max', { ...valid(), rateLimit: { max: -1 } }, /rateLimit\.max must be positive/],
     ['bad rate limit key', { ...valid(), rateLimit: { keyGenerator: 'ip' } }, /rateLimit\.keyGenerator must be a function/],
     ['bad rate limit window', { ...valid(), rateLimit: { timeWindow: -1 } }, /rateLimit\.timeWindow must be positive/],
+    // A string is read as @fastify/rate-limit reads it (@lukeed/ms), within the bounds of a number.
+    ['rate limit window not a duration', { ...valid(), rateLimit: { timeWindow: 'soon' } }, /rateLimit\.timeWindow must be milliseconds or a duration such as "1 minute"/],
+    ['empty rate limit window', { ...valid(), rateLimit: { timeWindow: '' } }, /rateLimit\.timeWindow must be milliseconds or a duration such as "1 minute"/],
+    ['rate limit window under a millisecond', { ...valid(), rateLimit: { timeWindow: '0.4 ms' } }, /rateLimit\.timeWindow must be at least 1 ms/],
+    ['negative rate limit window string', { ...valid(), rateLimit: { timeWindow: '-1 minute' } }, /rateLimit\.timeWindow must be at least 1 ms/],
+    ['rate limit window string past setTimeout\'s range', { ...valid(), rateLimit: { timeWindow: '30 days' } }, /rateLimit\.timeWindow must be at most 2147483647 ms/],
     ['timeout past setTimeout\'s range', { ...valid(), api: { timeout: 2 ** 31 } }, /api\.timeout must be at most 2147483647 ms/],
     ['cool-down past setTimeout\'s range', { ...valid(), api: { breaker: { coolDown: 2 ** 40 } } }, /api\.breaker\.coolDown must be at most/],
-    ['misspelt breaker key', { ...valid(), api: { breaker: { failure: 3 } } }, /api\.breaker has no key failure/],
-    ['misspelt refusals key', { ...valid(), api: { refusals: { conf: 1 } } }, /api\.refusals has no key conf/],
+    ['misspelt breaker key', { ...valid(), api: { breaker: { failure: 3 } } }, /unknown option "api\.breaker\.failure" \(api\.breaker takes failures, coolDown\)/],
+    ['misspelt refusals key', { ...valid(), api: { refusals: { conf: 1 } } }, /unknown option "api\.refusals\.conf" \(api\.refusals takes config, frequency, concurrency\)/],
     ['authorize not a function', { ...valid(), authorize: true }, /authorize must be a function/],
     ['bad refreshTtl', { ...valid(), session: { refreshTtl: 'long' } }, /session\.refreshTtl must be a number of seconds/],
     // A session ending before its access token would leave that token beyond every session operation.
     ['refreshTtl below expiresIn', { ...valid(), jwt: { secret: JWT_SECRET, expiresIn: 600 }, session: { refreshTtl: 599 } },
       /session\.refreshTtl must be at least jwt\.expiresIn \(600\)/],
-    ['refreshTtl below the default expiresIn', { ...valid(), session: { refreshTtl: 60 } }, /session\.refreshTtl must be at least jwt\.expiresIn \(900\)/],
+    // A default is fitted to the options given (below), but never made longer to fit one.
+    ['reuseGrace as long as the default expiresIn', { ...valid(), session: { reuseGrace: 900 } }, /session\.reuseGrace must be shorter than jwt\.expiresIn \(900\)/],
+    ['reuseGrace as long as a given refreshTtl', { ...valid(), session: { refreshTtl: 60, reuseGrace: 60 } }, /session\.reuseGrace must be shorter than jwt\.expiresIn \(60\)/],
     ['negative reuseGrace', { ...valid(), session: { reuseGrace: -1 } }, /session\.reuseGrace must not be negative/],
     ['fractional reuseGrace', { ...valid(), session: { reuseGrace: 1.5 } }, /session\.reuseGrace must be a whole number/],
     ['reuseGrace not a number', { ...valid(), session: { reuseGrace: '30' } }, /session\.reuseGrace must be a number of seconds/],
@@ -67,7 +75,7 @@ t.test('bad options fail the registration with a message naming the option', asy
     ['bad guard cache size', { ...valid(), guard: { cacheSize: 0 } }, /guard\.cacheSize must be positive/],
     ['fractional guard cache size', { ...valid(), guard: { cacheSize: 1.5 } }, /guard\.cacheSize must be a whole number/],
     ['guard cache size not a number', { ...valid(), guard: { cacheSize: '1000' } }, /guard\.cacheSize must be a whole number/],
-    ['misspelt guard key', { ...valid(), guard: { size: 10 } }, /guard has no key size \(known: cacheSize\)/],
+    ['misspelt guard key', { ...valid(), guard: { size: 10 } }, /unknown option "guard\.size" \(guard takes cacheSize\)/],
     ['bad maxSessions', { ...valid(), session: { maxSessions: 0 } }, /session\.maxSessions must be positive/],
     ['maxSessions not a number', { ...valid(), session: { maxSessions: 'many' } }, /session\.maxSessions must be a whole number/],
     ['bad redis', { ...valid(), store: { redis: 'http://localhost' } }, /store\.redis must be a redis:\/\/ URL/],
@@ -77,6 +85,71 @@ t.test('bad options fail the registration with a message naming the option', asy
   for (const [name, options, message] of cases) {
     t.match(await registrationError(options), message, name)
   }
+})
+
+t.test('a misspelt option fails the registration, naming it with its path and the keys its object takes', async (t) => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['top level', { ...valid(), sessoin: { refreshTtl: 60 } },
+      /unknown option "sessoin": the known options are corps, jwt, prefix, api, rateLimit, authorize, hooks, extendClaims, openapi, onEvent, miniprogramAppId, guard, session, store$/],
+    ['two at once', { ...valid(), sessoin: {}, prefx: '/x' }, /unknown options "sessoin", "prefx": the known options are corps, /],
+    ['jwt', { ...valid(), jwt: { secret: JWT_SECRET, expiresin: 60 } },
+      /unknown option "jwt\.expiresin" \(jwt takes secret, private, public, keys, expiresIn, issuer, audience\)/],
+    ['a jwt key', { ...valid(), jwt: { keys: [{ kid: 'a', secret: JWT_SECRET, expiresIn: 60 }] } },
+      /unknown option "jwt\.keys\[0\]\.expiresIn" \(jwt\.keys\[0\] takes kid, secret\)/],
+    ['a corp', { ...valid(), corps: [{ corpId: CORP_A, secret: SECRET_A }, { corpId: CORP_B, secret: SECRET_B, calback: {} }] },
+      /unknown option "corps\[1\]\.calback" \(corps\[1\] takes corpId, secret, callback\)/],
+    ['a callback', { ...valid(), corps: [{ corpId: CORP_A, secret: SECRET_A, callback: { token: 't', encodingAESKey: 'a'.repeat(43), aesKey: 'x' } }] },
+      /unknown option "corps\[0\]\.callback\.aesKey" \(corps\[0\]\.callback takes token, encodingAESKey\)/],
+    ['api', { ...valid(), api: { timeOut: 1000 } },
+      /unknown option "api\.timeOut" \(api takes baseUrl, timeout, proxy, dispatcher, breaker, refusals, budget\)/],
+    ['session', { ...valid(), session: { reuseGrase: 5 } },
+      /unknown option "session\.reuseGrase" \(session takes refreshTtl, recheckInterval, maxSessions, reuseGrace\)/],
+    ['store', { ...valid(), store: { keyprefix: 'x:' } }, /unknown option "store\.keyprefix" \(store takes redis, keyPrefix\)/],
+    ['openapi', { ...valid(), openapi: { tags: ['x'] } }, /unknown option "openapi\.tags" \(openapi takes tag, hide\)/],
+    // Not one of @fastify/rate-limit's names either.
+    ['rateLimit', { ...valid(), rateLimit: { maxx: 5 } }, /unknown option "rateLimit\.maxx" \(rateLimit takes max, timeWindow, keyGenerator, skipOnError, /]
+  ]
+  for (const [name, options, message] of cases) {
+    t.match(await registrationError(options), message, name)
+  }
+})
+
+t.test('every option of @fastify/rate-limit\'s, and Fastify\'s own register options, are taken', async (t) => {
+  t.equal(await registrationError({
+    ...valid(),
+    logLevel: 'warn',
+    rateLimit: {
+      max: 5,
+      timeWindow: '1 minute',
+      allowList: ['192.0.2.1'],
+      ban: 10,
+      groupId: 'wecom',
+      skipOnError: true,
+      enableDraftSpec: false,
+      addHeaders: { 'retry-after': false },
+      addHeadersOnExceeding: { 'x-ratelimit-remaining': false },
+      onExceeded: () => {}
+    }
+  }), 'no error')
+})
+
+t.test('a default tied to another option fits the value given for it', async (t) => {
+  const { resolveOptions } = await import('../../src/options.js')
+  const fitted = (options: object) => {
+    const { jwt, session } = resolveOptions({ ...valid(), ...options })
+    return { expiresIn: jwt.expiresIn, refreshTtl: session.refreshTtl, reuseGrace: session.reuseGrace }
+  }
+  t.same(fitted({}), { expiresIn: 900, refreshTtl: 30 * 24 * 3600, reuseGrace: 30 }, 'the defaults')
+  // The grace hands out a rotation's access token again: at most half its life, so it is still good.
+  t.same(fitted({ jwt: { secret: JWT_SECRET, expiresIn: 5 } }), { expiresIn: 5, refreshTtl: 30 * 24 * 3600, reuseGrace: 2 })
+  t.same(fitted({ jwt: { secret: JWT_SECRET, expiresIn: 1 } }), { expiresIn: 1, refreshTtl: 30 * 24 * 3600, reuseGrace: 0 })
+  t.same(fitted({ jwt: { secret: JWT_SECRET, expiresIn: 60 } }), { expiresIn: 60, refreshTtl: 30 * 24 * 3600, reuseGrace: 30 })
+  // A session lives at least its access token, an access token at most its session.
+  t.same(fitted({ jwt: { secret: JWT_SECRET, expiresIn: 60 * 24 * 3600 } }), { expiresIn: 60 * 24 * 3600, refreshTtl: 60 * 24 * 3600, reuseGrace: 30 })
+  t.same(fitted({ session: { refreshTtl: 60 } }), { expiresIn: 60, refreshTtl: 60, reuseGrace: 30 })
+  t.same(fitted({ session: { refreshTtl: 1 } }), { expiresIn: 1, refreshTtl: 1, reuseGrace: 0 })
+  t.same(fitted({ session: { reuseGrace: 100 } }), { expiresIn: 900, refreshTtl: 30 * 24 * 3600, reuseGrace: 100 }, 'a grace given is kept')
+  t.equal(await registrationError({ ...valid(), jwt: { secret: JWT_SECRET, expiresIn: 5 } }), 'no error', 'jwt.expiresIn alone boots')
 })
 
 t.test('refreshTtl equal to expiresIn and a reuseGrace of 0 are accepted', async (t) => {
