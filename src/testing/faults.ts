@@ -23,8 +23,40 @@ interface QueuedFault {
   remaining: number
 }
 
+/** Faults drawn at random for calls that have none queued (see SimulatedFaultMix). */
+export interface SimulatedFaultMix {
+  /** The chance, from 0 to 1, that a call meets one of `faults`. */
+  share: number
+  /** Drawn with equal chance when a call meets one. */
+  faults: SimulatedFault[]
+  /** The same seed meets the same faults in the same order. Default 1. */
+  seed?: number
+}
+
+interface Mix { share: number, faults: SimulatedFault[], next: () => number }
+
+/** A small deterministic generator (an LCG), so that two runs meet the same faults in the same order. */
+function random (seed: number): () => number {
+  let state = seed
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31
+    return state / 2 ** 31
+  }
+}
+
 export class FaultQueue<Endpoint extends string> {
   private readonly queues = new Map<Endpoint, QueuedFault[]>()
+  private readonly mixes = new Map<Endpoint, Mix>()
+  /** Faults of a mix met so far, per endpoint. */
+  readonly met = new Map<Endpoint, number>()
+
+  /** From now on, every call of the endpoint with no fault queued meets one of `mix.faults` with chance `mix.share`. */
+  mix (endpoint: Endpoint, mix: SimulatedFaultMix): void {
+    if (!(mix.share >= 0 && mix.share <= 1) || mix.faults.length === 0) {
+      throw new Error('a fault mix needs a share from 0 to 1 and at least one fault')
+    }
+    this.mixes.set(endpoint, { share: mix.share, faults: mix.faults.map((fault) => ({ ...fault })), next: random(mix.seed ?? 1) })
+  }
 
   /** Queues a fault for the next `times` calls of the endpoint (Infinity allowed). */
   inject (endpoint: Endpoint, fault: SimulatedFault, times: number): void {
@@ -42,7 +74,7 @@ export class FaultQueue<Endpoint extends string> {
   take (endpoint: Endpoint): SimulatedFault | undefined {
     const queue = this.queues.get(endpoint)
     const head = queue?.[0]
-    if (!queue || !head) return undefined
+    if (!queue || !head) return this.draw(endpoint)
     head.remaining -= 1
     if (head.remaining <= 0) queue.shift()
     return head.fault
@@ -50,6 +82,14 @@ export class FaultQueue<Endpoint extends string> {
 
   clear (): void {
     this.queues.clear()
+    this.mixes.clear()
+  }
+
+  private draw (endpoint: Endpoint): SimulatedFault | undefined {
+    const mix = this.mixes.get(endpoint)
+    if (mix === undefined || mix.next() >= mix.share) return undefined
+    this.met.set(endpoint, (this.met.get(endpoint) ?? 0) + 1)
+    return mix.faults[Math.floor(mix.next() * mix.faults.length)]
   }
 }
 

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ENDPOINTS, type EndpointContext, type WecomEndpoint } from './endpoints.js'
-import { answerFault, answersNormally, delayOf, FaultQueue, type SimulatedFault } from './faults.js'
+import { answerFault, answersNormally, delayOf, FaultQueue, type SimulatedFault, type SimulatedFaultMix } from './faults.js'
 import { nonNegative, type Timers } from './time.js'
 import { writeReply } from './wire.js'
 
@@ -99,6 +99,21 @@ export class SimulatorServer {
       throw new Error(`WeCom simulator: unknown endpoint ${JSON.stringify(endpoint)}`)
     }
     this.faults.inject(endpoint, fault, times)
+  }
+
+  /** Every later call of the endpoint meets one of the mix's faults with the mix's chance. */
+  mixFaults (endpoint: WecomEndpoint, mix: SimulatedFaultMix): void {
+    if (!Object.hasOwn(ENDPOINTS, endpoint)) {
+      throw new Error(`WeCom simulator: unknown endpoint ${JSON.stringify(endpoint)}`)
+    }
+    this.faults.mix(endpoint, mix)
+  }
+
+  /** Faults of the mixes met so far, all endpoints together. */
+  get faultsMet (): number {
+    let met = 0
+    for (const count of this.faults.met.values()) met += count
+    return met
   }
 
   clearFaults (): void {

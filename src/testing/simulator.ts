@@ -18,7 +18,7 @@ import { Directory, type SimulatedCorp, type SimulatedMember } from './directory
 import type { EndpointContext, WecomEndpoint } from './endpoints.js'
 import type { SimulatedCallback } from './envelope.js'
 import { SimulatorNotFoundError } from './errors.js'
-import type { SimulatedFault } from './faults.js'
+import type { SimulatedFault, SimulatedFaultMix } from './faults.js'
 import { SimulatorServer, type SimulatedRequest } from './server.js'
 import { nonNegative, SimulatorClock, Timers } from './time.js'
 import { sealUserInfo } from './user-info.js'
@@ -28,7 +28,7 @@ export type { SimulatedCorp, SimulatedMember } from './directory.js'
 export type { WecomEndpoint } from './endpoints.js'
 export { callbackSignature, encryptCallbackMessage, type SimulatedCallback } from './envelope.js'
 export { isSimulatorNotFound, SimulatorNotFoundError } from './errors.js'
-export type { SimulatedFault } from './faults.js'
+export type { SimulatedFault, SimulatedFaultMix } from './faults.js'
 export type { SimulatedRequest } from './server.js'
 export { encryptWithSessionKey } from './user-info.js'
 
@@ -117,6 +117,13 @@ export interface WecomSimulator {
   setLatency(ms: number): void
   /** Queues a fault for the next `times` calls of the endpoint (default 1; Infinity allowed). */
   inject(endpoint: WecomEndpoint, fault: SimulatedFault, times?: number): void
+  /**
+   * From now on, every call of `endpoint` with no fault queued meets one of `mix.faults` with
+   * chance `mix.share`, drawn from a seeded generator: sparse faults for soaks. clearFaults() ends it.
+   */
+  mixFaults(endpoint: WecomEndpoint, mix: SimulatedFaultMix): void
+  /** Faults of the mixes met so far, all endpoints together. */
+  readonly faultsMet: number
   clearFaults(): void
   /** Moves the simulator clock forward, for code and token expiry. */
   advance(ms: number): void
@@ -204,6 +211,8 @@ function simulator ({ url, clock, timers, directory, credentials, callbacks, ser
     expireTokens: (corpId, errcode = 42001) => credentials.expire(corpId, errcode),
     setLatency: (ms) => server.setLatency(ms),
     inject: (endpoint, fault, times = 1) => server.inject(endpoint, fault, times),
+    mixFaults: (endpoint, mix) => server.mixFaults(endpoint, mix),
+    get faultsMet () { return server.faultsMet },
     clearFaults: () => server.clearFaults(),
     advance: (ms) => clock.advance(ms),
     close () {

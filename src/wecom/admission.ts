@@ -117,6 +117,11 @@ export class Admission {
     if (needed >= scope.deadline.remaining()) throw new WecomFailFastError(specs[0].name, 'deadline', 0)
   }
 
+  /** The refusal or back-off in force for `endpoint` in this scope, as the error a call would meet. */
+  refusalOf (endpoint: WecomEndpoint, scope: CallScope): WecomFailFastError | undefined {
+    return this.#refusal(endpoint, scope)
+  }
+
   /** Resolves when `spec` may be called now, taking the call from the budget; else throws WecomFailFastError. */
   async admit (spec: EndpointSpec<unknown>, scope: CallScope): Promise<void> {
     const endpoint = spec.name

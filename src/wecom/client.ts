@@ -92,6 +92,10 @@ export class WecomClient {
     } catch (error) {
       if (!(error instanceof WecomApiError) || error.class !== 'token') throw error
       const { deadline } = scope
+      // No fresh token can be had now: the one in hand stays for the calls it may still serve, and
+      // this call alone fails, rather than every call waiting for a fetch that cannot be made.
+      const backingOff = this.#admission.refusalOf(gettoken.name, appScope)
+      if (backingOff !== undefined) throw backingOff
       if (deadline.remaining() <= this.#admission.expected(gettoken.name) + this.#admission.expected(spec.name)) throw new DeadlineExceededError()
       await deadline.race(this.tokens.drop(corp, token))
       const fresh = await this.accessToken(corp, deadline)
