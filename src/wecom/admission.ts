@@ -52,7 +52,7 @@ const EWMA_WEIGHT = 0.2
 /** How the log names a client's share of the budget. */
 const CLIENT_SHARE = 'one client\'s share of api.budget (api.clientShare)'
 /** Milliseconds without a round trip after which an endpoint's expected duration is halved. */
-const HALF_LIFE = 1000
+const HALF_LIFE = 5000
 
 /**
  * The one failure policy of every WeCom call: whether a call may go now (remembered refusals,

@@ -70,7 +70,7 @@ export class WecomClient {
    */
   precheck (specs: ReadonlyArray<EndpointSpec<unknown>>, scope: CallScope): void {
     const queued = this.#transport.queued
-    this.#admission.check(specs, scope, queued === 0 ? 0 : this.#admission.expected(specs[0].name) * Math.ceil(queued / 64))
+    this.#admission.check(specs, scope, this.#admission.expected(specs[0].name) * Math.ceil(queued))
   }
 
   /** The app's access token within `deadline`: cached, shared, single-flight. */

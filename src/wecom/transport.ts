@@ -47,12 +47,13 @@ export class Transport {
   }
 
   /**
-   * Requests waiting for a connection of the pool: under local overload a call queues here before
-   * WeCom sees it. 0 for a proxy or the host's dispatcher, which do not say.
+   * Requests waiting for a connection of the pool, per connection: under local overload a call
+   * queues here before WeCom sees it, for about this many calls' time. 0 for a proxy or a
+   * dispatcher that does not say.
    */
   get queued (): number {
     const stats = (this.#dispatcher as Partial<Pool>).stats
-    return stats === undefined ? 0 : stats.pending
+    return stats === undefined ? 0 : stats.pending / Math.max(1, stats.connected)
   }
 
   async exchange (endpoint: WecomEndpoint, outgoing: Outgoing, signal: AbortSignal): Promise<Answer> {

@@ -1,0 +1,55 @@
+import t from 'tap'
+import { createWecomSimulator } from '../../src/testing/simulator.js'
+import { startRedis } from '../helpers/redis.js'
+import { buildApp, CORP_A, simulatorCorps } from '../helpers/setup.js'
+
+// The outbound budget (api.budget) and a client's share of it (api.clientShare) hold across
+// instances sharing Redis: four instances spend what one would (issue 17).
+const redis = await startRedis(t)
+if (redis !== undefined) {
+  const sim = await createWecomSimulator({ corps: simulatorCorps() })
+  t.teardown(() => sim.close())
+  const login = (app: Awaited<ReturnType<typeof buildApp>>['app'], remoteAddress = '198.51.100.1') =>
+    app.inject({ method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(CORP_A, 'zhangsan') }, remoteAddress })
+
+  t.test('four instances on one Redis spend one api.budget, not four', async (t) => {
+    const budget = 12
+    const options = { store: { redis: redis.url, keyPrefix: 'budget-1:' }, api: { budget } }
+    const apps = await Promise.all(Array.from({ length: 4 }, () => buildApp(options, sim)))
+    t.teardown(() => Promise.all(apps.map(({ app }) => app.close())))
+    sim.resetCalls()
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => login(apps[i % 4].app)))
+    const ok = answers.filter((res) => res.statusCode === 200).length
+    t.ok(sim.calls.jscode2session <= budget, `${sim.calls.jscode2session} jscode2session calls for a budget of ${budget}`)
+    t.ok(sim.calls['user/get'] <= budget, `${sim.calls['user/get']} user/get calls`)
+    t.ok(ok >= 1 && ok <= budget, `${ok} logins succeeded`)
+    t.ok(answers.every((res) => res.statusCode === 200 || res.statusCode === 503), 'the others 503')
+    const refused = answers.find((res) => res.statusCode === 503)!
+    t.equal(refused.json().code, 'WECOM_UNAVAILABLE')
+    t.ok(Number(refused.headers['retry-after']) >= 1 && Number(refused.headers['retry-after']) <= 60, 'Retry-After: what is left of the minute')
+  })
+
+  t.test('a client\'s share of the budget holds across instances; another client logs in', async (t) => {
+    const options = { store: { redis: redis.url, keyPrefix: 'budget-2:' }, api: { budget: 40, clientShare: 0.1 } }
+    const apps = await Promise.all([buildApp(options, sim), buildApp(options, sim)])
+    t.teardown(() => Promise.all(apps.map(({ app }) => app.close())))
+    sim.resetCalls()
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => login(apps[i % 2].app, '203.0.113.7')))
+    t.equal(answers.filter((res) => res.statusCode === 200).length, 4, 'a tenth of 40, across both instances')
+    t.equal(sim.calls.jscode2session, 4, 'the refused ones spent no code')
+    t.equal((await login(apps[1].app, '198.51.100.2')).statusCode, 200, 'another client has its own share')
+  })
+
+  t.test('Redis down: each instance counts its budget by itself', async (t) => {
+    const scratch = await startRedis(t)
+    if (scratch === undefined) return
+    const { app } = await buildApp({ store: { redis: scratch.url }, api: { budget: 3 } }, sim)
+    t.teardown(() => app.close())
+    t.equal((await login(app)).statusCode, 200)
+    await scratch.stop()
+    // The session store is down too, so logins cannot end in 200: what counts is WeCom's calls.
+    sim.resetCalls()
+    for (let i = 0; i < 6; i++) await login(app)
+    t.ok(sim.calls.jscode2session <= 3, `${sim.calls.jscode2session} jscode2session calls while Redis is down`)
+  })
+}
