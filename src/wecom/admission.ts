@@ -164,7 +164,7 @@ export class Admission {
   failed (spec: EndpointSpec<unknown>, scope: CallScope, error: WecomFailure): Error {
     const endpoint = spec.name
     if (error instanceof WecomTransportError) {
-      if (spec.credential === 'secret' && error.kind !== 'malformed') return this.backOff(spec.name, scope, error)
+      if (spec.credential === 'secret') return this.backOff(spec.name, scope, error)
       const open = this.#breakers.get(endpoint)?.openFor() ?? 0
       if (open > 0) return new WecomFailFastError(endpoint, 'breaker', open, error)
       this.#note(endpoint, error.kind, error.kind === 'malformed' ? 'error' : 'warn', { corpId: scope.corpId, endpoint }, `wecom: ${error.message}`)

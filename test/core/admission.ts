@@ -56,3 +56,10 @@ t.test('one gettoken failure, one warning', async (t) => {
   t.equal(warned.length, 1, warned.map((r) => r.msg).join(' | '))
   t.match(String(warned[0].msg), /remembered|next gettoken/, 'saying what is remembered and for how long')
 })
+
+t.test('gettoken answering HTML backs off like any gettoken failure: one call, not one per login', async (t) => {
+  const h = await setup(t)
+  h.sim.inject('gettoken', { malformed: true }, Infinity)
+  for (let i = 0; i < 10; i++) t.equal((await h.login('zhangsan')).statusCode, 503)
+  t.equal(h.sim.calls.gettoken, 1)
+})
