@@ -5,7 +5,7 @@ import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-lim
 import { errorExtras, isWecomError } from './errors.js'
 import { CALLBACK_BODY_LIMIT, openEvent, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './events/callback.js'
 import { kClaims, type Authenticate } from './guard.js'
-import type { LoginContext } from './surfaces/surface.js'
+import type { LoginContext } from './member.js'
 import { swaggerTransform } from './openapi.js'
 import { routeSchemas, type DocsOptions } from './schemas.js'
 import type { IssuedTokens, Sessions } from './sessions/sessions.js'

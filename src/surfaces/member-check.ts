@@ -5,7 +5,7 @@ import type { CorpCredentials } from '../wecom/credentials.js'
 import type { Deadline } from '../wecom/deadline.js'
 import { userGet } from '../wecom/endpoints.js'
 import { WecomTransportError } from '../wecom/failures.js'
-import type { LoginContext } from './surface.js'
+import type { LoginContext } from '../member.js'
 
 export interface MemberCheckDependencies {
   client: WecomClient

@@ -4,7 +4,7 @@ import { tokenKey, type CorpCredentials } from '../wecom/credentials.js'
 import { jscode2session, userGet } from '../wecom/endpoints.js'
 import { decide } from '../wecom/outcome.js'
 import type { MemberCheck } from './member-check.js'
-import type { LoginFlow } from './surface.js'
+import type { LoginFlow } from '../member.js'
 
 export interface MiniprogramDependencies {
   corps: readonly CorpCredentials[]

@@ -1,5 +1,6 @@
+// The domain's types every way in shares: a login's context, the verified login, the login flow.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { WecomMember } from '../options.js'
+import type { WecomMember } from './options.js'
 
 /** Where a login or recheck comes from, for the hooks, the log and the budget. */
 export interface LoginContext {
