@@ -69,7 +69,7 @@ const DEFAULT_AUDIENCE = 'fastify-wecom-auth'
 const DEFAULT_EXPIRES_IN = 900
 const DEFAULT_REFRESH_TTL = 30 * 24 * 3600
 /**
- * Seconds a rotated refresh token still gets its rotation's answer (README, Sessions, says why 30):
+ * Seconds a rotated refresh token still gets its rotation's answer (docs/design.md says why 30):
  * six of the Retry-After a 503 asks for, and longer than a mini program's usual request timeout.
  */
 const DEFAULT_REUSE_GRACE = 30
