@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
 
 // Every error the plugin answers with, in one table so that the README table and the codes
 // clients switch on cannot drift apart. Messages never interpolate a secret, a token or a code.
@@ -49,9 +49,9 @@ const Base = WecomError as unknown as ErrorConstructor
  * `switch` narrows on), or, given the message's arguments (`wecomError<[string]>`), the code alone,
  * as @fastify/error's own overloads do.
  */
-function wecomError<C extends string, SC extends number> (code: C, message: string, statusCode: SC): createError.FastifyErrorConstructor<{ code: C, statusCode: SC }>
-function wecomError<Arg extends unknown[]> (code: string, message: string, statusCode: number): createError.FastifyErrorConstructor<{ code: string }, Arg>
-function wecomError (code: string, message: string, statusCode: number): createError.FastifyErrorConstructor {
+function wecomError<C extends string, SC extends number> (code: C, message: string, statusCode: SC): FastifyErrorConstructor<{ code: C, statusCode: SC }>
+function wecomError<Arg extends unknown[]> (code: string, message: string, statusCode: number): FastifyErrorConstructor<{ code: string }, Arg>
+function wecomError (code: string, message: string, statusCode: number): FastifyErrorConstructor {
   return createError(code, message, statusCode, Base)
 }
 
