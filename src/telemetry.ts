@@ -1,4 +1,4 @@
-import { SpanKind, SpanStatusCode, metrics, trace, type Attributes } from '@opentelemetry/api'
+import { SpanKind, SpanStatusCode, metrics, trace, type Attributes, type Meter, type Tracer } from '@opentelemetry/api'
 
 // Spans and metrics through @opentelemetry/api only: no-ops unless the host installed an SDK
 // before registering the plugin. Attributes name endpoints, errcodes and error codes: never a
@@ -25,7 +25,35 @@ export interface Telemetry {
 
 export function createTelemetry (): Telemetry {
   const tracer = trace.getTracer(SCOPE)
-  const meter = metrics.getMeter(SCOPE)
+  const meters = instruments(metrics.getMeter(SCOPE))
+  return {
+    operation: (name, run) => operation(tracer, meters, name, run),
+    call: (endpoint, run) => call(tracer, meters, endpoint, run),
+    async tokenFetch (run) {
+      try {
+        const token = await run()
+        meters.tokenFetches.add(1, { outcome: 'ok' })
+        return token
+      } catch (error) {
+        meters.tokenFetches.add(1, { outcome: error instanceof Error ? error.name : 'error' })
+        throw error
+      }
+    },
+    breakerChanged (endpoint, state) {
+      meters.breakers.set(endpoint, BREAKER_STATES[state])
+    },
+    revoked (sessions, members) {
+      if (sessions > 0) meters.revocations.add(sessions, { kind: 'session' })
+      if (members > 0) meters.revocations.add(members, { kind: 'member' })
+    },
+    storeDown (store) {
+      meters.storeOutages.add(1, { store })
+    }
+  }
+}
+
+/** Every metric of the README's list, and the breakers' states the gauge reads. */
+function instruments (meter: Meter) {
   const operations = {
     login: meter.createCounter('wecom_auth.logins', { description: 'Logins, by outcome (ok or the error code)' }),
     refresh: meter.createCounter('wecom_auth.refreshes', { description: 'Refreshes, by outcome (ok or the error code)' })
@@ -42,71 +70,53 @@ export function createTelemetry (): Telemetry {
     .addCallback((result) => {
       for (const [endpoint, state] of breakers) result.observe(state, { 'wecom.endpoint': endpoint })
     })
+  return { operations, calls, callDuration, tokenFetches, revocations, storeOutages, breakers }
+}
 
-  return {
-    operation (name, run) {
-      return tracer.startActiveSpan(`wecom.${name}`, { kind: SpanKind.INTERNAL }, async (span) => {
-        try {
-          const result = await run()
-          operations[name].add(1, { outcome: 'ok' })
-          return result
-        } catch (error) {
-          const code = codeOf(error)
-          operations[name].add(1, { outcome: code })
-          span.setAttribute('wecom_auth.outcome', code)
-          span.setStatus({ code: SpanStatusCode.ERROR, message: code })
-          if (code === 'WECOM_STORE_UNAVAILABLE') storeOutages.add(1, { store: 'sessions' })
-          throw error
-        } finally {
-          span.end()
-        }
-      })
-    },
-    call (endpoint, run) {
-      return tracer.startActiveSpan(`wecom ${endpoint}`, { kind: SpanKind.CLIENT, attributes: { 'wecom.endpoint': endpoint } }, async (span) => {
-        const started = performance.now()
-        let attributes: Attributes = { 'wecom.endpoint': endpoint }
-        try {
-          const answer = await run()
-          const errcode = typeof answer.errcode === 'number' ? answer.errcode : 0
-          attributes = { ...attributes, 'wecom.errcode': errcode }
-          if (errcode !== 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `errcode ${errcode}` })
-          return answer
-        } catch (error) {
-          // No answer: the failure's kind (unreachable, malformed; a deadline's abort is unreachable), never its message.
-          const failure = error instanceof Error && 'kind' in error ? String(error.kind) : 'error'
-          attributes = { ...attributes, 'wecom.failure': failure }
-          span.setStatus({ code: SpanStatusCode.ERROR, message: failure })
-          throw error
-        } finally {
-          span.setAttributes(attributes)
-          span.end()
-          calls.add(1, attributes)
-          callDuration.record(performance.now() - started, attributes)
-        }
-      })
-    },
-    async tokenFetch (run) {
-      try {
-        const token = await run()
-        tokenFetches.add(1, { outcome: 'ok' })
-        return token
-      } catch (error) {
-        tokenFetches.add(1, { outcome: error instanceof Error ? error.name : 'error' })
-        throw error
-      }
-    },
-    breakerChanged (endpoint, state) {
-      breakers.set(endpoint, BREAKER_STATES[state])
-    },
-    revoked (sessions, members) {
-      if (sessions > 0) revocations.add(sessions, { kind: 'session' })
-      if (members > 0) revocations.add(members, { kind: 'member' })
-    },
-    storeDown (store) {
-      storeOutages.add(1, { store })
+type Instruments = ReturnType<typeof instruments>
+
+function operation<T> (tracer: Tracer, meters: Instruments, name: 'login' | 'refresh', run: () => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(`wecom.${name}`, { kind: SpanKind.INTERNAL }, async (span) => {
+    try {
+      const result = await run()
+      meters.operations[name].add(1, { outcome: 'ok' })
+      return result
+    } catch (error) {
+      const code = codeOf(error)
+      meters.operations[name].add(1, { outcome: code })
+      span.setAttribute('wecom_auth.outcome', code)
+      span.setStatus({ code: SpanStatusCode.ERROR, message: code })
+      if (code === 'WECOM_STORE_UNAVAILABLE') meters.storeOutages.add(1, { store: 'sessions' })
+      throw error
+    } finally {
+      span.end()
     }
-  }
+  })
+}
+
+function call<T extends { errcode?: unknown }> (tracer: Tracer, meters: Instruments, endpoint: string, run: () => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(`wecom ${endpoint}`, { kind: SpanKind.CLIENT, attributes: { 'wecom.endpoint': endpoint } }, async (span) => {
+    const started = performance.now()
+    let attributes: Attributes = { 'wecom.endpoint': endpoint }
+    try {
+      const answer = await run()
+      const errcode = typeof answer.errcode === 'number' ? answer.errcode : 0
+      attributes = { ...attributes, 'wecom.errcode': errcode }
+      if (errcode !== 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `errcode ${errcode}` })
+      return answer
+    } catch (error) {
+      // No answer: the failure's kind (unreachable, malformed; a deadline's abort is unreachable), never its message.
+      const failure = error instanceof Error && 'kind' in error ? String(error.kind) : 'error'
+      attributes = { ...attributes, 'wecom.failure': failure }
+      span.setStatus({ code: SpanStatusCode.ERROR, message: failure })
+      throw error
+    } finally {
+      span.setAttributes(attributes)
+      span.end()
+      meters.calls.add(1, attributes)
+      meters.callDuration.record(performance.now() - started, attributes)
+    }
+  })
 }
 
 function codeOf (error: unknown): string {

@@ -79,92 +79,92 @@ export function createOffboarding<R> (deps: OffboardingDependencies<R>): {
    */
   handle (corpId: string, event: WecomEvent, request: R): Promise<void>
 } {
-  async function revoke (corpId: string, userid: string, cause: OffboardingCause, event: WecomEvent, request: R): Promise<void> {
-    // The end of the event's second: CreateTime has whole seconds, and whatever was issued within
-    // it may have come before the event. Never later than now (sessions.revokeUser caps it).
-    const at = (Number(event.CreateTime) + 1) * 1000 - 1
-    try {
-      await deps.revokeUser(corpId, userid, at, request)
-    } catch (error) {
-      deps.log.error({ err: error, corpId, userid, event: kindOf(event), action: 'revokeUser', cause },
-        `wecom: WeCom's event could not end the member's sessions (store unavailable); ${RETRY}`)
-      throw error
-    }
-    deps.log.info({ corpId, userid, event: kindOf(event), action: 'revokeUser', cause }, `wecom: ${cause} member's sessions ended by WeCom's event`)
-  }
+  return { handle: (corpId, event, request) => handle(deps, corpId, event, request) }
+}
 
-  async function recheck (corpId: string, userid: string, event: WecomEvent, request: R): Promise<void> {
-    let allowed: boolean
-    try {
-      allowed = await deps.stillAllowed(corpId, userid, request)
-    } catch (error) {
-      deps.log.warn({ err: error, corpId, userid, event: kindOf(event), action: 'recheck' },
-        `wecom: could not recheck the member after their departments changed; ${RETRY}`)
-      throw error
-    }
-    if (allowed) deps.log.info({ corpId, userid, event: kindOf(event), action: 'recheck' }, 'wecom: member still allowed after their departments changed')
-    else await revoke(corpId, userid, 'left the visible range', event, request)
+async function handle<R> (deps: OffboardingDependencies<R>, corpId: string, event: WecomEvent, request: R): Promise<void> {
+  const key = deliveryKey(corpId, event)
+  const fields = { corpId, event: kindOf(event) }
+  const claim = await deps.claimDelivery(key, deps.lease)
+  if (claim.state === 'done') {
+    deps.log.info({ ...fields, action: 'none' }, 'wecom: event delivered again; answered without a second effect')
+    return
   }
-
-  /** Every effect of the event, in order; rejects at the first that failed. */
-  async function act (corpId: string, event: WecomEvent, request: R): Promise<void> {
-    const userid = text(event.UserID)
-    const kind = kindOf(event)
-    if (kind === 'change_contact/delete_user' && userid !== '') {
-      await revoke(corpId, userid, 'deleted', event, request)
-    } else if (kind === 'change_contact/update_user' && userid !== '') {
-      const newUserid = text(event.NewUserID)
-      const status = text(event.Status)
-      if (status !== '' && status !== ACTIVE) await revoke(corpId, userid, 'not active', event, request)
-      else if (newUserid !== '' && newUserid !== userid) await revoke(corpId, userid, 'userid changed', event, request)
-      else if (event.Department !== undefined) await recheck(corpId, userid, event, request)
-    } else if (kind === 'unsubscribe' && text(event.FromUserName) !== '') {
-      // The member was taken out of the app's visible range (or left the corp).
-      await revoke(corpId, text(event.FromUserName), 'left the visible range', event, request)
-    }
-    if (deps.onEvent === undefined) return
-    try {
-      await deps.onEvent(event, request)
-    } catch (error) {
-      // The host's error stays in the log: the answer goes to WeCom.
-      deps.log.error({ err: error, corpId, event: kind }, `wecom: onEvent failed; ${RETRY}`)
-      throw new CallbackRetryError('onEvent failed')
-    }
+  if (claim.state === 'busy') {
+    deps.log.info({ ...fields, action: 'none' }, `wecom: event delivered again while another delivery of it is being handled; ${RETRY}`)
+    throw new CallbackRetryError('another delivery of this event is being handled')
   }
-
-  async function settle (key: string, id: string, done: boolean, fields: object): Promise<void> {
-    try {
-      await deps.settleDelivery(key, id, done, DELIVERY_MEMORY)
-    } catch (error) {
-      // Done: answered `success` all the same, since a resend would act a second time. Not done:
-      // the answer is the failure's, and the claim lapses after its lease.
-      deps.log.warn({ err: error, ...fields, action: 'settle' }, done
-        ? 'wecom: event acted on, but not remembered as done (store unavailable); answered success'
-        : `wecom: event's claim not released (store unavailable); it lapses in ${deps.lease} ms`)
-    }
+  let done = false
+  try {
+    await act(deps, corpId, event, request)
+    done = true
+  } finally {
+    await settle(deps, key, claim.id, done, fields)
   }
+}
 
-  return {
-    async handle (corpId, event, request) {
-      const key = deliveryKey(corpId, event)
-      const fields = { corpId, event: kindOf(event) }
-      const claim = await deps.claimDelivery(key, deps.lease)
-      if (claim.state === 'done') {
-        deps.log.info({ ...fields, action: 'none' }, 'wecom: event delivered again; answered without a second effect')
-        return
-      }
-      if (claim.state === 'busy') {
-        deps.log.info({ ...fields, action: 'none' }, `wecom: event delivered again while another delivery of it is being handled; ${RETRY}`)
-        throw new CallbackRetryError('another delivery of this event is being handled')
-      }
-      let done = false
-      try {
-        await act(corpId, event, request)
-        done = true
-      } finally {
-        await settle(key, claim.id, done, fields)
-      }
-    }
+/** Every effect of the event, in order; rejects at the first that failed. */
+async function act<R> (deps: OffboardingDependencies<R>, corpId: string, event: WecomEvent, request: R): Promise<void> {
+  const userid = text(event.UserID)
+  const kind = kindOf(event)
+  if (kind === 'change_contact/delete_user' && userid !== '') {
+    await revoke(deps, corpId, userid, 'deleted', event, request)
+  } else if (kind === 'change_contact/update_user' && userid !== '') {
+    const newUserid = text(event.NewUserID)
+    const status = text(event.Status)
+    if (status !== '' && status !== ACTIVE) await revoke(deps, corpId, userid, 'not active', event, request)
+    else if (newUserid !== '' && newUserid !== userid) await revoke(deps, corpId, userid, 'userid changed', event, request)
+    else if (event.Department !== undefined) await recheck(deps, corpId, userid, event, request)
+  } else if (kind === 'unsubscribe' && text(event.FromUserName) !== '') {
+    // The member was taken out of the app's visible range (or left the corp).
+    await revoke(deps, corpId, text(event.FromUserName), 'left the visible range', event, request)
+  }
+  if (deps.onEvent === undefined) return
+  try {
+    await deps.onEvent(event, request)
+  } catch (error) {
+    // The host's error stays in the log: the answer goes to WeCom.
+    deps.log.error({ err: error, corpId, event: kind }, `wecom: onEvent failed; ${RETRY}`)
+    throw new CallbackRetryError('onEvent failed')
+  }
+}
+
+async function revoke<R> (deps: OffboardingDependencies<R>, corpId: string, userid: string, cause: OffboardingCause, event: WecomEvent, request: R): Promise<void> {
+  // The end of the event's second: CreateTime has whole seconds, and whatever was issued within
+  // it may have come before the event. Never later than now (sessions.revokeUser caps it).
+  const at = (Number(event.CreateTime) + 1) * 1000 - 1
+  try {
+    await deps.revokeUser(corpId, userid, at, request)
+  } catch (error) {
+    deps.log.error({ err: error, corpId, userid, event: kindOf(event), action: 'revokeUser', cause },
+      `wecom: WeCom's event could not end the member's sessions (store unavailable); ${RETRY}`)
+    throw error
+  }
+  deps.log.info({ corpId, userid, event: kindOf(event), action: 'revokeUser', cause }, `wecom: ${cause} member's sessions ended by WeCom's event`)
+}
+
+async function recheck<R> (deps: OffboardingDependencies<R>, corpId: string, userid: string, event: WecomEvent, request: R): Promise<void> {
+  let allowed: boolean
+  try {
+    allowed = await deps.stillAllowed(corpId, userid, request)
+  } catch (error) {
+    deps.log.warn({ err: error, corpId, userid, event: kindOf(event), action: 'recheck' },
+      `wecom: could not recheck the member after their departments changed; ${RETRY}`)
+    throw error
+  }
+  if (allowed) deps.log.info({ corpId, userid, event: kindOf(event), action: 'recheck' }, 'wecom: member still allowed after their departments changed')
+  else await revoke(deps, corpId, userid, 'left the visible range', event, request)
+}
+
+async function settle<R> (deps: OffboardingDependencies<R>, key: string, id: string, done: boolean, fields: object): Promise<void> {
+  try {
+    await deps.settleDelivery(key, id, done, DELIVERY_MEMORY)
+  } catch (error) {
+    // Done: answered `success` all the same, since a resend would act a second time. Not done:
+    // the answer is the failure's, and the claim lapses after its lease.
+    deps.log.warn({ err: error, ...fields, action: 'settle' }, done
+      ? 'wecom: event acted on, but not remembered as done (store unavailable); answered success'
+      : `wecom: event's claim not released (store unavailable); it lapses in ${deps.lease} ms`)
   }
 }
 

@@ -1,0 +1,112 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { InvalidArgumentError, InvalidCodeError, TokenMissingError } from './errors.js'
+import { kClaims, type Authenticate } from './guard.js'
+import { isPrintableAscii, MAX_CODE, MAX_CORP_ID } from './schemas.js'
+import type { IssuedTokens, Sessions } from './sessions/sessions.js'
+import type { LoginContext } from './member.js'
+import type { WecomApi } from './wecom/api.js'
+
+export interface WecomLoginOptions {
+  /** The corp to exchange the code with; the first configured corp when absent. */
+  corpId?: string
+  /** Handed to `authorize`. */
+  request?: FastifyRequest
+}
+
+/** What the plugin decorates the instance with, as `app.wecom`. */
+export interface WecomAuthDecorator {
+  /** onRequest hook: refuses requests without a valid bearer JWT, sets `request.wecomUser`. */
+  authenticate: Authenticate
+  /**
+   * The login flow without the route: verifies a `wx.qy.login` code and starts a session. A code
+   * that is not a string of 1 to 512 characters is refused as WECOM_INVALID_CODE without asking
+   * WeCom; a corpId that is not a string of 1 to 64 characters as WECOM_INVALID_ARGUMENT.
+   */
+  login (code: string, options?: WecomLoginOptions): Promise<IssuedTokens>
+  /**
+   * Ends one session: its refresh token dies, its access tokens are refused everywhere. A sid that
+   * is not a string of 1 to 256 characters rejects with WECOM_INVALID_ARGUMENT.
+   */
+  revokeSession (sid: string): Promise<void>
+  /**
+   * Off-boarding: ends every session of a member, forgets their session_key, and refuses every
+   * access token of theirs issued before it, on every instance. Arguments that are not strings of
+   * 1 to 256 characters reject with WECOM_INVALID_ARGUMENT.
+   */
+  revokeUser (corpId: string, userid: string): Promise<void>
+  /**
+   * Decrypts what wx.qy.getMobile / getEmail / getEnterpriseUserInfo returned, with the
+   * session_key of the member `authenticate` verified on this request. Whatever `data` is, it
+   * resolves or rejects with WECOM_DECRYPT_FAILED (or WECOM_TOKEN_MISSING without authenticate).
+   */
+  decrypt (request: FastifyRequest, data: unknown): Promise<Record<string, unknown>>
+  /**
+   * The app's other WeCom calls on the login's cached, shared access token (of `corpId`, or the
+   * first corp), under the login's rules. A corpId not configured throws WECOM_CORP_UNKNOWN; one
+   * that is not a string of 1 to 64 printable ASCII characters WECOM_INVALID_ARGUMENT.
+   */
+  api (corpId?: string): WecomApi
+  /**
+   * The raw WeCom access token of `corpId` (or the first corp), for the rare call `api()` cannot
+   * make. A secret: never log it, never send it to a client. Rejects as `api()` calls do.
+   */
+  accessToken (corpId?: string): Promise<string>
+}
+
+/** What `app.wecom` hands the host's calls to, once their arguments are checked. */
+export interface DecoratorParts {
+  authenticate: Authenticate
+  /** The login flow as the route runs it: one span and one outcome count per login. */
+  login (code: string, context: LoginContext): Promise<IssuedTokens>
+  sessions: Pick<Sessions, 'revokeSession' | 'revokeUser' | 'decrypt'>
+  wecomApi: { api (corpId?: string): WecomApi, accessToken (corpId?: string): Promise<string> }
+  log: FastifyBaseLogger
+}
+
+/**
+ * `app.wecom`. The decorators take values from the host, often straight from a client: each is
+ * checked here, so that a wrong type or size is a typed 4xx and never reaches WeCom or the store.
+ */
+export function createDecorator ({ authenticate, login, sessions, wecomApi, log }: DecoratorParts): WecomAuthDecorator {
+  return {
+    authenticate,
+    async login (code, loginOptions) {
+      if (!isPrintableAscii(code, MAX_CODE)) throw new InvalidCodeError()
+      const { corpId, request } = loginOptions ?? {}
+      if (corpId !== undefined) corpIdArgument(corpId)
+      return login(code, { corpId, request, log })
+    },
+    async revokeSession (sid) {
+      await sessions.revokeSession(argument('sid', sid))
+    },
+    async revokeUser (corpId, userid) {
+      await sessions.revokeUser(argument('corpId', corpId), argument('userid', userid))
+    },
+    async decrypt (request, data) {
+      const claims = typeof request === 'object' && request !== null ? request[kClaims] : undefined
+      if (claims === null || claims === undefined) throw new TokenMissingError()
+      return sessions.decrypt(claims, data)
+    },
+    api (corpId) {
+      return wecomApi.api(corpId === undefined ? undefined : corpIdArgument(corpId))
+    },
+    async accessToken (corpId) {
+      return wecomApi.accessToken(corpId === undefined ? undefined : corpIdArgument(corpId))
+    }
+  }
+}
+
+/** Far above any WeCom corpid, userid or our sid, far below a size that costs anything. */
+const MAX_ARGUMENT = 256
+
+function corpIdArgument (corpId: unknown): string {
+  if (!isPrintableAscii(corpId, MAX_CORP_ID)) {
+    throw new InvalidArgumentError('corpId', `a string of 1 to ${MAX_CORP_ID} printable ASCII characters`)
+  }
+  return corpId
+}
+
+function argument (name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ARGUMENT) throw new InvalidArgumentError(name, `a string of 1 to ${MAX_ARGUMENT} characters`)
+  return value
+}
