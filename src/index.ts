@@ -143,6 +143,7 @@ function offboardingOf (config: ResolvedConfig, store: SessionStore, sessions: S
     // Redis down: 503, and WeCom resends until it is back.
     claimDelivery: (key, lease) => stored(() => store.claimDelivery(key, lease)),
     settleDelivery: (key, id, done, ttl) => store.settleDelivery(key, id, done, ttl),
+    renewDelivery: (key, id, lease) => store.renewDelivery(key, id, lease),
     lease: deliveryLease(config.api.timeout),
     onEvent: config.onEvent,
     log

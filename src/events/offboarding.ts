@@ -38,6 +38,7 @@ export interface OffboardingDependencies<R> {
   /** The store's claims on deliveries (SessionStore.claimDelivery, settleDelivery). */
   claimDelivery (key: string, lease: number): Promise<DeliveryClaim>
   settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void>
+  renewDelivery (key: string, id: string, lease: number): Promise<boolean>
   /** Milliseconds a delivery's claim holds: deliveryLease(api.timeout). */
   lease: number
   onEvent?: (event: WecomEvent, request: R) => void | Promise<void>
@@ -95,12 +96,29 @@ async function handle<R> (deps: OffboardingDependencies<R>, corpId: string, even
     throw new CallbackRetryError('another delivery of this event is being handled')
   }
   let done = false
+  const renewal = keepClaimed(deps, key, claim.id, fields)
   try {
     await act(deps, corpId, event, request)
     done = true
   } finally {
+    clearInterval(renewal)
     await settle(deps, key, claim.id, done, fields)
   }
+}
+
+/**
+ * Renews the claim every third of its lease while the work goes on, however long the host's hooks
+ * take: a resend then finds it busy rather than lapsed, and acts only once this instance stopped
+ * renewing (it died mid-work). unref: a renewal never keeps the process alive.
+ */
+function keepClaimed<R> (deps: OffboardingDependencies<R>, key: string, id: string, fields: object): NodeJS.Timeout {
+  return setInterval(() => {
+    deps.renewDelivery(key, id, deps.lease).then((held) => {
+      if (!held) deps.log.warn({ ...fields, action: 'renew' }, 'wecom: the event\'s claim lapsed while it was being handled; another delivery may act on it too')
+    }, (error: unknown) => {
+      deps.log.warn({ err: error, ...fields, action: 'renew' }, 'wecom: the event\'s claim could not be renewed (store unavailable); it lapses after its lease')
+    })
+  }, Math.max(1, Math.floor(deps.lease / 3))).unref()
 }
 
 /** Every effect of the event, in order; rejects at the first that failed. */

@@ -121,6 +121,13 @@ export class MemorySessionStore implements SessionStore {
     else if (this.#deliveries.get(key)?.id === id) this.#deliveries.delete(key)
   }
 
+  async renewDelivery (key: string, id: string, lease: number): Promise<boolean> {
+    const held = this.#deliveries.get(key)
+    if (held?.id !== id || held.until <= this.#now()) return false
+    held.until = this.#now() + lease
+    return true
+  }
+
   #remember (key: string, entry: { id?: string, until: number }): void {
     this.#deliveries.delete(key)
     this.#deliveries.set(key, entry)

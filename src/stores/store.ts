@@ -122,6 +122,11 @@ export interface SessionStore {
    * or another instance acts on it.
    */
   settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void>
+  /**
+   * Extends a claim still held by `id` to `lease` ms from now, while its work goes on: false when
+   * it is no longer this claim's (it lapsed and another took it, or it was settled).
+   */
+  renewDelivery (key: string, id: string, lease: number): Promise<boolean>
 }
 
 /** One key per member, the same in every part of the process. */

@@ -63,7 +63,7 @@ t.test('revokeUser forgets the member\'s session_key (in-process store)', async 
  * WeCom's off-boarding on the in-process store, with failures injected: `failures` counts down
  * the calls of each dependency that throw. `lines` holds what was logged.
  */
-function offboardingOn (store: MemorySessionStore, failures: { revokeUser?: number, settle?: number }, onEvent?: () => Promise<void>) {
+function offboardingOn (store: MemorySessionStore, failures: { revokeUser?: number, settle?: number }, onEvent?: () => Promise<void>, lease = deliveryLease(1000)) {
   const lines: Array<{ level: string, fields: Record<string, unknown>, message: string }> = []
   const logged = (level: string) => (fields: object, message: string) => { lines.push({ level, fields: fields as Record<string, unknown>, message }) }
   const revoked: number[] = []
@@ -78,7 +78,8 @@ function offboardingOn (store: MemorySessionStore, failures: { revokeUser?: numb
       if ((failures.settle = (failures.settle ?? 0) - 1) >= 0) throw new Error('the store is down')
       await store.settleDelivery(key, id, done, ttl)
     },
-    lease: deliveryLease(1000),
+    renewDelivery: (key, id, lease) => store.renewDelivery(key, id, lease),
+    lease,
     onEvent,
     log: { info: logged('info'), warn: logged('warn'), error: logged('error') }
   }
@@ -212,4 +213,24 @@ t.test('a refresh racing with revokeUser never leaves a token that passes after 
       }
     }
   }
+})
+
+t.test('work that outlasts the lease keeps its claim: a resend meanwhile is busy, never a second effect', async (t) => {
+  let calls = 0
+  const slow = async () => {
+    calls++
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+  }
+  // A 300 ms lease renewed every 100 ms; the work takes four leases. The resends come at 500 and
+  // 1000 ms, after the lease would have lapsed twice without renewal; timers firing late on a
+  // loaded machine only renew later, still well inside the lease.
+  const o = offboardingOn(new MemorySessionStore({ maxSessions: 10 }), {}, slow, 300)
+  const first = o.deliver()
+  const resend = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)).then(() => o.deliver())
+  await t.rejects(resend(500), { code: 'WECOM_CALLBACK_RETRY' }, 'busy while the first delivery works')
+  await t.rejects(resend(500), { code: 'WECOM_CALLBACK_RETRY' }, 'still busy')
+  await first
+  await o.deliver()
+  t.equal(calls, 1, 'onEvent ran once')
+  t.equal(o.revoked.length, 1, 'the off-boarding ran once')
 })

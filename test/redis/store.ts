@@ -181,6 +181,17 @@ if (redis !== undefined) {
     t.equal((await a.claimDelivery('corp:event-2', lease)).state, 'new', 'its holder\'s does')
   })
 
+  t.test('callback deliveries: a claim is renewed by its holder only, while it holds it', async (t) => {
+    const keyPrefix = nextPrefix()
+    const [a, b] = [new RedisSessionStore({ client: await client(t), keyPrefix }), new RedisSessionStore({ client: await client(t), keyPrefix })]
+    const id = idOf(await a.claimDelivery('corp:event-3', 60_000))
+    t.equal(await b.renewDelivery('corp:event-3', 'another-id', 60_000), false, 'not by another id')
+    t.equal(await b.renewDelivery('corp:event-3', id, 60_000), true, 'by its id, from any instance')
+    await a.settleDelivery('corp:event-3', id, true, 86_400_000)
+    t.equal(await a.renewDelivery('corp:event-3', id, 60_000), false, 'not once done')
+    t.same(await b.claimDelivery('corp:event-3', 60_000), { state: 'done' }, 'and done stays done')
+  })
+
   t.test('shared token: compare-and-delete and the refresh lock', async (t) => {
     const keyPrefix = nextPrefix()
     const { tokens } = new RedisSessionStore({ client: await client(t), keyPrefix })

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { DeliveryClaim } from '../store.js'
 import { px, type Run } from './connection.js'
 import { redisKeys } from './keys.js'
-import { CLAIM_DELIVERY, RELEASE } from './scripts.js'
+import { CLAIM_DELIVERY, RELEASE, RENEW_DELIVERY } from './scripts.js'
 
 /** What a delivery done is kept as: never a claim's id, which is a UUID. */
 const DONE = 'done'
@@ -25,6 +25,10 @@ export class RedisDeliveries {
     const id = randomUUID()
     const state = await this.#run((client) => CLAIM_DELIVERY.run(client, [redisKeys.delivery(this.#prefix, key)], [id, px(lease)]))
     return state === 'new' ? { state, id } : { state: state === DONE ? 'done' : 'busy' }
+  }
+
+  async renew (key: string, id: string, lease: number): Promise<boolean> {
+    return await this.#run((client) => RENEW_DELIVERY.run(client, [redisKeys.delivery(this.#prefix, key)], [id, px(lease)])) === 1
   }
 
   async settle (key: string, id: string, done: boolean, ttl: number): Promise<void> {

@@ -147,6 +147,10 @@ export class RedisSessionStore implements SessionStore {
     await this.#deliveries.settle(key, id, done, ttl)
   }
 
+  async renewDelivery (key: string, id: string, lease: number): Promise<boolean> {
+    return await this.#deliveries.renew(key, id, lease)
+  }
+
   async #index (session: SessionRecord): Promise<void> {
     await this.#run((client) => INDEX.run(client, [redisKeys.memberIndex(this.#prefix, session.corpid, session.userid)], [
       session.sid, session.expiresAt, this.#now()
