@@ -199,7 +199,7 @@ const optionsSchema = z.strictObject({
       z.literal(false),
       z.number().int('must be a whole number').positive('must be positive')
     ], { error: 'must be a number of calls a minute or false' }).default(2000),
-    clientShare: z.number(required('a number')).gt(0, 'must be above 0').max(1, 'must be at most 1').default(1)
+    clientShare: z.number(required('a number')).gt(0, 'must be above 0').max(1, 'must be at most 1').default(0.25)
   }, strict()).prefault({}),
   rateLimit: z.union([
     z.literal(false),

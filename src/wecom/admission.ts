@@ -49,8 +49,14 @@ export interface AdmissionOptions {
 
 /** Weight of the newest round trip in the running estimate of an endpoint's duration. */
 const EWMA_WEIGHT = 0.2
-/** How the log names a client's share of the budget. */
-const CLIENT_SHARE = 'one client\'s share of api.budget (api.clientShare)'
+/** A client's share of the budget is never below this many calls a minute (see clientBudget). */
+const SMALL_OFFICE = 100
+/** A failure's cause is said at most once in this many ms, even when calls succeed in between. */
+const SAY_AGAIN = 60_000
+/** Causes remembered for SAY_AGAIN at the most: endpoints × errcodes stay far below it. */
+const MAX_SAID = 1000
+/** The refusal of a token fetched for that very call: its key backs the next fetch off. */
+const TOKEN_REFUSED = 'token refused while fresh'
 /** Milliseconds without a round trip after which an endpoint's expected duration is halved. */
 const HALF_LIFE = 5000
 
@@ -69,6 +75,10 @@ export class Admission {
   readonly #spent = new Set<string>()
   /** What each failing endpoint was last logged failing with: one line per change, not per call. */
   readonly #failing = new Map<WecomEndpoint, string>()
+  /** When each endpoint's cause was last said, so that a flapping failure is said once a minute. */
+  readonly #said = new Map<string, number>()
+  /** Endpoints whose failure was said above debug: their recovery is said too. */
+  readonly #loud = new Set<WecomEndpoint>()
   readonly #average = new Map<WecomEndpoint, number>()
   readonly #last = new Map<WecomEndpoint, { took: number, at: number }>()
 
@@ -76,7 +86,7 @@ export class Admission {
     this.#options = options
     if (options.budget !== false) {
       this.#budget = new Budget(options.budget, options.counter)
-      if (options.clientShare < 1) this.#shares = new Budget(Math.max(1, Math.floor(options.budget * options.clientShare)), options.counter)
+      if (options.clientShare < 1) this.#shares = new Budget(clientBudget(options.budget, options.clientShare), options.counter)
     }
   }
 
@@ -104,12 +114,13 @@ export class Admission {
       const endpoint = spec.name
       const refusal = this.#refusal(endpoint, scope)
       if (refusal !== undefined) throw refusal
-      const open = this.#breakers.get(endpoint)?.openFor() ?? 0
+      const open = this.#breakers.get(endpoint)?.waitFor() ?? 0
       if (open > 0) throw new WecomFailFastError(endpoint, 'breaker', open)
       if (this.#budget !== undefined) {
         this.#spentOr(this.#budget.wait(corpKey(scope, endpoint)), corpKey(scope, endpoint), scope, endpoint, 'api.budget')
         if (this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined) {
-          this.#spentOr(this.#shares.wait(clientKey(scope, endpoint)), clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
+          const wait = this.#shares.wait(clientKey(scope, endpoint))
+          if (wait > 0) throw new WecomFailFastError(endpoint, 'budget', wait)
         }
       }
       needed += this.expected(endpoint)
@@ -129,9 +140,9 @@ export class Admission {
     if (refusal !== undefined) throw refusal
     if (this.#budget !== undefined) {
       await this.#spend(this.#budget, corpKey(scope, endpoint), scope, endpoint, 'api.budget')
-      if (this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined) {
-        await this.#spend(this.#shares, clientKey(scope, endpoint), scope, endpoint, CLIENT_SHARE)
-      }
+      // One client's share spent is that client's own limit, like the rate limit: not logged.
+      const wait = this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined ? await this.#shares.take(clientKey(scope, endpoint)) : 0
+      if (wait > 0) throw new WecomFailFastError(endpoint, 'budget', wait)
     }
     // Last: an open breaker lets its probe through here, and a probe must then be made.
     const breakerWait = this.#breaker(endpoint)?.admit() ?? 0
@@ -153,8 +164,10 @@ export class Admission {
 
   /** The answer was usable: a failure logged before is said to be over, and a back-off starts over. */
   succeeded (spec: EndpointSpec<unknown>, scope: CallScope): void {
-    if (spec.credential === 'secret') this.#refusals.succeeded(appKey(scope, spec.name))
-    if (this.#failing.delete(spec.name)) this.#options.log.info({ endpoint: spec.name }, `wecom: ${spec.name} answers again`)
+    // A fetch that answered ends its back-off; a token that WeCom took ends the back-off of tokens
+    // refused while fresh (a fetch answering is not enough: it may hand back a token refused again).
+    this.#refusals.succeeded(appKey(scope, spec.credential === 'secret' ? spec.name : TOKEN_REFUSED))
+    if (this.#failing.delete(spec.name) && this.#loud.delete(spec.name)) this.#options.log.info({ endpoint: spec.name }, `wecom: ${spec.name} answers again`)
   }
 
   /**
@@ -180,7 +193,7 @@ export class Admission {
     if (spec.credential === 'secret' && error.class !== 'retry') {
       return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope)
     }
-    if (error.class === 'token' && scope.freshToken === true) return this.backOff('gettoken', scope, error)
+    if (error.class === 'token' && scope.freshToken === true) return this.backOff(TOKEN_REFUSED, scope, error, 'gettoken')
     if (error.class === 'retry') {
       if (spec.credential === 'secret') return this.backOff(endpoint, scope, error)
       this.#note(endpoint, String(error.errcode), 'warn', { corpId: scope.corpId, endpoint, errcode: error.errcode, hint: error.hint }, `wecom: ${error.message}`)
@@ -198,8 +211,8 @@ export class Admission {
    * next fetch for this app waits 1 s, doubling while it lasts (at most a minute), so that a login
    * rate never becomes a gettoken rate (about 2,000 failed an hour block the IP, doc path/90454).
    */
-  backOff (endpoint: WecomEndpoint, scope: CallScope, error: WecomFailure): WecomFailFastError {
-    const delay = this.#refusals.backOff(appKey(scope, endpoint), error)
+  backOff (key: string, scope: CallScope, error: WecomFailure, endpoint: WecomEndpoint = key): WecomFailFastError {
+    const delay = this.#refusals.backOff(appKey(scope, key), error)
     // Said when the back-off starts; its doublings are the same outage.
     this.#options.log[delay === FIRST_BACKOFF ? 'warn' : 'debug']({ corpId: scope.corpId, endpoint, errcode: (error as Partial<WecomApiError>).errcode },
       `wecom: no usable access token (${error.message}); remembered for this app: next ${endpoint} in ${seconds(delay)} s at the earliest, doubling while it lasts`)
@@ -207,7 +220,8 @@ export class Admission {
   }
 
   #refusal (endpoint: WecomEndpoint, scope: CallScope): WecomFailFastError | undefined {
-    const refusal = this.#refusals.check(appKey(scope, endpoint)) ?? this.#refusals.check(corpKey(scope, endpoint))
+    const refusal = this.#refusals.check(appKey(scope, endpoint)) ?? this.#refusals.check(corpKey(scope, endpoint)) ??
+      (endpoint === 'gettoken' ? this.#refusals.check(appKey(scope, TOKEN_REFUSED)) : undefined)
     return refusal === undefined ? undefined : new WecomFailFastError(endpoint, refusal.kind, refusal.until - Date.now(), refusal.error)
   }
 
@@ -243,9 +257,18 @@ export class Admission {
   }
 
   #note (endpoint: WecomEndpoint, cause: string, level: 'warn' | 'error', fields: object, message: string): void {
-    const repeated = this.#failing.get(endpoint) === cause
     this.#failing.set(endpoint, cause)
-    this.#options.log[repeated ? 'debug' : level](fields, repeated ? message : `${message}; said once until ${endpoint} answers again or fails otherwise`)
+    const key = `${endpoint} ${cause}`
+    const now = Date.now()
+    const said = this.#said.get(key)
+    if (said !== undefined && now - said < SAY_AGAIN) {
+      this.#options.log.debug(fields, message)
+      return
+    }
+    if (this.#said.size >= MAX_SAID) this.#said.clear()
+    this.#said.set(key, now)
+    this.#loud.add(endpoint)
+    this.#options.log[level](fields, `${message}; said at most once a minute while it lasts`)
   }
 
   /** The endpoint's breaker, made on its first call; undefined with `api.breaker: false`. */
@@ -268,6 +291,14 @@ export class Admission {
       this.#options.log.info({ endpoint, state }, `wecom: ${endpoint} answers again; breaker closed`)
     }
   }
+}
+
+/**
+ * A client's calls a minute: its share of the corp's budget, never below SMALL_OFFICE (or the whole
+ * budget, when smaller), so that one office behind one address is not cut short on a small budget.
+ */
+export function clientBudget (budget: number, share: number): number {
+  return Math.max(Math.min(budget, SMALL_OFFICE), Math.floor(budget * share))
 }
 
 function appKey (scope: Pick<CallScope, 'app'>, endpoint: WecomEndpoint): string {

@@ -68,6 +68,14 @@ export class Breaker {
     return 0
   }
 
+  /**
+   * Milliseconds before a call would be let through, without moving the breaker: the cool-down
+   * left while open, the probe's wait while one is out, 0 when a call may go (or probe).
+   */
+  waitFor (): number {
+    return this.#state === 'half-open' ? PROBE_WAIT : this.openFor()
+  }
+
   /** Milliseconds the breaker stays open, without moving it: 0 when a call may be tried. */
   openFor (): number {
     return this.#state === 'open' ? Math.max(0, this.#openUntil - this.#now()) : 0

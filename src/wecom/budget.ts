@@ -41,6 +41,7 @@ export class Budget {
   readonly #now: () => number
   readonly #buckets = new Map<string, Bucket>()
   readonly #leases = new Map<string, Lease>()
+  #sweptAt = 0
 
   /**
    * @param perMinute calls a minute per key
@@ -70,6 +71,7 @@ export class Budget {
 
   /** Takes one call from `key`: 0 when taken, else the milliseconds until one may be. */
   async take (key: string): Promise<number> {
+    this.#sweep()
     if (this.#counter === undefined) return this.#takeLocal(key)
     for (;;) {
       const lease = this.#leases.get(key)
@@ -101,6 +103,27 @@ export class Budget {
     })
     this.#leases.set(key, { left: 0, until: lease?.until ?? this.#now() + MINUTE, pending })
     return pending
+  }
+
+  /**
+   * Once a minute, forgets the keys that hold nothing: a full bucket, a lease whose window ended.
+   * Keys per client come and go; without this each would stay for the life of the process.
+   */
+  #sweep (): void {
+    const now = this.#now()
+    if (now - this.#sweptAt < MINUTE) return
+    this.#sweptAt = now
+    for (const [key, bucket] of this.#buckets) {
+      if (bucket.tokens + (now - bucket.at) * this.#perMs >= this.#perMinute) this.#buckets.delete(key)
+    }
+    for (const [key, lease] of this.#leases) {
+      if (lease.until <= now && lease.pending === undefined) this.#leases.delete(key)
+    }
+  }
+
+  /** Keys held now, for tests of the sweep. */
+  get size (): number {
+    return this.#buckets.size + this.#leases.size
   }
 
   #bucketWait (key: string): number {

@@ -225,13 +225,23 @@ t.test('the outbound budget: when spent, 503 at once without calling WeCom, said
 })
 
 t.test('api.clientShare: one client spends at most its share of a corp\'s budget; the others log in', async (t) => {
-  const h = await setup(t, { api: { budget: 20, clientShare: 0.25 } })
+  // A quarter of 400: 100 calls a minute for one address (never below 100: see clientBudget).
+  const h = await setup(t, { api: { budget: 400, clientShare: 0.25 } })
   const from = (remoteAddress: string) => () => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: h.sim.issueCode(CORP_A, 'zhangsan') }, remoteAddress })
-  const first = await Promise.all(Array.from({ length: 8 }, from('203.0.113.7')))
-  t.same(first.map((res) => res.statusCode).sort(), [200, 200, 200, 200, 200, 503, 503, 503], 'a quarter of 20 for one address')
-  t.equal(h.sim.calls.jscode2session, 5, 'the refused ones spent no code')
+  const first = await Promise.all(Array.from({ length: 110 }, from('203.0.113.7')))
+  const count = (status: number) => first.filter((res) => res.statusCode === status).length
+  t.same([count(200), count(503)], [100, 10], 'a quarter of 400 for one address, the rest 503')
+  t.equal(h.sim.calls.jscode2session, 100, 'the refused ones spent no code')
   t.equal((await from('198.51.100.2')()).statusCode, 200, 'another address has its own share')
-  t.equal(lines(h, /share of api\.budget .* spent/).length, 1, 'said once')
+  t.notOk(h.logs.records.some((r) => (r.level as number) >= 40 && /budget/.test(String(r.msg))), 'a client\'s own limit is not the operator\'s warning')
+})
+
+t.test('three addresses sending made-up codes at the rate limit do not spend the budget of everyone else', async (t) => {
+  const h = await setup(t, { api: { budget: 400 }, rateLimit: { max: 1000 } })
+  const made = (remoteAddress: string, i: number) => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: `made-up-${remoteAddress}-${i}` }, remoteAddress })
+  await Promise.all(['203.0.113.7', '203.0.113.8', '203.0.113.9'].flatMap((address) => Array.from({ length: 150 }, (_, i) => made(address, i))))
+  t.equal(h.sim.calls.jscode2session, 300, 'each address a quarter of the budget: 300 of 400')
+  t.equal((await h.login('zhangsan')).statusCode, 200, 'a colleague still logs in')
 })
 
 t.test('per-client rate limit on /login: made-up codes cannot spend the quota; others log in', async (t) => {
