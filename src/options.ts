@@ -254,12 +254,14 @@ export type WecomAuthOptions = Omit<z.input<typeof optionsSchema>, 'prefix'> & {
 
 /**
  * The defaults tied to another option, fitted to the host's choice of it, so that only two
- * values the host gave can contradict each other: an access token lives at most its session, a
- * session at least its access token, and the grace at most half an access token's life (the
- * token a retry is handed again is then still good for the other half; 1 s turns the grace off).
+ * values the host gave can contradict each other: an access token lives at most its session and
+ * at least twice the grace, a session at least its access token, and the grace at most half an
+ * access token's life (the token a retry is handed again is then still good for the other half;
+ * 1 s turns the grace off).
  */
 function fitDefaults ({ jwt, session, ...rest }: z.output<typeof optionsSchema>) {
-  const expiresIn = jwt.expiresIn ?? Math.min(DEFAULT_EXPIRES_IN, session.refreshTtl ?? DEFAULT_EXPIRES_IN)
+  const fitted = Math.max(DEFAULT_EXPIRES_IN, 2 * (session.reuseGrace ?? 0))
+  const expiresIn = jwt.expiresIn ?? Math.min(fitted, session.refreshTtl ?? fitted)
   return {
     ...rest,
     jwt: { ...jwt, expiresIn },
