@@ -103,6 +103,7 @@ function webAppsOf (corp: SimulatedCorp): CorpState['webApps'] {
       throw new Error(`simulated web app ${app.agentId} needs a non-empty secret of its own`)
     }
     secrets.add(app.secret)
+    if (!Array.isArray(app.trustedDomains)) throw new Error(`simulated web app ${app.agentId} needs trustedDomains (an array of hosts)`)
     apps.set(app.agentId, { secret: app.secret, trustedDomains: new Set(app.trustedDomains.map((domain) => domain.toLowerCase())) })
   }
   return apps

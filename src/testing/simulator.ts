@@ -87,7 +87,7 @@ export interface WecomSimulator {
   resetCalls(): void
   /** The last 100 requests, oldest first, with query parameters as WeCom parsed them and what was answered. */
   readonly requests: ReadonlyArray<SimulatedRequest>
-  /** Adds a corp, or replaces the secret and members of one already there. */
+  /** Adds a corp, or replaces the secret, members, web apps and outsiders of one already there. */
   addCorp(corp: SimulatedCorp): void
   /** Adds or replaces a member. */
   setMember(corpId: string, member: SimulatedMember): void

@@ -315,6 +315,7 @@ t.test('web apps: a token per app from its own secret; issueWebCode and addCorp 
   t.throws(() => sim.issueWebCode(ACME.corpId, { openid: 'o-nobody' }), NOT_FOUND)
   t.throws(() => sim.addCorp({ corpId: 'ww-x', secret: 's', webApps: [{ agentId: 1, secret: 's', trustedDomains: [] }] }), /secret of its own/)
   t.throws(() => sim.addCorp({ corpId: 'ww-x', secret: 's', webApps: [{ agentId: 1000002, secret: 't', trustedDomains: [] }] }), /agentId of its own/)
+  t.throws(() => sim.addCorp(JSON.parse('{ "corpId": "ww-x", "secret": "s", "webApps": [{ "agentId": 1, "secret": "t" }] }')), /needs trustedDomains/)
   t.equal(sim.authorizeUrl, `${sim.url}/connect/oauth2/authorize`)
   t.equal(sim.ssoUrl, `${sim.url}/wwlogin/sso/login`)
 })
