@@ -69,6 +69,27 @@ t.test('starts on the demo corp, prints its URL and corps, issues codes, faults,
   await t.rejects(fetch(`${url}/sim/requests`), 'the port is closed')
 })
 
+t.test('the demo corp\'s web app: its pages redirect to the example server\'s origin, its code gives the member', async (t) => {
+  const cli = await startCli(t, ['--port', '0'])
+  const url = cli.url!
+  t.match(cli.output().stdout, 'web app 1000005 for 127.0.0.1:3000, localhost:3000')
+  t.match(cli.output().stdout, `authorizeUrl: '${url}/connect/oauth2/authorize'`)
+  t.notMatch(cli.output().stdout, 'demo-web-secret-not-a-real-one', 'no secret printed')
+  const page = `${url}/connect/oauth2/authorize?appid=wwdemo0000000001&redirect_uri=${encodeURIComponent('http://127.0.0.1:3000/wecom/web/callback')}&response_type=code&scope=snsapi_base&state=s1&agentid=1000005`
+  t.match(await (await fetch(page)).text(), 'zhangsan', 'the picker lists the members')
+  const redirect = await fetch(`${page}&userid=zhangsan`, { redirect: 'manual' })
+  t.equal(redirect.status, 302)
+  const code = new URL(redirect.headers.get('location')!).searchParams.get('code')!
+  const token = await (await fetch(`${url}/cgi-bin/gettoken?corpid=wwdemo0000000001&corpsecret=demo-web-secret-not-a-real-one`)).json() as { access_token: string }
+  t.equal((await post(`${url}/sim/fault?endpoint=auth/getuserinfo&errcode=60020`)).status, 204)
+  const userinfo = `${url}/cgi-bin/auth/getuserinfo?access_token=${token.access_token}&code=${encodeURIComponent(code)}`
+  t.match(await (await fetch(userinfo)).json(), { errcode: 60020 })
+  t.match(await (await fetch(userinfo)).json(), { errcode: 0, userid: 'zhangsan' })
+  t.notMatch(JSON.stringify(await (await fetch(`${url}/sim/requests`)).json()), code, 'the request log shows no code')
+  cli.child.kill('SIGTERM')
+  await cli.exited
+})
+
 t.test('--members: corps from a file; SIGINT stops it too', async (t) => {
   const file = join(t.testdir({
     'members.json': JSON.stringify([

@@ -16,12 +16,21 @@ const HELP = `Usage: fastify-wecom-auth-simulator [--port 4000] [--host 127.0.0.
   --host      address to listen on (default 127.0.0.1: loopback only)
   --members   JSON file: an array of corps, each
               { "corpId", "secret", "members": [{ "userid", "name"?, "status"?, "visible"? }],
-                "callback"?: { "url", "token", "encodingAESKey" } }
+                "callback"?: { "url", "token", "encodingAESKey" },
+                "webApps"?: [{ "agentId", "secret", "trustedDomains": ["host:port"] }],
+                "outsiders"?: [{ "openid", "externalUserid"?, "name"? }] }
               Without it: corp wwdemo0000000001, secret demo-secret-not-a-real-one, members
-              zhangsan, lisi (outside the visible range), wangwu (disabled).
+              zhangsan, lisi (outside the visible range), wangwu (disabled); web app 1000005,
+              secret demo-web-secret-not-a-real-one, trusting 127.0.0.1:3000 and localhost:3000
+              (the example server); an outsider o-demo-visitor.
 
 WeCom's API: GET /cgi-bin/gettoken, /cgi-bin/miniprogram/jscode2session, /cgi-bin/user/get,
-POST /cgi-bin/message/send. Control routes (query parameters; corpid defaults to the first corp):
+/cgi-bin/auth/getuserinfo, /cgi-bin/get_jsapi_ticket, /cgi-bin/ticket/get, POST
+/cgi-bin/message/send, /cgi-bin/auth/getuserdetail. WeCom's pages (open them in a browser; add
+&userid=U to be redirected at once):
+  GET    /connect/oauth2/authorize?appid=C&redirect_uri=URL&response_type=code&scope=snsapi_base&state=S&agentid=A
+  GET    /wwlogin/sso/login?login_type=CorpApp&appid=C&agentid=A&redirect_uri=URL&state=S
+Control routes (query parameters; corpid defaults to the first corp):
   POST   /sim/code?userid=U[&corpid=C]         {"code"}: what wx.qy.login gives the member
   POST   /sim/fault?endpoint=E&errcode=N       next call of E answers errcode N; instead of
          errcode: timeout=1 | drop=1 | malformed=1 | delay=MS | trickle=MS; &times=N (default 1)
@@ -42,12 +51,17 @@ const DEMO_CORPS: SimulatedCorp[] = [{
     { userid: 'zhangsan', name: '张三', department: [1] },
     { userid: 'lisi', name: '李四', visible: false },
     { userid: 'wangwu', name: '王五', status: 2 }
-  ]
+  ],
+  // The example server's origin (examples/server.ts), by address and by name.
+  webApps: [{ agentId: 1000005, secret: 'demo-web-secret-not-a-real-one', trustedDomains: ['127.0.0.1:3000', 'localhost:3000'] }],
+  outsiders: [{ openid: 'o-demo-visitor', name: 'A WeChat visitor' }]
 }]
 
-const ENDPOINTS: ReadonlySet<string> = new Set<WecomEndpoint>(['gettoken', 'jscode2session', 'user/get', 'message/send'])
+const ENDPOINTS: ReadonlySet<string> = new Set<WecomEndpoint>([
+  'gettoken', 'jscode2session', 'user/get', 'message/send', 'auth/getuserinfo', 'auth/getuserdetail', 'get_jsapi_ticket', 'ticket/get'
+])
 /** Query parameters that are credentials: masked in /sim/requests, as they never appear in a log. */
-const SECRET_PARAMS = new Set(['corpsecret', 'access_token', 'js_code'])
+const SECRET_PARAMS = new Set(['corpsecret', 'access_token', 'js_code', 'code'])
 
 class BadRequest extends Error {}
 
@@ -162,7 +176,8 @@ function describe (corp: SimulatedCorp): string {
     visible === false
       ? `${userid} (outside the visible range)`
       : (status ?? 1) !== 1 ? `${userid} (${STATUS_WORDS[status!] ?? `status ${status}`})` : userid)
-  return `  corp ${corp.corpId}: ${members.join(', ') || 'no members'}${corp.callback ? `; events to ${corp.callback.url}` : ''}`
+  const apps = (corp.webApps ?? []).map(({ agentId, trustedDomains }) => `; web app ${agentId} for ${trustedDomains.join(', ') || 'no domain'}`)
+  return `  corp ${corp.corpId}: ${members.join(', ') || 'no members'}${apps.join('')}${corp.callback ? `; events to ${corp.callback.url}` : ''}`
 }
 
 async function main (): Promise<void> {
@@ -189,7 +204,7 @@ async function main (): Promise<void> {
   process.stdout.write([
     `WeCom simulator listening on ${sim.url}`,
     ...corps.map(describe),
-    `Point the plugin at it with api: { baseUrl: '${sim.url}' }; a code for a member:`,
+    `Point the plugin at it with api: { baseUrl: '${sim.url}', authorizeUrl: '${sim.authorizeUrl}', ssoUrl: '${sim.ssoUrl}' }; a code for a member:`,
     `  curl -s -X POST '${sim.url}/sim/code?corpid=${corps[0]!.corpId}&userid=${corps[0]!.members?.[0]?.userid ?? 'USERID'}'`,
     'More control routes: --help. Ctrl-C stops it.',
     ''

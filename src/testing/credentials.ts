@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Directory } from './directory.js'
+import { Expiring } from './expiring.js'
 import { nonNegative, type SimulatorClock } from './time.js'
 
 /**
@@ -15,6 +16,8 @@ const TOKEN_MEMORY_MS = 24 * 60 * 60 * 1000
 
 export interface TokenState {
   corpId: string
+  /** The app the token was issued to: the mini program's (the corp's agentId) or a web app's. */
+  agentId: number
   appKey: string
   expiresAt: number
   revokedWith?: number
@@ -25,22 +28,19 @@ export interface CodeState {
   corpId: string
   userid: string
   sessionKey: string
-  expiresAt: number
 }
 
 export class Credentials {
   private tokenTtlMs: number
-  private readonly codeTtlMs: number
+  private readonly codes: Expiring<CodeState>
   private readonly tokens = new Map<string, TokenState>()
   /** The live token of each app, keyed by corpId and secret: two apps of a corp differ. */
   private readonly appTokens = new Map<string, string>()
-  // Insertion order follows expiry order (the TTL is fixed), which lets the sweep stop early.
-  private readonly codes = new Map<string, CodeState>()
 
   /** `tokenTtl` and `codeTtl` in seconds. */
   constructor (private readonly clock: SimulatorClock, private readonly directory: Directory, tokenTtl: number, codeTtl: number) {
     this.tokenTtlMs = nonNegative('tokenTtl', tokenTtl) * 1000
-    this.codeTtlMs = nonNegative('codeTtl', codeTtl) * 1000
+    this.codes = new Expiring(clock, nonNegative('codeTtl', codeTtl) * 1000)
   }
 
   setTokenTtl (seconds: number): void {
@@ -50,9 +50,9 @@ export class Credentials {
   /**
    * The app's live token with its remaining seconds, or a new one: WeCom hands back the same token
    * while it is valid; one with under a second left is renewed so that expires_in is never 0.
-   * The caller has checked the secret.
+   * The caller has checked the secret and found the app's AgentID.
    */
-  token (corpId: string, secret: string): { token: string, expiresIn: number } {
+  token (corpId: string, secret: string, agentId: number): { token: string, expiresIn: number } {
     const at = this.clock.now()
     const appKey = `${corpId}\u0000${secret}`
     const current = this.appTokens.get(appKey)
@@ -64,7 +64,7 @@ export class Credentials {
     this.sweepTokens(at)
     // Random bytes only: a token must reveal nothing about the secret.
     const token = randomBytes(48).toString('base64url')
-    this.tokens.set(token, { corpId, appKey, expiresAt: at + this.tokenTtlMs })
+    this.tokens.set(token, { corpId, agentId, appKey, expiresAt: at + this.tokenTtlMs })
     this.appTokens.set(appKey, token)
     return { token, expiresIn: Math.floor(this.tokenTtlMs / 1000) }
   }
@@ -95,30 +95,17 @@ export class Credentials {
   issueCode (corpId: string, userid: string): string {
     // Members outside the visible range still get codes, as in WeCom; user/get refuses them.
     this.directory.member(corpId, userid)
-    const at = this.clock.now()
-    this.sweepCodes(at)
-    const code = randomBytes(24).toString('base64url')
     const sessionKey = randomBytes(16).toString('base64')
-    this.codes.set(code, { corpId, userid, sessionKey, expiresAt: at + this.codeTtlMs })
+    const code = this.codes.issue({ corpId, userid, sessionKey }, 24)
     this.directory.corp(corpId).sessionKeys.set(userid, sessionKey)
     return code
   }
 
   /** Spends a code: what it was issued for, or 40029 (unknown, spent or expired). */
   redeem (code: string): CodeState | number {
-    const state = this.codes.get(code)
-    if (!state) return 40029
     // Spent on first exchange, even when the token belongs to another corp: the caller learns
     // the right corpid and must get a fresh code.
-    this.codes.delete(code)
-    return state.expiresAt <= this.clock.now() ? 40029 : state
-  }
-
-  private sweepCodes (at: number): void {
-    for (const [code, state] of this.codes) {
-      if (state.expiresAt > at) break
-      this.codes.delete(code)
-    }
+    return this.codes.take(code) ?? 40029
   }
 
   private sweepTokens (at: number): void {

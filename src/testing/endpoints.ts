@@ -1,33 +1,12 @@
 /**
  * WeCom's endpoints as the simulator answers them, one row each: its path, its method, and the
- * answer to a call that reached it (no fault, method checked). A new endpoint is a function of
- * this shape, in a file of its own, and a row in ENDPOINTS.
+ * answer to a call that reached it (no fault, method checked). A new endpoint is an Answer
+ * (context.ts), in a file of its own, and a row in ENDPOINTS.
  */
 import { randomBytes } from 'node:crypto'
-import type { Credentials } from './credentials.js'
-import type { Directory } from './directory.js'
-import type { Reply } from './wire.js'
-
-/** What an endpoint's answer may read and change. */
-export interface EndpointContext {
-  directory: Directory
-  credentials: Credentials
-  /** The bodies message/send accepted, per corp, oldest first. */
-  messages: Array<{ corpId: string, body: Record<string, unknown> }>
-}
-
-/** Query parameters as WeCom parsed them, and the body (read only for a POST endpoint). */
-export type Answer = (context: EndpointContext, query: Record<string, string>, body: string) => Reply
-
-export interface Endpoint {
-  /** Under the simulator's URL, e.g. '/cgi-bin/gettoken'. */
-  path: string
-  /** WeCom answers another method 43001 (GET wanted) or 43002 (POST wanted). */
-  method: 'GET' | 'POST'
-  /** One of a login's three calls: listed in `calls` (the others are counted but not enumerable). */
-  login?: true
-  answer: Answer
-}
+import type { Endpoint, EndpointContext } from './context.js'
+import { getJsapiTicket, getTicket, getUserDetail, getUserInfo } from './web-endpoints.js'
+import { jsonObject, type Reply } from './wire.js'
 
 function gettoken ({ directory, credentials }: EndpointContext, query: Record<string, string>): Reply {
   const { corpid, corpsecret } = query
@@ -35,8 +14,9 @@ function gettoken ({ directory, credentials }: EndpointContext, query: Record<st
   if (!corpsecret) return { errcode: 41004 }
   const corp = directory.find(corpid)
   if (!corp) return { errcode: 40013 }
-  if (corp.secret !== corpsecret) return { errcode: 40001 }
-  const { token, expiresIn } = credentials.token(corpid, corpsecret)
+  const agentId = directory.appOf(corp, corpsecret)
+  if (agentId === undefined) return { errcode: 40001 }
+  const { token, expiresIn } = credentials.token(corpid, corpsecret, agentId)
   return { errcode: 0, access_token: token, expires_in: expiresIn }
 }
 
@@ -70,14 +50,8 @@ function getUser ({ directory, credentials }: EndpointContext, query: Record<str
 function sendMessage ({ directory, credentials, messages }: EndpointContext, query: Record<string, string>, raw: string): Reply {
   const token = credentials.check(query.access_token)
   if (typeof token === 'number') return { errcode: token }
-  let body: unknown
-  try {
-    body = JSON.parse(raw)
-  } catch {
-    return { errcode: 47001 }
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { errcode: 47001 }
-  const message = body as Record<string, unknown>
+  const message = jsonObject(raw)
+  if (message === undefined) return { errcode: 47001 }
   if (typeof message.msgtype !== 'string') return { errcode: 40008 }
   const members = directory.find(token.corpId)?.members
   const invalid = typeof message.touser === 'string' && message.touser !== '@all'
@@ -92,6 +66,10 @@ export const ENDPOINTS = {
   jscode2session: { path: '/cgi-bin/miniprogram/jscode2session', method: 'GET', login: true, answer: jscode2session },
   'user/get': { path: '/cgi-bin/user/get', method: 'GET', login: true, answer: getUser },
   'message/send': { path: '/cgi-bin/message/send', method: 'POST', answer: sendMessage },
+  'auth/getuserinfo': { path: '/cgi-bin/auth/getuserinfo', method: 'GET', answer: getUserInfo },
+  'auth/getuserdetail': { path: '/cgi-bin/auth/getuserdetail', method: 'POST', answer: getUserDetail },
+  get_jsapi_ticket: { path: '/cgi-bin/get_jsapi_ticket', method: 'GET', answer: getJsapiTicket },
+  'ticket/get': { path: '/cgi-bin/ticket/get', method: 'GET', answer: getTicket },
 } as const satisfies Record<string, Endpoint>
 
 export type WecomEndpoint = keyof typeof ENDPOINTS

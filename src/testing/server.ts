@@ -1,12 +1,14 @@
 /**
  * The simulator's HTTP side, on node:http alone so that benchmarks can drive it at thousands of
- * requests per second without the simulator being the bottleneck: routing to ENDPOINTS, the
- * per-endpoint counters, the request log, latency and queued faults.
+ * requests per second without the simulator being the bottleneck: routing to ENDPOINTS (with the
+ * per-endpoint counters, the request log, latency and queued faults) and to WeCom's PAGES.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { ENDPOINTS, type EndpointContext, type WecomEndpoint } from './endpoints.js'
+import type { EndpointContext } from './context.js'
+import { ENDPOINTS, type WecomEndpoint } from './endpoints.js'
 import { answerFault, answersNormally, delayOf, FaultQueue, type SimulatedFault, type SimulatedFaultMix } from './faults.js'
+import { PAGES, writePage } from './pages.js'
 import { nonNegative, type Timers } from './time.js'
 import { writeReply } from './wire.js'
 
@@ -137,8 +139,15 @@ export class SimulatorServer {
   private route (req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/'
     const mark = url.indexOf('?')
-    const endpoint = PATHS.get(mark === -1 ? url : url.slice(0, mark))
+    const path = mark === -1 ? url : url.slice(0, mark)
+    const endpoint = PATHS.get(path)
     const search = mark === -1 ? '' : url.slice(mark + 1)
+    const page = PAGES.get(path)
+    if (page !== undefined) {
+      req.resume()
+      writePage(res, page(this.context, parseQuery(search)))
+      return
+    }
     if (endpoint === undefined && this.options.fallback !== undefined) {
       this.options.fallback(req, res)
       return

@@ -1,7 +1,8 @@
 /**
  * A WeCom API simulator: a real HTTP server on loopback that answers gettoken, jscode2session,
- * user/get and message/send the way qyapi.weixin.qq.com does (always HTTP 200, success and failure
- * told apart by `errcode` only), and that sends a corp's callback URL the signed, encrypted events
+ * user/get, message/send, the web apps' auth/getuserinfo, auth/getuserdetail and JS-SDK tickets
+ * the way qyapi.weixin.qq.com does (always HTTP 200, success and failure told apart by `errcode`
+ * only), that serves WeCom's OAuth2 authorize and PC web login pages on its own origin, and that sends a corp's callback URL the signed, encrypted events
  * WeCom sends. Built on node:http alone so that benchmarks can drive it at thousands of requests
  * per second without the simulator being the bottleneck; its callback crypto is node:crypto alone,
  * written from WeCom's description (doc path/90968), so that it checks the plugin's rather than
@@ -15,22 +16,28 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Callbacks, type CallbackAnswer, type SimulatedDelivery } from './callbacks.js'
 import { Credentials } from './credentials.js'
 import { Directory, type SimulatedCorp, type SimulatedMember } from './directory.js'
-import type { EndpointContext, WecomEndpoint } from './endpoints.js'
+import { AUTHORIZE_PATH, SSO_PATH } from './pages.js'
+import type { EndpointContext } from './context.js'
+import type { WecomEndpoint } from './endpoints.js'
 import type { SimulatedCallback } from './envelope.js'
 import { SimulatorNotFoundError } from './errors.js'
 import type { SimulatedFault, SimulatedFaultMix } from './faults.js'
 import { SimulatorServer, type SimulatedRequest } from './server.js'
+import { JsapiTickets } from './tickets.js'
 import { nonNegative, SimulatorClock, Timers } from './time.js'
 import { sealUserInfo } from './user-info.js'
+import { WebLogins, type WebScope, type WebVisitor } from './web-logins.js'
 
 export type { CallbackAnswer, SimulatedDelivery } from './callbacks.js'
-export type { SimulatedCorp, SimulatedMember } from './directory.js'
+export type { SimulatedCorp, SimulatedMember, SimulatedOutsider, SimulatedWebApp } from './directory.js'
 export type { WecomEndpoint } from './endpoints.js'
 export { callbackSignature, encryptCallbackMessage, type SimulatedCallback } from './envelope.js'
 export { isSimulatorNotFound, SimulatorNotFoundError } from './errors.js'
 export type { SimulatedFault, SimulatedFaultMix } from './faults.js'
 export type { SimulatedRequest } from './server.js'
+export { jsapiSignature } from './tickets.js'
 export { encryptWithSessionKey } from './user-info.js'
+export type { WebScope, WebVisitor } from './web-logins.js'
 
 export interface WecomSimulatorOptions {
   corps?: SimulatedCorp[]
@@ -40,7 +47,7 @@ export interface WecomSimulatorOptions {
   port?: number
   /** Seconds; expires_in of issued tokens. Default 7200. */
   tokenTtl?: number
-  /** Seconds; life of a code from issueCode. Default 300. */
+  /** Seconds; life of a code, the mini program's (issueCode) and the web pages' alike. Default 300. */
   codeTtl?: number
   /** Milliseconds added to every call. Default 0. */
   latency?: number
@@ -61,12 +68,26 @@ export interface WecomSimulatorOptions {
 export interface WecomSimulator {
   /** Base URL, e.g. 'http://127.0.0.1:41234'; the endpoints live under /cgi-bin/. */
   readonly url: string
+  /**
+   * `${url}/connect/oauth2/authorize`: WeCom's OAuth2 page (open.weixin.qq.com's) for pages inside
+   * WeCom. GET appid, redirect_uri, response_type=code, scope, state, agentid: without `userid`
+   * (or an outsider's `openid`) an HTML page listing whom to pick, with it a 302 to
+   * `redirect_uri?code=CODE&state=STATE`; refusals are HTML pages naming the errcode (50001 for a
+   * redirect_uri off the app's trusted domains, 40013, 40056, 40058, 60111), without a redirect.
+   */
+  readonly authorizeUrl: string
+  /**
+   * `${url}/wwlogin/sso/login`: WeCom's PC web login page (login.work.weixin.qq.com's). GET
+   * login_type=CorpApp, appid, agentid, redirect_uri, state, lang?: the same picker (members only)
+   * and redirect as authorizeUrl, its code naming the member as snsapi_base does.
+   */
+  readonly ssoUrl: string
   /** Live counters of every request per endpoint, faulted or not. */
   readonly calls: Record<WecomEndpoint, number>
   resetCalls(): void
   /** The last 100 requests, oldest first, with query parameters as WeCom parsed them and what was answered. */
   readonly requests: ReadonlyArray<SimulatedRequest>
-  /** Adds a corp, or replaces the secret and members of one already there. */
+  /** Adds a corp, or replaces the secret, members, web apps and outsiders of one already there. */
   addCorp(corp: SimulatedCorp): void
   /** Adds or replaces a member. */
   setMember(corpId: string, member: SimulatedMember): void
@@ -101,6 +122,17 @@ export interface WecomSimulator {
   readonly messages: ReadonlyArray<{ corpId: string, body: Record<string, unknown> }>
   /** Like wx.qy.login: a single-use code living codeTtl seconds, with a new session_key. */
   issueCode(corpId: string, userid: string): string
+  /**
+   * What the authorize page (or, with the default snsapi_base and an agentId, the web login page)
+   * gives `visitor` for the redirect: a single-use code living codeTtl seconds, for
+   * auth/getuserinfo with the token of app `agentId` (of any app of the corp without one).
+   * @throws SimulatorNotFoundError for an unknown corp, app, member or outsider
+   */
+  issueWebCode(corpId: string, visitor: WebVisitor, options?: { agentId?: number, scope?: WebScope }): string
+  /** The corp's live jsapi_ticket (get_jsapi_ticket), to check a wx.config signature with jsapiSignature; undefined if none. */
+  jsapiTicket(corpId: string): string | undefined
+  /** The app's live agent_config ticket (ticket/get), to check an agentConfig signature; undefined if none. */
+  agentTicket(corpId: string, agentId: number): string | undefined
   /** The base64 session_key of the member's latest code. */
   sessionKey(corpId: string, userid: string): string | undefined
   /** What wx.qy.getMobile and friends return, encrypted with the member's current session_key. */
@@ -137,6 +169,8 @@ interface Parts {
   timers: Timers
   directory: Directory
   credentials: Credentials
+  web: WebLogins
+  tickets: JsapiTickets
   callbacks: Callbacks
   server: SimulatorServer
   messages: EndpointContext['messages']
@@ -148,10 +182,13 @@ export async function createWecomSimulator (
   const clock = new SimulatorClock(options.now ?? Date.now)
   const timers = new Timers()
   const directory = new Directory()
-  const credentials = new Credentials(clock, directory, options.tokenTtl ?? 7200, options.codeTtl ?? 300)
+  const codeTtl = nonNegative('codeTtl', options.codeTtl ?? 300)
+  const credentials = new Credentials(clock, directory, options.tokenTtl ?? 7200, codeTtl)
+  const web = new WebLogins(clock, directory, codeTtl * 1000)
+  const tickets = new JsapiTickets(clock)
   const callbacks = new Callbacks(directory, clock, timers, nonNegative('callbackRetryDelay', options.callbackRetryDelay ?? 5000))
   const messages: EndpointContext['messages'] = []
-  const server = new SimulatorServer({ directory, credentials, messages }, timers, {
+  const server = new SimulatorServer({ directory, credentials, web, tickets, messages }, timers, {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     latency: options.latency ?? 0,
@@ -159,13 +196,15 @@ export async function createWecomSimulator (
   })
   for (const corp of options.corps ?? []) directory.add(corp)
   const url = await server.listen()
-  return simulator({ url, clock, timers, directory, credentials, callbacks, server, messages })
+  return simulator({ url, clock, timers, directory, credentials, web, tickets, callbacks, server, messages })
 }
 
 /** The public face of the parts: a plain object, so that its methods work detached too. */
-function simulator ({ url, clock, timers, directory, credentials, callbacks, server, messages }: Parts): WecomSimulator {
+function simulator ({ url, clock, timers, directory, credentials, web, tickets, callbacks, server, messages }: Parts): WecomSimulator {
   return {
     url,
+    authorizeUrl: `${url}${AUTHORIZE_PATH}`,
+    ssoUrl: `${url}${SSO_PATH}`,
     calls: server.calls,
     resetCalls: () => server.resetCalls(),
     get requests () { return server.requests() },
@@ -197,6 +236,15 @@ function simulator ({ url, clock, timers, directory, credentials, callbacks, ser
     redeliver: (delivery, envelope) => callbacks.redeliver(delivery, envelope),
     get messages () { return messages.slice() },
     issueCode: (corpId, userid) => credentials.issueCode(corpId, userid),
+    issueWebCode: (corpId, visitor, { agentId, scope = 'snsapi_base' } = {}) => web.issueCode({ corpId, agentId, visitor, scope }),
+    jsapiTicket (corpId) {
+      directory.corp(corpId)
+      return tickets.liveCorpTicket(corpId)
+    },
+    agentTicket (corpId, agentId) {
+      directory.agent(corpId, agentId)
+      return tickets.liveAppTicket(corpId, agentId)
+    },
     sessionKey: (corpId, userid) => directory.find(corpId)?.sessionKeys.get(userid),
     encryptUserInfo (corpId, userid, data, appid) {
       directory.member(corpId, userid)

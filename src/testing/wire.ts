@@ -17,6 +17,8 @@ const ERRMSG: Record<number, string> = {
   40013: 'invalid corpid',
   40014: 'invalid access_token',
   40029: 'invalid code',
+  40056: 'invalid agentid',
+  40058: 'invalid parameter',
   40066: 'invalid url',
   41002: 'corpid missing',
   41004: 'corpsecret missing',
@@ -29,9 +31,21 @@ const ERRMSG: Record<number, string> = {
   45009: 'api freq out of limit',
   45033: 'api concurrent out of limit',
   48002: 'api forbidden',
+  50001: 'redirect_uri not trusted',
   60011: 'no privilege to access/modify contact/party/agent',
   60020: 'not allow to access from your ip',
   60111: 'userid not found',
+}
+
+/** A POSTed body that is a JSON object, or undefined: WeCom answers anything else 47001. */
+export function jsonObject (raw: string): Record<string, unknown> | undefined {
+  let body: unknown
+  try {
+    body = JSON.parse(raw)
+  } catch {
+    return undefined
+  }
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? body as Record<string, unknown> : undefined
 }
 
 /** Shaped like WeCom's messages, so that nobody is tempted to match on the text. */
