@@ -59,6 +59,10 @@ const MAX_SAID = 1000
 const TOKEN_REFUSED = 'token refused while fresh'
 /** Milliseconds without a round trip after which an endpoint's expected duration is halved. */
 const HALF_LIFE = 5000
+const HOUR = 3_600_000
+
+/** A budget a call spends from, under the key of its scope, and how the log names it (unsaid without). */
+interface Spending { budget: Budget, key: string, what?: string }
 
 /**
  * The one failure policy of every WeCom call: whether a call may go now (remembered refusals,
@@ -71,6 +75,8 @@ export class Admission {
   readonly #breakers = new Map<WecomEndpoint, Breaker>()
   readonly #budget: Budget | undefined
   readonly #shares: Budget | undefined
+  /** The hourly caps under WeCom's own hourly limits (EndpointSpec.hourlyLimit), one budget per cap. */
+  readonly #hourly = new Map<number, Budget>()
   /** Budget keys found spent, so that running dry and coming back are said once each. */
   readonly #spent = new Set<string>()
   /** What each failing endpoint was last logged failing with: one line per change, not per call. */
@@ -116,13 +122,7 @@ export class Admission {
       if (refusal !== undefined) throw refusal
       const open = this.#breakers.get(endpoint)?.waitFor() ?? 0
       if (open > 0) throw new WecomFailFastError(endpoint, 'breaker', open)
-      if (this.#budget !== undefined) {
-        this.#spentOr(this.#budget.wait(corpKey(scope, endpoint)), corpKey(scope, endpoint), scope, endpoint, 'api.budget')
-        if (this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined) {
-          const wait = this.#shares.wait(clientKey(scope, endpoint))
-          if (wait > 0) throw new WecomFailFastError(endpoint, 'budget', wait)
-        }
-      }
+      for (const { budget, key, what } of this.#spending(spec, scope)) this.#spentOr(budget.wait(key), key, scope, endpoint, what)
       needed += this.expected(endpoint)
     }
     if (needed >= scope.deadline.remaining()) throw new WecomFailFastError(specs[0].name, 'deadline', 0)
@@ -138,12 +138,10 @@ export class Admission {
     const endpoint = spec.name
     const refusal = this.#refusal(endpoint, scope)
     if (refusal !== undefined) throw refusal
-    if (this.#budget !== undefined) {
-      await this.#spend(this.#budget, corpKey(scope, endpoint), scope, endpoint, 'api.budget')
-      // One client's share spent is that client's own limit, like the rate limit: not logged.
-      const wait = this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined ? await this.#shares.take(clientKey(scope, endpoint)) : 0
-      if (wait > 0) throw new WecomFailFastError(endpoint, 'budget', wait)
-    }
+    const spending = this.#spending(spec, scope)
+    // Each looked at before any is taken: a call one budget refuses spends nothing of the others.
+    for (const { budget, key, what } of spending) this.#spentOr(budget.wait(key), key, scope, endpoint, what)
+    for (const { budget, key, what } of spending) this.#spentOr(await budget.take(key), key, scope, endpoint, what)
     // Last: an open breaker lets its probe through here, and a probe must then be made.
     const breakerWait = this.#breaker(endpoint)?.admit() ?? 0
     if (breakerWait > 0) throw new WecomFailFastError(endpoint, 'breaker', breakerWait)
@@ -239,13 +237,45 @@ export class Admission {
     return new WecomFailFastError(endpoint, kind, window, error)
   }
 
-  async #spend (budget: Budget, key: string, scope: CallScope, endpoint: WecomEndpoint, what: string): Promise<void> {
-    this.#spentOr(await budget.take(key), key, scope, endpoint, what)
+  /**
+   * The budgets a call of `spec` in `scope` spends from: api.budget for the corp and endpoint, a
+   * client's share of it, and the hourly caps. A cap is half of WeCom's hourly limit: whether WeCom
+   * counts in clock hours or rolling ones, and whether this counts in a bucket (which refills as
+   * it is spent) or in Redis's fixed windows, no hour can then see more calls than WeCom allows, so
+   * a storm of ticket fetches answers 503 here rather than 45009 from WeCom for the rest of its hour.
+   */
+  #spending (spec: EndpointSpec<unknown>, scope: CallScope): Spending[] {
+    const endpoint = spec.name
+    const spending: Spending[] = []
+    if (this.#budget !== undefined) {
+      spending.push({ budget: this.#budget, key: corpKey(scope, endpoint), what: 'api.budget' })
+      if (this.#shares !== undefined && spec.clientInput === true && scope.client !== undefined) {
+        // One client's share spent is that client's own limit, like the rate limit: not logged.
+        spending.push({ budget: this.#shares, key: clientKey(scope, endpoint) })
+      }
+    }
+    const { corp, app } = spec.hourlyLimit ?? {}
+    if (corp !== undefined) spending.push({ budget: this.#hourlyCap(corp), key: `hour ${corpKey(scope, endpoint)}`, what: `the corp's hourly cap (half of WeCom's ${corp} an hour)` })
+    if (app !== undefined) spending.push({ budget: this.#hourlyCap(app), key: `hour ${appKey(scope, endpoint)}`, what: `the app's hourly cap (half of WeCom's ${app} an hour)` })
+    return spending
+  }
+
+  #hourlyCap (limit: number): Budget {
+    let budget = this.#hourly.get(limit)
+    if (budget === undefined) {
+      budget = new Budget(Math.max(1, Math.floor(limit / 2)), this.#options.counter, Date.now, HOUR)
+      this.#hourly.set(limit, budget)
+    }
+    return budget
   }
 
   /** Throws WecomFailFastError when `wait` says the budget `key` is spent; says each change once. */
-  #spentOr (wait: number, key: string, scope: CallScope, endpoint: WecomEndpoint, what: string): void {
+  #spentOr (wait: number, key: string, scope: CallScope, endpoint: WecomEndpoint, what: string | undefined): void {
     const fields = { corpId: scope.corpId, endpoint }
+    if (what === undefined) {
+      if (wait > 0) throw new WecomFailFastError(endpoint, 'budget', wait)
+      return
+    }
     if (wait > 0) {
       if (!this.#spent.has(key)) {
         this.#spent.add(key)

@@ -1,11 +1,12 @@
 /**
  * The outbound budget: how many calls may be made per key (a corp and endpoint, or a client's
- * share of it) in a minute. WeCom's own limits are 10,000 a minute and 150,000 an hour per corp
- * and API (doc path/90454); spending the corp's quota locks every member out with 45009, so the
- * budget stops short of it and the caller answers 503 itself.
+ * share of it) in a window: a minute for api.budget, an hour for WeCom's hourly limits on the
+ * JS-SDK tickets. WeCom's own limits are 10,000 a minute and 150,000 an hour per corp and API
+ * (doc path/90454); spending the corp's quota locks every member out with 45009, so the budget
+ * stops short of it and the caller answers 503 itself.
  *
- * Alone, a process counts in a token bucket refilled continuously (bursts up to a minute's worth).
- * With a shared counter (Redis), every instance counts against one fixed window a minute, so that
+ * Alone, a process counts in a token bucket refilled continuously (bursts up to a window's worth).
+ * With a shared counter (Redis), every instance counts against one fixed window, so that
  * four instances spend what one would: each takes calls from the counter in leases of a few, so
  * that most calls cost no round trip, and a lease never goes past the window's limit nor outlives
  * its window. While the counter is down the process counts alone.
@@ -34,7 +35,8 @@ interface Lease {
 const COUNTER_RETRY = 5000
 
 export class Budget {
-  readonly #perMinute: number
+  readonly #limit: number
+  readonly #window: number
   readonly #perMs: number
   readonly #lease: number
   readonly #counter: SharedCounter | undefined
@@ -44,15 +46,17 @@ export class Budget {
   #sweptAt = 0
 
   /**
-   * @param perMinute calls a minute per key
+   * @param limit calls per key in a window
    * @param counter the shared count, when instances share one
+   * @param window the window's length in ms (a minute unless said)
    */
-  constructor (perMinute: number, counter?: SharedCounter, now: () => number = Date.now) {
-    this.#perMinute = perMinute
-    this.#perMs = perMinute / MINUTE
-    // A hundredth of the minute per round trip: at most that many calls a minute are left unspent
+  constructor (limit: number, counter?: SharedCounter, now: () => number = Date.now, window = MINUTE) {
+    this.#limit = limit
+    this.#window = window
+    this.#perMs = limit / window
+    // A hundredth of the window per round trip: at most that many calls a window are left unspent
     // by each instance, and the counter is asked once per that many calls.
-    this.#lease = Math.max(1, Math.floor(perMinute / 100))
+    this.#lease = Math.max(1, Math.floor(limit / 100))
     this.#counter = counter
     this.#now = now
   }
@@ -94,14 +98,14 @@ export class Budget {
   }
 
   #renew (key: string, lease: Lease | undefined): Promise<void> {
-    const pending = this.#counter!.incr(`budget ${key}`, MINUTE, this.#lease).then(({ current, ttl }) => {
-      const granted = Math.max(0, Math.min(this.#lease, this.#perMinute - (current - this.#lease)))
+    const pending = this.#counter!.incr(`budget ${key}`, this.#window, this.#lease).then(({ current, ttl }) => {
+      const granted = Math.max(0, Math.min(this.#lease, this.#limit - (current - this.#lease)))
       // Spent: -1 marks the window closed to this key until it ends, with no round trip before.
       this.#leases.set(key, { left: granted === 0 ? -1 : granted, until: this.#now() + Math.max(1, ttl) })
     }, () => {
       this.#leases.set(key, { left: 0, until: this.#now() + COUNTER_RETRY, local: true })
     })
-    this.#leases.set(key, { left: 0, until: lease?.until ?? this.#now() + MINUTE, pending })
+    this.#leases.set(key, { left: 0, until: lease?.until ?? this.#now() + this.#window, pending })
     return pending
   }
 
@@ -114,7 +118,7 @@ export class Budget {
     if (now - this.#sweptAt < MINUTE) return
     this.#sweptAt = now
     for (const [key, bucket] of this.#buckets) {
-      if (bucket.tokens + (now - bucket.at) * this.#perMs >= this.#perMinute) this.#buckets.delete(key)
+      if (bucket.tokens + (now - bucket.at) * this.#perMs >= this.#limit) this.#buckets.delete(key)
     }
     for (const [key, lease] of this.#leases) {
       if (lease.until <= now && lease.pending === undefined) this.#leases.delete(key)
@@ -141,10 +145,10 @@ export class Budget {
     const now = this.#now()
     let bucket = this.#buckets.get(key)
     if (bucket === undefined) {
-      bucket = { tokens: this.#perMinute, at: now }
+      bucket = { tokens: this.#limit, at: now }
       this.#buckets.set(key, bucket)
     }
-    bucket.tokens = Math.min(this.#perMinute, bucket.tokens + (now - bucket.at) * this.#perMs)
+    bucket.tokens = Math.min(this.#limit, bucket.tokens + (now - bucket.at) * this.#perMs)
     bucket.at = now
     return bucket
   }

@@ -1,16 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTelemetry, type Telemetry } from '../telemetry.js'
 import { Admission, type AdmissionOptions, type CallScope, type WecomLogger } from './admission.js'
-import { TokenCache, tokenKey, type CorpCredentials, type SharedTokenStore } from './credentials.js'
+import { CredentialCache, TokenCache, tokenKey, type CorpCredentials, type CredentialCacheOptions, type SharedTokenStore, type TicketKind } from './credentials.js'
 import { DeadlineExceededError, withDeadline, type Deadline } from './deadline.js'
-import { gettoken, type EndpointSpec } from './endpoints.js'
+import { getAgentTicket, getJsapiTicket, gettoken, type EndpointSpec, type WecomTicket } from './endpoints.js'
 import { WecomApiError, WecomTransportError } from './failures.js'
 import { Transport, type TransportOptions } from './transport.js'
 
 export interface WecomClientOptions extends TransportOptions, Omit<AdmissionOptions, 'log' | 'telemetry'> {
   /** First back-off before retrying errcode -1, doubled on each retry (ms). */
   retryDelay?: number
-  /** Where access tokens are shared between processes (Redis). */
+  /** Where access tokens and JS-SDK tickets are shared between processes (Redis). */
   shared?: SharedTokenStore
   log: WecomLogger
   /** Spans and metrics of each exchange and breaker change; no-ops when absent. */
@@ -34,33 +34,34 @@ const MAX_RETRIES = 3
  */
 export class WecomClient {
   readonly tokens: TokenCache
+  readonly #tickets: Record<TicketKind, CredentialCache>
   readonly #transport: Transport
   readonly #admission: Admission
   readonly #retryDelay: number
   readonly #timeout: number
   readonly #telemetry: NonNullable<WecomClientOptions['telemetry']>
+  readonly #options: WecomClientOptions
 
   constructor (options: WecomClientOptions) {
+    this.#options = options
     this.#telemetry = options.telemetry ?? createTelemetry()
     this.#transport = new Transport(options)
     this.#admission = new Admission({ ...options, telemetry: this.#telemetry })
     this.#retryDelay = options.retryDelay ?? 50
     this.#timeout = options.timeout
-    const log = options.log
     this.tokens = new TokenCache({
       // Its own deadline: one fetch serves every call waiting for it, each racing its own deadline.
       fetch: (corp) => this.#telemetry.tokenFetch(() => withDeadline(this.#timeout, async (deadline) => {
         const answer = await this.call(gettoken, { query: { corpid: corp.corpId, corpsecret: corp.secret } }, { deadline, corpId: corp.corpId, app: tokenKey(corp) })
         return { accessToken: answer.access_token, expiresIn: answer.expires_in }
       })),
-      shared: options.shared,
-      onSharedStoreDown: () => {
-        this.#telemetry.storeDown('tokens')
-        log.warn({}, 'wecom: shared token store unavailable, using a per-process access token until it returns')
-      },
-      onSharedStoreUp: () => log.info({}, 'wecom: shared token store is back'),
-      onBackgroundRefreshError: () => log.warn({}, 'wecom: refreshing the access token ahead of expiry failed; will retry on expiry')
+      ...this.#sharing('access token'),
+      onBackgroundRefreshError: () => options.log.warn({}, 'wecom: refreshing the access token ahead of expiry failed; will retry on expiry')
     })
+    this.#tickets = {
+      jsapi_ticket: this.#ticketCache('jsapi_ticket', getJsapiTicket, {}),
+      agent_ticket: this.#ticketCache('agent_ticket', getAgentTicket, { type: 'agent_config' })
+    }
   }
 
   /**
@@ -76,6 +77,21 @@ export class WecomClient {
   /** The app's access token within `deadline`: cached, shared, single-flight. */
   accessToken (corp: CorpCredentials, deadline: Deadline): Promise<string> {
     return deadline.race(this.tokens.get(corp))
+  }
+
+  /**
+   * The corp's JS-SDK ticket (get_jsapi_ticket, for wx.config / ww.register's getConfigSignature),
+   * fetched with `app`'s access token, within `deadline`: cached per app until ahead of its expiry,
+   * shared, single-flight, and never fetched past half of WeCom's hourly limits (doc path/90506).
+   * Rejects as callApp does, or with WecomFailFastError ('budget') once the hourly cap is spent.
+   */
+  jsapiTicket (app: CorpCredentials, deadline: Deadline): Promise<string> {
+    return deadline.race(this.#tickets.jsapi_ticket.get(app))
+  }
+
+  /** The app's JS-SDK ticket (ticket/get?type=agent_config, for agentConfig), as jsapiTicket. */
+  agentTicket (app: CorpCredentials, deadline: Deadline): Promise<string> {
+    return deadline.race(this.#tickets.agent_ticket.get(app))
   }
 
   /**
@@ -138,6 +154,36 @@ export class WecomClient {
 
   async close (): Promise<void> {
     await this.#transport.close()
+  }
+
+  /**
+   * A cache of `kind` tickets, each fetched by `spec` with the app's access token under a deadline
+   * of its own (one fetch serves every caller waiting for it), so that the token's refresh and
+   * admission (the hourly caps among them) apply.
+   */
+  #ticketCache (kind: TicketKind, spec: EndpointSpec<WecomTicket>, query: Record<string, string>): CredentialCache {
+    return new CredentialCache({
+      kind,
+      fetch: (app) => withDeadline(this.#timeout, async (deadline) => {
+        const answer = await this.callApp(spec, app, { query }, { deadline, corpId: app.corpId })
+        return { value: answer.ticket, expiresIn: answer.expires_in }
+      }),
+      ...this.#sharing(`${spec.name} ticket`),
+      onBackgroundRefreshError: () => this.#options.log.warn({ endpoint: spec.name }, `wecom: refreshing the ${spec.name} ticket ahead of expiry failed; will retry on expiry`)
+    })
+  }
+
+  /** A cache's shared store, and its outages said once each, naming what the cache holds. */
+  #sharing (what: string): Pick<CredentialCacheOptions, 'shared' | 'onSharedStoreDown' | 'onSharedStoreUp'> {
+    const { log, shared } = this.#options
+    return {
+      shared,
+      onSharedStoreDown: () => {
+        this.#telemetry.storeDown('tokens')
+        log.warn({}, `wecom: shared token store unavailable, using a per-process ${what} until it returns`)
+      },
+      onSharedStoreUp: () => log.info({}, 'wecom: shared token store is back')
+    }
   }
 
   /** One HTTP exchange under the deadline, told to the endpoint's breaker. */

@@ -5,7 +5,16 @@ export interface CorpCredentials { corpId: string, secret: string }
 /** What gettoken answered: the token and its life in seconds. */
 export interface AccessToken { accessToken: string, expiresIn: number }
 
-/** A token, the epoch ms at which WeCom says it ends, and when it was asked for. */
+/** What WeCom answered for a credential (an access token, a JS-SDK ticket): its value and life in seconds. */
+export interface FetchedCredential { value: string, expiresIn: number }
+
+/**
+ * The JS-SDK tickets an app's access token fetches (doc path/90506): the corp's (`jsapi_ticket`,
+ * for wx.config / ww.register) and the app's (`agent_ticket`, for agentConfig).
+ */
+export type TicketKind = 'jsapi_ticket' | 'agent_ticket'
+
+/** A token or ticket, the epoch ms at which WeCom says it ends, and when it was asked for. */
 export interface CachedToken { value: string, expiresAt: number, fetchedAt: number }
 
 /**
@@ -21,8 +30,10 @@ export interface SharedTokenStore {
   withLock<T> (key: string, fn: () => Promise<T>): Promise<T>
 }
 
-export interface TokenCacheOptions {
-  fetch: (corp: CorpCredentials) => Promise<AccessToken>
+export interface CredentialCacheOptions {
+  /** The ticket cached, or none for the app's access token. */
+  kind?: TicketKind
+  fetch: (corp: CorpCredentials) => Promise<FetchedCredential>
   shared?: SharedTokenStore
   now?: () => number
   /** Told once per outage when the shared store fails; the cache keeps working locally. */
@@ -55,23 +66,33 @@ export function tokenKey (corp: CorpCredentials): string {
 }
 
 /**
- * Access tokens per app, refreshed ahead of expiry, with single-flight: any number of concurrent
- * callers on a cold cache share one gettoken per app (and, with a shared store, per cluster).
+ * The shared store's key of a credential of `corp`: its access token's is tokenKey(corp), a
+ * ticket's that key and the ticket's kind. A token key ends in 16 hex digits, which no kind is,
+ * so that a ticket's key is never a token's, whatever the corpId.
  */
-export class TokenCache {
+export function credentialKey (corp: CorpCredentials, kind: TicketKind | undefined): string {
+  return kind === undefined ? tokenKey(corp) : `${tokenKey(corp)}:${kind}`
+}
+
+/**
+ * An app's credential (its access token, or a JS-SDK ticket) per app, refreshed ahead of expiry,
+ * with single-flight: any number of concurrent callers on a cold cache share one fetch per app
+ * (and, with a shared store, per cluster).
+ */
+export class CredentialCache {
   readonly #entries = new Map<string, Entry>()
   readonly #inflight = new Map<string, Promise<CachedToken>>()
-  readonly #options: TokenCacheOptions
+  readonly #options: CredentialCacheOptions
   readonly #now: () => number
   #sharedDown = false
 
-  constructor (options: TokenCacheOptions) {
+  constructor (options: CredentialCacheOptions) {
     this.#options = options
     this.#now = options.now ?? Date.now
   }
 
   async get (corp: CorpCredentials): Promise<string> {
-    const key = tokenKey(corp)
+    const key = credentialKey(corp, this.#options.kind)
     const entry = this.#entries.get(key)
     const now = this.#now()
     if (entry !== undefined && now < entry.staleAt) {
@@ -86,7 +107,7 @@ export class TokenCache {
 
   /** Forgets `failed` (here and in the shared store) unless a newer token already replaced it. */
   async drop (corp: CorpCredentials, failed: string): Promise<void> {
-    const key = tokenKey(corp)
+    const key = credentialKey(corp, this.#options.kind)
     if (this.#entries.get(key)?.token.value === failed) this.#entries.delete(key)
     const shared = this.#options.shared
     if (shared !== undefined) {
@@ -132,14 +153,14 @@ export class TokenCache {
       return fetchedHere
     }), undefined)
     if (locked !== undefined) return locked
-    // The store failed; if it failed after WeCom answered, do not spend a second gettoken.
+    // The store failed; if it failed after WeCom answered, do not spend a second fetch.
     return fetchedHere ?? await this.#fetch(corp)
   }
 
   async #fetch (corp: CorpCredentials): Promise<CachedToken> {
     const fetched = await this.#options.fetch(corp)
     const now = this.#now()
-    return { value: fetched.accessToken, expiresAt: now + fetched.expiresIn * 1000, fetchedAt: now }
+    return { value: fetched.value, expiresAt: now + fetched.expiresIn * 1000, fetchedAt: now }
   }
 
   #remember (key: string, token: CachedToken, previous: string | undefined): void {
@@ -171,6 +192,23 @@ export class TokenCache {
       this.#options.onSharedStoreUp?.()
     }
     return result
+  }
+}
+
+export interface TokenCacheOptions extends Omit<CredentialCacheOptions, 'kind' | 'fetch'> {
+  fetch: (corp: CorpCredentials) => Promise<AccessToken>
+}
+
+/** Access tokens per app (gettoken): a CredentialCache under the keys of tokenKey(). */
+export class TokenCache extends CredentialCache {
+  constructor (options: TokenCacheOptions) {
+    super({
+      ...options,
+      fetch: async (corp) => {
+        const { accessToken, expiresIn } = await options.fetch(corp)
+        return { value: accessToken, expiresIn }
+      }
+    })
   }
 }
 

@@ -21,6 +21,11 @@ export interface EndpointSpec<T = Answer> {
   clientInput?: true
   /** A `forbidden` errcode here says the member may not use the app (403), not that the host's call failed. */
   memberCheck?: true
+  /**
+   * WeCom's own limits on the endpoint, in calls an hour per corp and per app (doc path/90506):
+   * admission.ts keeps this server's calls under them, whatever api.budget says.
+   */
+  hourlyLimit?: { corp?: number, app?: number }
   /** Bytes of the answer read at most. */
   maxBody: number
   /** The fields of a successful answer that are used; an answer without them is malformed. */
@@ -33,6 +38,13 @@ const SMALL_BODY = 64 * 1024
 const LARGE_BODY = 16 * 1024 * 1024
 
 const text = z.string().min(1)
+
+function emptyAsAbsent<T> (value: T | ''): T | undefined {
+  return value === '' ? undefined : value
+}
+
+/** A string WeCom may answer empty or of another type: either is taken as absent. */
+const optionalText = z.string().optional().catch(undefined).transform(emptyAsAbsent)
 
 /** GET /cgi-bin/gettoken?corpid&corpsecret (doc path/91039). */
 export const gettoken: EndpointSpec<{ access_token: string, expires_in: number }> = {
@@ -78,12 +90,102 @@ export const userGet: EndpointSpec<WecomUserInfo> = {
     userid: text,
     name: z.string().optional().catch(undefined),
     department: z.array(z.number()).optional().catch(undefined),
-    position: z.string().optional().catch(undefined).transform((value) => value === '' ? undefined : value),
+    position: optionalText,
     status: z.number().optional().catch(undefined)
   })
 }
 
-const known: readonly EndpointSpec<any>[] = [gettoken, jscode2session, userGet]
+/**
+ * What auth/getuserinfo answers (doc path/91023), told apart: a `member` of the corp (its userid,
+ * `CorpId/userid` for a member of a linked corp, kept as given; a `user_ticket` for
+ * auth/getuserdetail with scope snsapi_privateinfo), or an `outsider` (a WeChat user or an external
+ * contact, with no userid), whom a login refuses.
+ */
+export type WebUserIdentity =
+  | { kind: 'member', userid: string, user_ticket?: string }
+  | { kind: 'outsider', openid: string, external_userid?: string }
+
+/** GET /cgi-bin/auth/getuserinfo?access_token&code (doc path/91023): who a web login's code names. */
+export const authGetUserInfo: EndpointSpec<WebUserIdentity> = {
+  name: 'auth/getuserinfo',
+  path: '/cgi-bin/auth/getuserinfo',
+  method: 'GET',
+  credential: 'access_token',
+  clientInput: true,
+  maxBody: SMALL_BODY,
+  // A member first: an answer with a userid is a member's whatever else it carries. The ticket goes
+  // into the next call's body: one past WeCom's 512 bytes is not WeCom's.
+  answer: z.union([
+    z.object({ userid: text, user_ticket: z.string().max(512).optional().transform(emptyAsAbsent) })
+      .transform((member) => ({ kind: 'member' as const, ...member })),
+    z.object({ openid: text, external_userid: optionalText })
+      .transform((outsider) => ({ kind: 'outsider' as const, ...outsider }))
+  ])
+}
+
+/** What auth/getuserdetail answers (doc path/91023): the member's private fields, each as WeCom gave it. */
+export interface WecomUserDetail {
+  userid: string
+  /** '0' unknown, '1' male, '2' female. */
+  gender?: string
+  avatar?: string
+  qr_code?: string
+  mobile?: string
+  email?: string
+  biz_mail?: string
+  address?: string
+}
+
+/** POST /cgi-bin/auth/getuserdetail?access_token with `{ user_ticket }` (doc path/91023). */
+export const authGetUserDetail: EndpointSpec<WecomUserDetail> = {
+  name: 'auth/getuserdetail',
+  path: '/cgi-bin/auth/getuserdetail',
+  method: 'POST',
+  credential: 'access_token',
+  memberCheck: true,
+  maxBody: SMALL_BODY,
+  // Only userid is required: a field the member did not grant comes back empty, and is left out.
+  answer: z.object({
+    userid: text,
+    gender: z.union([z.string(), z.number().transform(String)]).optional().catch(undefined).transform(emptyAsAbsent),
+    avatar: optionalText,
+    qr_code: optionalText,
+    mobile: optionalText,
+    email: optionalText,
+    biz_mail: optionalText,
+    address: optionalText
+  })
+}
+
+/** A JS-SDK ticket and its life in seconds (7200). */
+export interface WecomTicket { ticket: string, expires_in: number }
+
+// A ticket is signed into every page's config: one of absurd length is not WeCom's.
+const ticketAnswer = z.object({ ticket: text.max(512), expires_in: z.number().positive() })
+
+/** GET /cgi-bin/get_jsapi_ticket?access_token (doc path/90506): the corp's ticket, for `wx.config` / `ww.register`. */
+export const getJsapiTicket: EndpointSpec<WecomTicket> = {
+  name: 'get_jsapi_ticket',
+  path: '/cgi-bin/get_jsapi_ticket',
+  method: 'GET',
+  credential: 'access_token',
+  hourlyLimit: { corp: 400, app: 100 },
+  maxBody: SMALL_BODY,
+  answer: ticketAnswer
+}
+
+/** GET /cgi-bin/ticket/get?access_token&type=agent_config (doc path/90506): the app's ticket, for `agentConfig`. */
+export const getAgentTicket: EndpointSpec<WecomTicket> = {
+  name: 'ticket/get',
+  path: '/cgi-bin/ticket/get',
+  method: 'GET',
+  credential: 'access_token',
+  hourlyLimit: { app: 100 },
+  maxBody: SMALL_BODY,
+  answer: ticketAnswer
+}
+
+const known: readonly EndpointSpec<any>[] = [gettoken, jscode2session, userGet, authGetUserInfo, authGetUserDetail, getJsapiTicket, getAgentTicket]
 const byPath = new Map(known.map((spec) => [spec.path, spec]))
 const CGI_BIN = '/cgi-bin/'
 /** WeCom's paths: /cgi-bin/ and words joined by '/' (no '..', no query, no host), bounded. */

@@ -18,7 +18,8 @@
  * codes on a fresh token (42001, 40014) are a passing state: the token's next fetch backs off. A
  * config code without a window (48002, 90206) is remembered only where the endpoint's answers
  * carry nothing of the client's (gettoken, see endpoints.ts): a client can provoke them with a
- * code of another mini program, and must not lock every member out by doing so.
+ * code of another mini program, and must not lock every member out by doing so. Nor do 40093,
+ * 50001 and 80001 open one: they speak of a page's URL or a redirect_uri, which a client chooses.
  */
 export type ErrcodeClass = 'retry' | 'token' | 'code' | 'forbidden' | 'limited' | 'config' | 'unknown'
 
@@ -29,26 +30,42 @@ export interface ErrcodeInfo {
   window?: 'config' | 'frequency' | 'concurrency'
 }
 
-export const errcodes: Readonly<Record<number, ErrcodeInfo>> = {
-  [-1]: { class: 'retry', explanation: 'WeCom is busy' },
-  40001: { class: 'token', explanation: 'invalid secret: check the corp secret, or whether it was reset or the app disabled', window: 'config' },
-  40013: { class: 'config', explanation: 'invalid corpid: check the configured corpId', window: 'config' },
-  40014: { class: 'token', explanation: 'invalid access_token: expired early, malformed, or a token of the wrong app' },
-  42001: { class: 'token', explanation: 'access_token expired' },
-  40029: { class: 'code', explanation: 'invalid code: expired, already used, or not from wx.qy.login' },
-  41008: { class: 'code', explanation: 'missing code' },
-  42013: { class: 'code', explanation: 'mini-program login state expired' },
-  45009: { class: 'limited', explanation: 'WeCom frequency limit reached', window: 'frequency' },
-  45033: { class: 'limited', explanation: 'WeCom concurrency limit reached', window: 'concurrency' },
-  48002: { class: 'config', explanation: 'no API permission: the mini program of the code is not the one bound to this app' },
-  60011: { class: 'forbidden', explanation: 'member outside the app\'s visible range' },
-  60020: { class: 'config', explanation: 'server IP not trusted: add this server\'s egress IP to the app\'s trusted IPs', window: 'config' },
-  60021: { class: 'forbidden', explanation: 'member outside the app\'s visible range' },
-  60111: { class: 'forbidden', explanation: 'userid not found: left, deleted, or outside the visible range' },
-  90206: { class: 'config', explanation: 'the mini program is not associated with this corp' },
-  92000: { class: 'forbidden', explanation: 'member outside the app\'s visible range' },
-  92002: { class: 'config', explanation: 'cross-corp call: a token of one corp was used for another corp\'s member' }
+const OUT_OF_RANGE = 'member outside the app\'s visible range'
+
+/** The table by class: errcode → its explanation, or [explanation, window]. */
+const byClass: Record<Exclude<ErrcodeClass, 'unknown'>, Record<number, string | [string, NonNullable<ErrcodeInfo['window']>]>> = {
+  retry: { [-1]: 'WeCom is busy' },
+  token: {
+    40001: ['invalid secret: check the corp secret, or whether it was reset or the app disabled', 'config'],
+    40014: 'invalid access_token: expired early, malformed, or a token of the wrong app',
+    42001: 'access_token expired'
+  },
+  code: {
+    40029: 'invalid code: expired, already used, or not from wx.qy.login or WeCom\'s web authorization',
+    41008: 'missing code',
+    42013: 'mini-program login state expired'
+  },
+  forbidden: { 60011: OUT_OF_RANGE, 60021: OUT_OF_RANGE, 92000: OUT_OF_RANGE, 60111: 'userid not found: left, deleted, or outside the visible range' },
+  limited: { 45009: ['WeCom frequency limit reached', 'frequency'], 45033: ['WeCom concurrency limit reached', 'concurrency'] },
+  config: {
+    40013: ['invalid corpid: check the configured corpId', 'config'],
+    60020: ['server IP not trusted: add this server\'s egress IP to the app\'s trusted IPs', 'config'],
+    40093: 'invalid JS-SDK signature: sign the page\'s own URL without its # part, with the ticket of the corp (wx.config) or of the app (agentConfig)',
+    48002: 'no API permission: the mini program of the code is not the one bound to this app',
+    50001: 'redirect_uri not trusted: add its domain (port included) to the app\'s trusted domains',
+    80001: 'untrusted domain: add the page\'s domain to the app\'s trusted domains',
+    90206: 'the mini program is not associated with this corp',
+    92002: 'cross-corp call: a token of one corp was used for another corp\'s member'
+  }
 }
+
+/** Every errcode the plugin acts on (README, "WeCom errcodes", is checked against it). */
+export const errcodes: Readonly<Record<number, ErrcodeInfo>> = Object.fromEntries(
+  Object.entries(byClass).flatMap(([kind, rows]) => Object.entries(rows).map(([errcode, row]) => [Number(errcode),
+    typeof row === 'string'
+      ? { class: kind as ErrcodeClass, explanation: row }
+      : { class: kind as ErrcodeClass, explanation: row[0], window: row[1] }]))
+)
 
 const unknown: ErrcodeInfo = { class: 'unknown', explanation: 'an errcode outside this plugin\'s table (see WeCom\'s global errcode list, doc path/90313)' }
 

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { SharedStoreError, TokenCache, tokenKey, type CachedToken, type SharedTokenStore } from '../../src/wecom/credentials.js'
+import { TokenCache, tokenKey } from '../../src/wecom/credentials.js'
+import { FakeShared } from '../helpers/shared-tokens.js'
 
 const corp = { corpId: 'ww1', secret: 'app-secret-one' }
 
@@ -71,24 +72,6 @@ t.test('drop forgets the token only if it is still the one that failed', async (
   await cache.drop(corp, first)
   t.equal(await cache.get(corp), 'token-2')
 })
-
-class FakeShared implements SharedTokenStore {
-  values = new Map<string, CachedToken>()
-  down = false
-  locks = 0
-  #check () { if (this.down) throw new SharedStoreError(new Error('ECONNREFUSED')) }
-  async read (key: string) { this.#check(); return this.values.get(key) ?? null }
-  async write (key: string, token: CachedToken) { this.#check(); this.values.set(key, token) }
-  async compareAndDelete (key: string, value: string) { this.#check(); if (this.values.get(key)?.value === value) this.values.delete(key) }
-  #held: Promise<unknown> = Promise.resolve()
-  async withLock<T> (_key: string, fn: () => Promise<T>) {
-    this.#check()
-    this.locks++
-    const run = this.#held.then(fn)
-    this.#held = run.catch(() => {})
-    return run
-  }
-}
 
 t.test('with a shared store: a token another process fetched is used, not refetched', async (t) => {
   const wecom = fakeWecom()
