@@ -192,7 +192,11 @@ t.test('128 concurrent logins while WeCom hangs: all within the deadline; then t
   t.ok(quick >= 95, `${quick} of 100 answered within 1000 ms while the breaker is open`)
   const retryAfter = Number(fast[0].res.headers['retry-after'])
   t.ok(retryAfter >= 1 && retryAfter <= coolDown / 1000, `Retry-After ${retryAfter} s: the cool-down left`)
-  t.equal(lines(h, /breaker open/).length, 1, 'one line when it opened, none per login')
+  // One line per opening: a cool-down that ran out during the fast logins (they took 9 s at a load
+  // of 14) let one probe through to the hung WeCom, which opened it again.
+  const opened = lines(h, /breaker open/)
+  const coolDowns = Math.floor((Date.now() - Number(opened[0]?.time)) / coolDown)
+  t.ok(opened.length >= 1 && opened.length <= 1 + coolDowns, `${opened.length} lines in ${coolDowns + 1} cool-downs: one when it opened, none per login`)
 
   h.sim.clearFaults()
   await sleep(coolDown + 50)
