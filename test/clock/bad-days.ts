@@ -29,9 +29,8 @@ async function timed (login: () => Promise<LightMyRequestResponse>): Promise<{ r
 const lines = (h: Harness, pattern: RegExp) => h.logs.records.filter((r) => pattern.test(String(r.msg)))
 
 t.test('a reset secret (40001 from gettoken) costs one gettoken per window, whatever the login rate', async (t) => {
-  // 3 s: a refusal that waited out the window would take up to this long, and the logins are
-  // spread over it, so the slowest would take nearly a window; half of it is far above what one
-  // remembered refusal costs on a loaded machine (no WeCom call).
+  // 3 s: a refusal that waited out the window would take up to this long; the logins are spread
+  // over it, so half of them would take more than half a window (below).
   const window = 3000
   const h = await setup(t, { api: { refusals: { config: window } } })
   h.sim.addCorp({ corpId: CORP_A, secret: 'reset-in-the-admin-console', members: [{ userid: 'zhangsan' }] })
@@ -42,21 +41,23 @@ t.test('a reset secret (40001 from gettoken) costs one gettoken per window, what
   // At least 2.5 windows and 50 logins, one every 10 ms. On a loaded machine 50 logins can take
   // longer than 2.5 windows: the bound on gettoken calls follows the windows that really passed.
   const started = Date.now()
-  let slowest = 0
-  let answered = 0
-  while (Date.now() - started < 2.5 * window || answered < 50) {
+  const times: number[] = []
+  while (Date.now() - started < 2.5 * window || times.length < 50) {
     const { res, ms } = await timed(() => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: 'whatever-code' } }))
     t.equal(res.statusCode, 502)
-    slowest = Math.max(slowest, ms)
-    answered++
+    times.push(ms)
     await sleep(10)
   }
+  const answered = times.length
   const windows = Math.ceil((Date.now() - started) / window)
   // One call at the start of each window: the first login's, then one per window at most.
   t.ok(h.sim.calls.gettoken <= 1 + windows, `${h.sim.calls.gettoken} gettoken calls for ${answered} logins over ${windows} windows`)
   t.equal(h.sim.calls.jscode2session, 0)
-  // The calls counted above show WeCom was not asked; this shows no refusal waited for the window.
-  t.ok(slowest < window / 2, `slowest remembered refusal answered in ${slowest} ms`)
+  // The calls counted above show WeCom was not asked; this shows the refusals did not wait for the
+  // window. Counted, not the slowest: one refusal took 1.6 s at a load of 12, as the tests beside
+  // it held the event loop, while nine in ten of refusals that waited would not pass.
+  const quick = times.filter((ms) => ms < window / 2).length
+  t.ok(quick >= 0.9 * answered, `${quick} of ${answered} remembered refusals answered within ${window / 2} ms (slowest ${Math.max(...times)} ms)`)
   const said = lines(h, /gettoken refused this app/)
   t.ok(said.length >= 1 && said.length <= 1 + windows, `${said.length} error lines, one per window`)
   t.equal(said[0].level, 50)
@@ -321,8 +322,12 @@ t.test('-1 from gettoken, retried and still -1: backs off like a transport failu
   t.equal((await h.login('zhangsan')).statusCode, 503)
   const calls = h.sim.calls.gettoken
   t.equal(calls, 4, 'the call and its three retries')
+  const started = Date.now()
   for (let i = 0; i < 10; i++) t.equal((await h.login('zhangsan')).statusCode, 503)
-  t.equal(h.sim.calls.gettoken, calls, 'not 200 for 50 logins: none within the back-off')
+  // None within the back-off (1 s, then 2, 4…): the 10 logins take milliseconds, but took over a
+  // second at a load of 12, when one more attempt (its four calls) was due.
+  const dueAttempts = Math.floor(Math.log2((Date.now() - started) / 1000 + 1))
+  t.ok(h.sim.calls.gettoken - calls <= 4 * dueAttempts, `${h.sim.calls.gettoken - calls} more calls, not 4 for each of 10 logins: none within the back-off`)
 })
 
 t.test('one 40001 from jscode2session or user/get is a stale token: refreshed once, retried, and nothing remembered', async (t) => {
