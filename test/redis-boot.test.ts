@@ -121,7 +121,10 @@ if (redis !== undefined) {
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
     // Boot waits a few seconds for a dead Redis; after that, nothing may keep the process alive.
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    // Killed only after 60 s, for a process kept alive would never exit: it needs tsx's start (1.5
+    // CPU-s, far more at a load of 13, where 20 s was once not enough), boot's 3 s and ioredis's
+    // 2 s disconnectTimeout on a socket that never connected.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
     const [code, signal] = await once(child, 'exit') as [number | null, string | null]
     clearTimeout(killer)
     return { out: out.trim(), code, signal }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { CORP_A, CORP_B, SECRET_A, setup, type Harness } from '../helpers/setup.js'
+import { CORP_A, CORP_B, SECRET_A, setup, warmUp, type Harness } from '../helpers/setup.js'
 
 // WeCom's bad days, against the simulator: one deadline per request, a breaker, remembered
 // refusals, the outbound budget and the per-client rate limit (issue 7).
@@ -9,12 +9,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Added to the deadline bounds below (api.timeout + 200 ms, the contract, which bench/ measures
- * on an idle machine): on a 2-core CI box shared with other jobs, timers and sockets were seen
- * to fire up to ~750 ms late (128 logins answered in 1942 ms at a load of 10), and the files of
- * test/clock/ run side by side (1112 ms, the slowest of three runs that way on an idle machine).
- * Still far below what a missed deadline costs: 2.7 s for three slow calls, or a hang.
+ * on an idle machine): on a 2-core box shared with other jobs, timers and sockets were seen to
+ * fire up to 2.3 s late (128 logins answered in 3286 ms at a load of 14; 1942 ms at 10), and
+ * the tests of test/clock/ share one event loop, side by side. What proves each deadline is a
+ * count or a status (a WeCom call never made; a 503 where calls with a timeout each would have
+ * answered 200 after 2.7 s); the time says the login was not left hanging, as a missed deadline
+ * would leave it (a trickled answer takes 30 s, a stalled one forever).
  */
-const LOAD_SLACK = 1000
+const LOAD_SLACK = 4000
 
 /** Wall time of one login, in ms. */
 async function timed (login: () => Promise<LightMyRequestResponse>): Promise<{ res: LightMyRequestResponse, ms: number }> {
@@ -27,8 +29,9 @@ async function timed (login: () => Promise<LightMyRequestResponse>): Promise<{ r
 const lines = (h: Harness, pattern: RegExp) => h.logs.records.filter((r) => pattern.test(String(r.msg)))
 
 t.test('a reset secret (40001 from gettoken) costs one gettoken per window, whatever the login rate', async (t) => {
-  // 2 s: a refusal that waited out the window would take up to this long, which LOAD_SLACK does not.
-  const window = 2000
+  // 3 s: a refusal that waited out the window would take up to this long; the logins are spread
+  // over it, so half of them would take more than half a window (below).
+  const window = 3000
   const h = await setup(t, { api: { refusals: { config: window } } })
   h.sim.addCorp({ corpId: CORP_A, secret: 'reset-in-the-admin-console', members: [{ userid: 'zhangsan' }] })
   const first = await timed(() => h.login('zhangsan'))
@@ -38,21 +41,23 @@ t.test('a reset secret (40001 from gettoken) costs one gettoken per window, what
   // At least 2.5 windows and 50 logins, one every 10 ms. On a loaded machine 50 logins can take
   // longer than 2.5 windows: the bound on gettoken calls follows the windows that really passed.
   const started = Date.now()
-  let slowest = 0
-  let answered = 0
-  while (Date.now() - started < 2.5 * window || answered < 50) {
+  const times: number[] = []
+  while (Date.now() - started < 2.5 * window || times.length < 50) {
     const { res, ms } = await timed(() => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: 'whatever-code' } }))
     t.equal(res.statusCode, 502)
-    slowest = Math.max(slowest, ms)
-    answered++
+    times.push(ms)
     await sleep(10)
   }
+  const answered = times.length
   const windows = Math.ceil((Date.now() - started) / window)
   // One call at the start of each window: the first login's, then one per window at most.
   t.ok(h.sim.calls.gettoken <= 1 + windows, `${h.sim.calls.gettoken} gettoken calls for ${answered} logins over ${windows} windows`)
   t.equal(h.sim.calls.jscode2session, 0)
-  // The calls counted above show WeCom was not asked; this shows no refusal waited for the window.
-  t.ok(slowest < LOAD_SLACK, `slowest remembered refusal answered in ${slowest} ms`)
+  // The calls counted above show WeCom was not asked; this shows the refusals did not wait for the
+  // window. Counted, not the slowest: one refusal took 1.6 s at a load of 12, as the tests beside
+  // it held the event loop, while nine in ten of refusals that waited would not pass.
+  const quick = times.filter((ms) => ms < window / 2).length
+  t.ok(quick >= 0.9 * answered, `${quick} of ${answered} remembered refusals answered within ${window / 2} ms (slowest ${Math.max(...times)} ms)`)
   const said = lines(h, /gettoken refused this app/)
   t.ok(said.length >= 1 && said.length <= 1 + windows, `${said.length} error lines, one per window`)
   t.equal(said[0].level, 50)
@@ -119,20 +124,24 @@ for (const [errcode, option] of [[45009, 'frequency'], [45033, 'concurrency']] a
 }
 
 t.test('a body trickled one byte every 300 ms: the login answers 503 within the deadline', async (t) => {
-  const h = await setup(t, { api: { timeout: 1000 } })
-  t.equal((await h.login('zhangsan')).statusCode, 200)
+  // api.timeout 2 s, not 1: the login must reach the trickle under it on a loaded machine. A
+  // trickled answer of ~100 bytes would take 30 s.
+  const h = await setup(t, { api: { timeout: 2000 } })
+  t.equal(await warmUp(h), 200)
   h.sim.inject('jscode2session', { trickle: 300 })
   const { res, ms } = await timed(() => h.login('zhangsan'))
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'WECOM_UNAVAILABLE')
   t.ok(res.headers['retry-after'])
   // The bound the issue sets: api.timeout + 200 ms.
-  t.ok(ms < 1200 + LOAD_SLACK, `answered in ${ms} ms`)
+  t.ok(ms < 2200 + LOAD_SLACK, `answered in ${ms} ms`)
 })
 
 t.test('three calls of 900 ms: the login answers within api.timeout + 200 ms, not 2.7 s', async (t) => {
   const h = await setup(t, { api: { timeout: 1000 } }, { latency: 900 })
   const { res, ms } = await timed(() => h.login('zhangsan'))
+  // The proof: with a timeout per call instead of one deadline, each call would answer in time
+  // and the login would be a 200 after 2.7 s.
   t.equal(res.statusCode, 503)
   t.ok(ms >= 950 && ms < 1200 + LOAD_SLACK, `answered in ${ms} ms`)
   t.equal(h.sim.calls['user/get'], 0, 'user/get is never reached')
@@ -146,42 +155,49 @@ t.test('app.wecom.login() keeps the same deadline', async (t) => {
 })
 
 t.test('a -1 retry is not started when the time left could not cover it', async (t) => {
-  const h = await setup(t, { api: { timeout: 1000 } })
-  t.equal((await h.login('zhangsan')).statusCode, 200)
+  // api.timeout 2 s, not 1: the login must reach its one jscode2session under it on a loaded machine.
+  const h = await setup(t, { api: { timeout: 2000 } })
+  t.equal(await warmUp(h), 200)
   h.sim.resetCalls()
-  // -1 after 600 ms: a retry would take as long again, and only 400 ms are left.
+  // -1 after 1200 ms: a retry would take as long again, and only 800 ms are left.
   h.sim.inject('jscode2session', { errcode: -1 })
-  h.sim.setLatency(600)
+  h.sim.setLatency(1200)
   const { res, ms } = await timed(() => h.login('zhangsan'))
   t.equal(res.statusCode, 503)
   // The call count is the proof; the time only says the deadline held, for on a loaded machine
-  // giving up at 600 ms and waiting for the deadline at 1000 ms cannot be told apart by the clock.
-  t.ok(ms < 1200 + LOAD_SLACK, `gave up after ${ms} ms`)
+  // giving up at 1200 ms and waiting for the deadline at 2000 ms cannot be told apart by the clock.
+  t.ok(ms < 2200 + LOAD_SLACK, `gave up after ${ms} ms`)
   t.equal(h.sim.calls.jscode2session, 1, 'no retry was sent')
 })
 
 t.test('128 concurrent logins while WeCom hangs: all within the deadline; then the breaker fails fast; then recovery', async (t) => {
-  // Long enough to outlast the rest of the 128 (up to api.timeout + LOAD_SLACK after it opened)
-  // and the fast logins after them on a loaded machine: at 1500 ms a busy box saw it half-open
-  // mid-way, and a second 'breaker open' line.
-  const coolDown = 4000
-  const h = await setup(t, { api: { timeout: 1000, breaker: { failures: 5, coolDown } } })
-  t.equal((await h.login('zhangsan')).statusCode, 200)
+  // Long enough to outlast the rest of the 128 (up to LOAD_SLACK after it opened) and the 100
+  // fast logins after them on a loaded machine (up to 3 s at a load of 14): at 1500 ms a busy box
+  // saw it half-open mid-way, and a second 'breaker open' line; at 4000 ms, a load of 13 did.
+  const coolDown = 10_000
+  // api.timeout 2 s, not 1, as for the tests above.
+  const h = await setup(t, { api: { timeout: 2000, breaker: { failures: 5, coolDown } } })
+  t.equal(await warmUp(h), 200)
   h.sim.inject('jscode2session', { timeout: true }, Infinity)
   const hung = await Promise.all(Array.from({ length: 128 }, () => timed(() => h.login('zhangsan'))))
   t.same(new Set(hung.map((r) => r.res.statusCode)), new Set([503]))
   const slowest = Math.max(...hung.map((r) => r.ms))
-  t.ok(slowest < 1200 + LOAD_SLACK, `slowest of 128 answered in ${slowest} ms (api.timeout + 200 ms, and the slack)`)
+  t.ok(slowest < 2200 + LOAD_SLACK, `slowest of 128 answered in ${slowest} ms (api.timeout + 200 ms, and the slack)`)
 
   const fast = []
   for (let i = 0; i < 100; i++) fast.push(await timed(() => h.login('zhangsan')))
   t.same(new Set(fast.map((r) => r.res.statusCode)), new Set([503]))
-  // Fast is far from api.timeout (1000 ms): 200 ms, not 20, for a loaded machine.
-  const quick = fast.filter((r) => r.ms < 200).length
-  t.ok(quick >= 95, `${quick} of 100 answered within 200 ms while the breaker is open`)
+  // A login that waited on the hung WeCom would take api.timeout (2 s); 1 s, half of it, is far
+  // above a refusal's cost even at a load of 14 (92 of 100 were within 200 ms there).
+  const quick = fast.filter((r) => r.ms < 1000).length
+  t.ok(quick >= 95, `${quick} of 100 answered within 1000 ms while the breaker is open`)
   const retryAfter = Number(fast[0].res.headers['retry-after'])
   t.ok(retryAfter >= 1 && retryAfter <= coolDown / 1000, `Retry-After ${retryAfter} s: the cool-down left`)
-  t.equal(lines(h, /breaker open/).length, 1, 'one line when it opened, none per login')
+  // One line per opening: a cool-down that ran out during the fast logins (they took 9 s at a load
+  // of 14) let one probe through to the hung WeCom, which opened it again.
+  const opened = lines(h, /breaker open/)
+  const coolDowns = Math.floor((Date.now() - Number(opened[0]?.time)) / coolDown)
+  t.ok(opened.length >= 1 && opened.length <= 1 + coolDowns, `${opened.length} lines in ${coolDowns + 1} cool-downs: one when it opened, none per login`)
 
   h.sim.clearFaults()
   await sleep(coolDown + 50)
@@ -191,9 +207,9 @@ t.test('128 concurrent logins while WeCom hangs: all within the deadline; then t
 })
 
 t.test('api.breaker false: no breaker, every login waits for WeCom', async (t) => {
-  // The drops answer at once: api.timeout only has to let the healthy first login through on a
-  // loaded machine (200 ms did not, at a load of 4).
-  const h = await setup(t, { api: { timeout: 1000, breaker: false } })
+  // The drops answer at once: the harness's patient api.timeout only lets the healthy first
+  // login through on a loaded machine (200 ms did not, at a load of 4; 1 s did not at 13).
+  const h = await setup(t, { api: { breaker: false } })
   t.equal((await h.login('zhangsan')).statusCode, 200)
   h.sim.inject('jscode2session', { drop: true }, Infinity)
   for (let i = 0; i < 8; i++) t.equal((await h.login('zhangsan')).statusCode, 503)
@@ -309,15 +325,19 @@ t.test('gettoken unreachable: at most one attempt a second per app, doubling, wh
 })
 
 t.test('-1 from gettoken, retried and still -1: backs off like a transport failure', async (t) => {
-  // api.timeout 10 s: the retries are counted exactly, and a retry is not started when the time left
-  // could not cover it, which on a loaded machine comes sooner (the test of that is above).
-  const h = await setup(t, { api: { timeout: 10_000 } })
+  // The harness's patient api.timeout: the retries are counted exactly, and a retry is not started
+  // when the time left could not cover it, which on a loaded machine comes sooner (tested above).
+  const h = await setup(t)
   h.sim.inject('gettoken', { errcode: -1 }, Infinity)
   t.equal((await h.login('zhangsan')).statusCode, 503)
   const calls = h.sim.calls.gettoken
   t.equal(calls, 4, 'the call and its three retries')
+  const started = Date.now()
   for (let i = 0; i < 10; i++) t.equal((await h.login('zhangsan')).statusCode, 503)
-  t.equal(h.sim.calls.gettoken, calls, 'not 200 for 50 logins: none within the back-off')
+  // None within the back-off (1 s, then 2, 4…): the 10 logins take milliseconds, but took over a
+  // second at a load of 12, when one more attempt (its four calls) was due.
+  const dueAttempts = Math.floor(Math.log2((Date.now() - started) / 1000 + 1))
+  t.ok(h.sim.calls.gettoken - calls <= 4 * dueAttempts, `${h.sim.calls.gettoken - calls} more calls, not 4 for each of 10 logins: none within the back-off`)
 })
 
 t.test('one 40001 from jscode2session or user/get is a stale token: refreshed once, retried, and nothing remembered', async (t) => {

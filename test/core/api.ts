@@ -64,14 +64,16 @@ t.test('WeCom\'s errcodes become WECOM_API_ERROR with errcode, endpoint and hint
 })
 
 t.test('the deadline and the breaker of the login path', async (t) => {
-  // api.timeout 1 s, not less: the healthy first call must pass on a loaded machine.
-  const h = await setup(t, { api: { timeout: 1000, breaker: { failures: 2, coolDown: 60_000 } } })
+  // api.timeout 2 s: the healthy first call must pass under it on a loaded machine (1 s is what
+  // the same first call missed in test/clock/ at a load of 13), and the stalled ones, which would
+  // hang, must be told from it.
+  const h = await setup(t, { api: { timeout: 2000, breaker: { failures: 2, coolDown: 60_000 } } })
   const api = h.app.wecom.api()
   await api.get('/cgi-bin/user/get', { userid: 'zhangsan' })
   h.sim.inject('message/send', { timeout: true }, 2)
   const started = Date.now()
   t.match(await api.post('/cgi-bin/message/send', {}).catch((e: unknown) => e), { code: 'WECOM_UNAVAILABLE' })
-  t.ok(Date.now() - started < 1000 + 1000, 'within api.timeout (a second of slack for a loaded machine)')
+  t.ok(Date.now() - started < 2000 + 2000, 'within api.timeout (two seconds of slack for a loaded machine)')
   await api.post('/cgi-bin/message/send', {}).catch(() => {})
   h.sim.resetCalls()
   t.match(await api.post('/cgi-bin/message/send', {}).catch((e: unknown) => e), { code: 'WECOM_UNAVAILABLE' }, 'breaker open')

@@ -4,7 +4,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import { z } from 'zod'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../../src/index.js'
 import { createWecomSimulator, type WecomSimulator } from '../../src/testing/simulator.js'
-import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, setup, simulatorCorps } from '../helpers/setup.js'
+import { CORP_A, CORP_B, JWT_SECRET, PATIENT_TIMEOUT, SECRET_A, SECRET_B, setup, simulatorCorps } from '../helpers/setup.js'
 
 // A host with its own error handler gets one envelope from every error of the plugin's, on the
 // plugin's routes and from authenticate on its own, with what the answer needs on the error.
@@ -29,7 +29,7 @@ async function hostApp (t: TeardownTarget, options: Partial<WecomAuthOptions> = 
     corps: [{ corpId: CORP_A, secret: SECRET_A }, { corpId: CORP_B, secret: SECRET_B }],
     jwt: { secret: JWT_SECRET },
     ...options,
-    api: { timeout: 1000, ...options.api, baseUrl: sim.url }
+    api: { timeout: PATIENT_TIMEOUT, ...options.api, baseUrl: sim.url }
   })
   // Registered without awaiting, as most hosts write it: the handler still covers the plugin's routes.
   if (order === 'after') app.setErrorHandler(handler)

@@ -12,7 +12,10 @@ import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, setup, type Harness } f
 // message or unrelated response may hold a corp secret, a WeCom access token, a session_key, a
 // refresh token or an access JWT.
 t.test('no secret in any log line, error message or response that is not meant to carry it', async (t) => {
-  const h = await setup(t, { api: { timeout: 200 }, session: { recheckInterval: 1 } }, {}, (app) => {
+  // api.timeout 2 s: the one stalled login below waits it out, and every other login must pass
+  // under it, the refetches of a token included (the counts at the end): at 200 ms, a loaded
+  // machine (a second npm test in a row) let a refetch run out, and fewer WeCom tokens were seen.
+  const h = await setup(t, { api: { timeout: 2000 }, session: { recheckInterval: 1 } }, {}, (app) => {
     app.post('/api/mobile', { onRequest: app.wecom.authenticate }, async (request) => app.wecom.decrypt(request, request.body))
   })
   const sessionKeys = new Set<string>()
@@ -155,7 +158,9 @@ t.test('on Redis: the persistence warning and the not-before path log no secret'
 })
 
 t.test('the callback and api() paths: no EncodingAESKey, callback Token or access token in a log, error or response', async (t) => {
-  const h = await setup(t, { corps: callbackCorps(), api: { timeout: 200 }, onEvent: async () => { throw new Error('host sync failed') } })
+  // api.timeout 1 s: the stalled message/send below waits it out twice; the calls before it, the
+  // login's included, must pass under it on a loaded machine (200 ms did not always).
+  const h = await setup(t, { corps: callbackCorps(), api: { timeout: 1000 }, onEvent: async () => { throw new Error('host sync failed') } })
   await connect(h.app, h.sim)
   const responses: LightMyRequestResponse[] = []
   const errors: string[] = []

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import fastifyWecomAuth from '../../src/index.js'
 import { createWecomSimulator, type WecomSimulator } from '../../src/testing/simulator.js'
-import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, simulatorCorps } from './setup.js'
+import { CORP_A, CORP_B, JWT_SECRET, PATIENT_TIMEOUT, SECRET_A, SECRET_B, simulatorCorps } from './setup.js'
 
 // Property-based checks of every way client data enters the plugin: the three route bodies, the
 // Authorization header, and the decorators that take client data (decrypt, login). Each asserts
@@ -30,7 +30,7 @@ export async function fuzzTarget (): Promise<FuzzTarget> {
     corps: [{ corpId: CORP_A, secret: SECRET_A }, { corpId: CORP_B, secret: SECRET_B }],
     jwt: { secret: JWT_SECRET },
     miniprogramAppId: APPID,
-    api: { baseUrl: sim.url, timeout: 1000 }
+    api: { baseUrl: sim.url, timeout: PATIENT_TIMEOUT }
   })
   app.get('/api/me', { onRequest: app.wecom.authenticate }, async (request) => request.wecomUser)
   // As the README shows it, and with values no JSON body can hold.

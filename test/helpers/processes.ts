@@ -50,8 +50,9 @@ export async function oneGettokenPerCorp (t: Test, redis: string): Promise<void>
       : { corpId: CORP_B, code: sim.issueCode(CORP_B, 'zhaoliu') })
     return startWorker({ REDIS_URL: redis, SIM_URL: sim.url, LOGIN_CODES: JSON.stringify(codes) })
   })
-  // Four TypeScript processes boot slowly on a small CI machine: generous, but never hanging.
-  const watchdog = setTimeout(() => { for (const { child } of workers) child.kill('SIGKILL') }, 45_000)
+  // Four TypeScript processes boot slowly on a small CI machine: generous, but never hanging
+  // (45 s ran out at a load of 14).
+  const watchdog = setTimeout(() => { for (const { child } of workers) child.kill('SIGKILL') }, 100_000)
   t.teardown(() => clearTimeout(watchdog))
 
   await Promise.all(workers.map((worker) => worker.ready))

@@ -141,7 +141,9 @@ t.test('Redis stopped while a delivery is handled: not acknowledged; WeCom\'s re
     return reply
   })
   const revocations: string[] = []
-  const options = { corps: callbackCorps(), hooks: { onRevoke: async () => { revocations.push('revoked') } } }
+  // api.timeout 5 s, the plugin's default: the claim's lease is then its 10 s floor, which the
+  // resends above are timed to outlast (twice the harness's patient api.timeout would be 20 s).
+  const options = { corps: callbackCorps(), api: { timeout: 5000 }, hooks: { onRevoke: async () => { revocations.push('revoked') } } }
   const a = await redisApp(t, sim, { ...store, redis: client }, options)
   const b = await redisApp(t, sim, { ...store, redis: redis.url }, options)
   const address = await a.app.listen({ port: 0, host: '127.0.0.1' })

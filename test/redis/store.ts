@@ -9,7 +9,7 @@ import { StoreDownError, type DeliveryClaim, type Revocation, type SessionRecord
 import { createWecomSimulator } from '../../src/testing/simulator.js'
 import { SharedStoreError } from '../../src/wecom/credentials.js'
 import { eventually, redisApp, startRedis } from '../helpers/redis.js'
-import { buildApp, captureLogs, CORP_A, JWT_SECRET, SECRET_A, simulatorCorps, type LogCapture } from '../helpers/setup.js'
+import { buildApp, captureLogs, CORP_A, JWT_SECRET, PATIENT_TIMEOUT, SECRET_A, simulatorCorps, type LogCapture } from '../helpers/setup.js'
 
 const redis = await startRedis(t)
 if (redis !== undefined) {
@@ -261,7 +261,7 @@ if (redis !== undefined) {
       await app.register(fastifyWecomAuth, {
         corps: [{ corpId: CORP_A, secret: SECRET_A }],
         jwt: { secret: JWT_SECRET },
-        api: { baseUrl: sim.url, timeout: 1000 },
+        api: { baseUrl: sim.url, timeout: PATIENT_TIMEOUT },
         store
       })
       await app.ready()
@@ -294,7 +294,7 @@ if (redis !== undefined) {
     await app.register(fastifyWecomAuth, {
       corps: [{ corpId: CORP_A, secret: SECRET_A }],
       jwt: { secret: JWT_SECRET },
-      api: { baseUrl: sim.url, timeout: 1000 },
+      api: { baseUrl: sim.url, timeout: PATIENT_TIMEOUT },
       store: { redis: `${redis.url}/0`, keyPrefix }
     })
     t.teardown(() => app.close())
