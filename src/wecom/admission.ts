@@ -59,6 +59,8 @@ const MAX_SAID = 1000
 const TOKEN_REFUSED = 'token refused while fresh'
 /** Milliseconds without a round trip after which an endpoint's expected duration is halved. */
 const HALF_LIFE = 5000
+/** While estimates say calls would not finish in time, one login goes every this many ms. */
+const DEADLINE_PROBE = 1000
 const HOUR = 3_600_000
 
 /** A budget a call spends from, under the key of its scope, and how the log names it (unsaid without). */
@@ -87,6 +89,8 @@ export class Admission {
   readonly #loud = new Set<WecomEndpoint>()
   readonly #average = new Map<WecomEndpoint, number>()
   readonly #last = new Map<WecomEndpoint, { took: number, at: number }>()
+  /** When a login last went despite an estimate that said it would not finish in time. */
+  #probedAt = 0
 
   constructor (options: AdmissionOptions) {
     this.#options = options
@@ -125,7 +129,12 @@ export class Admission {
       for (const { budget, key, what } of this.#spending(spec, scope)) this.#spentOr(budget.wait(key), key, scope, endpoint, what)
       needed += this.expected(endpoint)
     }
-    if (needed >= scope.deadline.remaining()) throw new WecomFailFastError(specs[0].name, 'deadline', 0)
+    if (needed < scope.deadline.remaining()) return
+    // One login a second goes all the same: its round trips are what corrects an estimate that
+    // went stale (a passing lag), which the refused logins, calling nothing, never would.
+    const now = Date.now()
+    if (now - this.#probedAt < DEADLINE_PROBE) throw new WecomFailFastError(specs[0].name, 'deadline', DEADLINE_PROBE)
+    this.#probedAt = now
   }
 
   /** The refusal or back-off in force for `endpoint` in this scope, as the error a call would meet. */
@@ -156,6 +165,11 @@ export class Admission {
   }
 
   /** No answer came (transport failure or deadline): counted against the endpoint's breaker. */
+  /**
+   * No answer came (transport failure or deadline): counted against the endpoint's breaker. Not
+   * against its expected duration: one hung call is WeCom's fault of one call, not a slow WeCom, and
+   * taking it for one would refuse the logins after it.
+   */
   unanswered (endpoint: WecomEndpoint): void {
     this.#breakers.get(endpoint)?.failure()
   }

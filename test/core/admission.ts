@@ -16,6 +16,7 @@ t.test('a login is refused before spending its code when its calls could not all
   policy.answered(userGet.name, 600)
   const scope = (ms: number) => ({ deadline: new Deadline(ms), corpId: 'ww1', app: 'ww1:app' })
   const short = scope(1000)
+  t.doesNotThrow(() => policy.check([jscode2session, userGet], short, 0), 'one login a second goes all the same, to correct a stale estimate')
   const error = (() => { try { policy.check([jscode2session, userGet], short, 0) } catch (e) { return e } })()
   t.match(error, WecomFailFastError, 'about 1,200 ms of calls for 1,000 left')
   t.equal((error as WecomFailFastError).reason, 'deadline')
