@@ -1,4 +1,4 @@
-import { createWecomSimulator, type SimulatedFault, type WecomEndpoint, type WecomSimulator } from 'fastify-wecom-auth/testing'
+import { createWecomSimulator, TRANSIENT_FAULTS, type WecomEndpoint, type WecomSimulator } from 'fastify-wecom-auth/testing'
 import { Pool } from 'undici'
 import { CORP_A, LATENCY, SOAK_TIMEOUT, memberId, simulatedCorps } from '../fixtures.js'
 import { spawnServer, type ServerHandle } from '../harness.js'
@@ -8,15 +8,6 @@ const LOGINS = Number(process.env.BENCH_SOAK_LOGINS ?? 10_000)
 const CONCURRENCY = 64
 /** A login makes two calls (jscode2session, user/get): each meets a fault with this chance, one login in about 20. */
 const SHARE = 0.025
-/** Transient faults, every kind: a fault must cost the login it hit and no more. */
-const FAULTS: Array<[string, SimulatedFault]> = [
-  ['-1', { errcode: -1 }],
-  ['hang', { timeout: true }],
-  ['reset', { drop: true }],
-  ['HTML', { malformed: true }],
-  ['42001', { errcode: 42001 }],
-  ['40014', { errcode: 40014 }]
-]
 /** The bound of issue 7: every login answered within api.timeout + 200 ms. */
 const BOUND = SOAK_TIMEOUT + 200
 /** Issue 17: with one transient fault in 5% of logins, at least this share of all logins succeed. */
@@ -26,7 +17,7 @@ const AVAILABILITY = 0.94
 function mixFaults (sim: WecomSimulator): void {
   let seed = 7
   for (const endpoint of ['jscode2session', 'user/get'] as WecomEndpoint[]) {
-    sim.mixFaults(endpoint, { share: SHARE, faults: FAULTS.map(([, fault]) => fault), seed: seed++ })
+    sim.mixFaults(endpoint, { share: SHARE, faults: Object.values(TRANSIENT_FAULTS), seed: seed++ })
   }
 }
 
@@ -84,7 +75,7 @@ export async function faultsScenario (): Promise<Section> {
     return {
       title: '6. WeCom\'s bad days: a fault soak',
       about: `${LOGINS} logins at ${CONCURRENCY} concurrent through POST /wecom/login, while each jscode2session and user/get call ` +
-        `meets, with ${SHARE * 100}% chance (about one login in ${Math.round(1 / (2 * SHARE))}), one of: ${FAULTS.map(([name]) => name).join(', ')}; ` +
+        `meets, with ${SHARE * 100}% chance (about one login in ${Math.round(1 / (2 * SHARE))}), one of: ${Object.keys(TRANSIENT_FAULTS).join(', ')}; ` +
         `api.timeout ${SOAK_TIMEOUT} ms, breaker on (defaults), simulator latency ${LATENCY} ms. Latency is measured per login from the client.`,
       head: ['answer', 'logins'],
       rows: statuses.map(([status, count]) => [String(status), count]),

@@ -15,6 +15,20 @@ export type SimulatedFault =
   /** Answers normally, but sends the body one byte every `trickle` ms. */
   | { trickle: number }
 
+/**
+ * WeCom's transient faults, every kind, by name: a hang, a reset, an HTML page, busy (-1), and a
+ * token WeCom calls stale (42001, 40014). Each should cost the call it hit and no more: soaks
+ * (`mixFaults`) draw from these.
+ */
+export const TRANSIENT_FAULTS: Readonly<Record<string, SimulatedFault>> = {
+  '-1': { errcode: -1 },
+  hang: { timeout: true },
+  reset: { drop: true },
+  HTML: { malformed: true },
+  42001: { errcode: 42001 },
+  40014: { errcode: 40014 }
+}
+
 /** A fault after which the endpoint still answers as usual, only later or more slowly. */
 export type SlowFault = Extract<SimulatedFault, { delay: number } | { trickle: number }>
 

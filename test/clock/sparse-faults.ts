@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import type { SimulatedFault } from '../../src/testing/simulator.js'
+import { TRANSIENT_FAULTS, type SimulatedFault } from '../../src/testing/simulator.js'
 import { CORP_A, setup } from '../helpers/setup.js'
 
 // A sparse fault costs the login it hit and no more, unless WeCom really said something about the
@@ -15,15 +15,6 @@ const SLACK = 3
 const CONCURRENCY = 16
 /** One fault in about 5% of logins: each makes two calls, each meets a fault with this chance. */
 const SHARE = 0.025
-
-const transient: Array<[string, SimulatedFault]> = [
-  ['-1', { errcode: -1 }],
-  ['a reset', { drop: true }],
-  ['an HTML page', { malformed: true }],
-  ['a hang', { timeout: true }],
-  ['42001', { errcode: 42001 }],
-  ['40014', { errcode: 40014 }]
-]
 
 async function soak (t: Test, faults: SimulatedFault[], seed: number) {
   // api.timeout 5 s: a hang costs its login that long; the rest are loopback calls of a few ms, and
@@ -43,7 +34,7 @@ async function soak (t: Test, faults: SimulatedFault[], seed: number) {
   return { ok: statuses.filter((status) => status === 200).length, met: h.sim.faultsMet, gettoken: h.sim.calls.gettoken, h }
 }
 
-for (const [name, fault] of transient) {
+for (const [name, fault] of Object.entries(TRANSIENT_FAULTS)) {
   t.test(`${name} in about 5% of logins costs only the logins it hit`, async (t) => {
     const { ok, met, h } = await soak(t, [fault], 7)
     t.ok(met > 0, `${met} faults met`)
@@ -53,7 +44,7 @@ for (const [name, fault] of transient) {
 }
 
 t.test('every kind mixed, one fault in about 5% of logins: at least 94% of all logins succeed', async (t) => {
-  const { ok, met, gettoken } = await soak(t, transient.map(([, fault]) => fault), 11)
+  const { ok, met, gettoken } = await soak(t, Object.values(TRANSIENT_FAULTS), 11)
   t.ok(ok >= 0.94 * LOGINS, `${ok} of ${LOGINS} succeeded (${met} faults met)`)
   t.ok(ok >= LOGINS - met - SLACK, 'every login that met no fault succeeded')
   t.ok(gettoken <= 1 + met, `${gettoken} gettoken calls: at most one per token fault`)
