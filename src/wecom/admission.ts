@@ -81,12 +81,10 @@ export class Admission {
   readonly #hourly = new Map<number, Budget>()
   /** Budget keys found spent, so that running dry and coming back are said once each. */
   readonly #spent = new Set<string>()
-  /** What each failing endpoint was last logged failing with: one line per change, not per call. */
-  readonly #failing = new Map<WecomEndpoint, string>()
   /** When each endpoint's cause was last said, so that a flapping failure is said once a minute. */
   readonly #said = new Map<string, number>()
-  /** Endpoints whose failure was said above debug: their recovery is said too. */
-  readonly #loud = new Set<WecomEndpoint>()
+  /** Endpoints whose failure was said above debug: their recovery is said too, once. */
+  readonly #failing = new Set<WecomEndpoint>()
   readonly #average = new Map<WecomEndpoint, number>()
   readonly #last = new Map<WecomEndpoint, { took: number, at: number }>()
   /** When a login last went despite an estimate that said it would not finish in time. */
@@ -103,7 +101,7 @@ export class Admission {
   /**
    * Milliseconds a call to `endpoint` is expected to take: the running average of its round
    * trips, or the last one when slower (WeCom or this process slowing down shows there first),
-   * halved for every second without a round trip: calls refused on the estimate make none, and
+   * halved for every HALF_LIFE ms without a round trip: calls refused on the estimate make none, and
    * an estimate that never aged would refuse them for good.
    */
   expected (endpoint: WecomEndpoint): number {
@@ -179,7 +177,7 @@ export class Admission {
     // A fetch that answered ends its back-off; a token that WeCom took ends the back-off of tokens
     // refused while fresh (a fetch answering is not enough: it may hand back a token refused again).
     this.#refusals.succeeded(appKey(scope, spec.credential === 'secret' ? spec.name : TOKEN_REFUSED))
-    if (this.#failing.delete(spec.name) && this.#loud.delete(spec.name)) this.#options.log.info({ endpoint: spec.name }, `wecom: ${spec.name} answers again`)
+    if (this.#failing.delete(spec.name)) this.#options.log.info({ endpoint: spec.name }, `wecom: ${spec.name} answers again`)
   }
 
   /**
@@ -301,7 +299,6 @@ export class Admission {
   }
 
   #note (endpoint: WecomEndpoint, cause: string, level: 'warn' | 'error', fields: object, message: string): void {
-    this.#failing.set(endpoint, cause)
     const key = `${endpoint} ${cause}`
     const now = Date.now()
     const said = this.#said.get(key)
@@ -311,7 +308,7 @@ export class Admission {
     }
     if (this.#said.size >= MAX_SAID) this.#said.clear()
     this.#said.set(key, now)
-    this.#loud.add(endpoint)
+    this.#failing.add(endpoint)
     this.#options.log[level](fields, `${message}; said at most once a minute while it lasts`)
   }
 
