@@ -140,10 +140,11 @@ function offboardingOf (config: ResolvedConfig, store: SessionStore, sessions: S
         throw error
       }
     },
-    // Redis down: 503, and WeCom resends until it is back.
+    // Redis down: 503, and WeCom resends until it is back. Each as the errors table says it: an
+    // ioredis error carries its command, which must not reach the log lines of a failed settle.
     claimDelivery: (key, lease) => stored(() => store.claimDelivery(key, lease)),
-    settleDelivery: (key, id, done, ttl) => store.settleDelivery(key, id, done, ttl),
-    renewDelivery: (key, id, lease) => store.renewDelivery(key, id, lease),
+    settleDelivery: (key, id, done, ttl) => stored(() => store.settleDelivery(key, id, done, ttl)),
+    renewDelivery: (key, id, lease) => stored(() => store.renewDelivery(key, id, lease)),
     lease: deliveryLease(config.api.timeout),
     onEvent: config.onEvent,
     log
