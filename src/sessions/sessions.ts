@@ -49,6 +49,7 @@ function starter (kit: SessionKit): Sessions['start'] {
   return async (login, { log, request }) => {
     const sid = randomUUID()
     const refreshToken = deps.refreshTokens.first(sid)
+    const startedAt = now()
     const session: SessionRecord = {
       sid,
       corpid: login.member.corpid,
@@ -56,9 +57,9 @@ function starter (kit: SessionKit): Sessions['start'] {
       member: login.member,
       generation: 0,
       refreshHash: hashOf(refreshToken),
-      checkedAt: now(),
-      expiresAt: now() + deps.refreshTtl * 1000,
-      startedAt: now()
+      checkedAt: startedAt,
+      expiresAt: startedAt + deps.refreshTtl * 1000,
+      startedAt
     }
     const issued = await kit.issue(session, refreshToken, request)
     try {

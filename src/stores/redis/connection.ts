@@ -19,7 +19,7 @@ export function reconnectDelay (attempt: number): number {
 export type RedisClient = Redis | Cluster
 
 /** The error a failed command is reported as: StoreDownError for sessions, SharedStoreError for tokens. */
-export type Failure = new (cause: unknown) => Error
+type Failure = new (cause: unknown) => Error
 
 /** Runs one command (or script) on the connection it was made for: see {@link commands}. */
 export type Run = <T>(operation: (client: RedisClient) => Promise<T>) => Promise<T>

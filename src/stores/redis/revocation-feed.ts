@@ -12,7 +12,7 @@ const RESYNC_RETRY = 250
 /** How long onRevoke waits for the first delivery of recorded revocations before boot goes on. */
 const FIRST_SYNC_WAIT = 2 * COMMAND_TIMEOUT
 
-export interface RevocationFeedOptions {
+interface RevocationFeedOptions {
   client: RedisClient
   /** The session store's commands on `client`. */
   run: Run

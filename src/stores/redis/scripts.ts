@@ -146,17 +146,17 @@ end
 return { current, ttl }
 `)
 
-/**
- * KEYS: delivery. ARGV: claim id, lease ms. Claims the delivery for the lease unless a claim or
- * 'done' is there: 'new', 'done' or 'busy'. '1' is done too: what an earlier version's
- * firstDelivery kept, which acted on the delivery at once (a rolling upgrade).
- */
 /** KEYS: delivery. ARGV: claim id, lease ms. Extends the claim while it is still this id's. */
 export const RENEW_DELIVERY = new Script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 `)
 
+/**
+ * KEYS: delivery. ARGV: claim id, lease ms. Claims the delivery for the lease unless a claim or
+ * 'done' is there: 'new', 'done' or 'busy'. '1' is done too: what an earlier version's
+ * firstDelivery kept, which acted on the delivery at once (a rolling upgrade).
+ */
 export const CLAIM_DELIVERY = new Script(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'new' end
 local kept = redis.call('GET', KEYS[1])

@@ -93,7 +93,9 @@ export class RedisSessionStore implements SessionStore {
     for (const session of found) {
       if (session === null) continue
       const index = redisKeys.memberIndex(this.#prefix, session.corpid, session.userid)
-      byIndex.set(index, [...byIndex.get(index) ?? [], session.sid])
+      const sids = byIndex.get(index)
+      if (sids === undefined) byIndex.set(index, [session.sid])
+      else sids.push(session.sid)
     }
     await Promise.all([
       ...[...byIndex].map(([index, sids]) => this.#run((client) => client.zrem(index, ...sids))),
