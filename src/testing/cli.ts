@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parseArgs } from 'node:util'
+import { ENDPOINTS } from './endpoints.js'
 import { createWecomSimulator, isSimulatorNotFound, type SimulatedCorp, type SimulatedDelivery, type SimulatedFault, type WecomEndpoint, type WecomSimulator } from './simulator.js'
 
 const HELP = `Usage: fastify-wecom-auth-simulator [--port 4000] [--host 127.0.0.1] [--members corps.json]
@@ -57,9 +58,7 @@ const DEMO_CORPS: SimulatedCorp[] = [{
   outsiders: [{ openid: 'o-demo-visitor', name: 'A WeChat visitor' }]
 }]
 
-const ENDPOINTS: ReadonlySet<string> = new Set<WecomEndpoint>([
-  'gettoken', 'jscode2session', 'user/get', 'message/send', 'auth/getuserinfo', 'auth/getuserdetail', 'get_jsapi_ticket', 'ticket/get'
-])
+const ENDPOINT_NAMES: ReadonlySet<string> = new Set(Object.keys(ENDPOINTS))
 /** Query parameters that are credentials: masked in /sim/requests, as they never appear in a log. */
 const SECRET_PARAMS = new Set(['corpsecret', 'access_token', 'js_code', 'code'])
 
@@ -102,7 +101,7 @@ function control (sim: WecomSimulator, defaultCorp: string) {
     'POST /sim/code': (query) => ({ code: sim.issueCode(corpOf(query), need(query, 'userid')) }),
     'POST /sim/fault': (query) => {
       const endpoint = need(query, 'endpoint')
-      if (!ENDPOINTS.has(endpoint)) throw new BadRequest(`endpoint must be one of ${[...ENDPOINTS].join(', ')}`)
+      if (!ENDPOINT_NAMES.has(endpoint)) throw new BadRequest(`endpoint must be one of ${[...ENDPOINT_NAMES].join(', ')}`)
       const times = query.has('times') ? Number(query.get('times')) : 1
       if (!Number.isInteger(times) || times < 1) throw new BadRequest('times must be a positive integer')
       sim.inject(endpoint as WecomEndpoint, faultOf(query), times)
@@ -204,7 +203,7 @@ async function main (): Promise<void> {
   process.stdout.write([
     `WeCom simulator listening on ${sim.url}`,
     ...corps.map(describe),
-    `Point the plugin at it with api: { baseUrl: '${sim.url}', authorizeUrl: '${sim.authorizeUrl}', ssoUrl: '${sim.ssoUrl}' }; a code for a member:`,
+    `Point the plugin at it with api: { baseUrl: '${sim.url}' }; WeCom's pages: ${sim.authorizeUrl} (OAuth2), ${sim.ssoUrl} (web login). A code for a member:`,
     `  curl -s -X POST '${sim.url}/sim/code?corpid=${corps[0]!.corpId}&userid=${corps[0]!.members?.[0]?.userid ?? 'USERID'}'`,
     'More control routes: --help. Ctrl-C stops it.',
     ''
