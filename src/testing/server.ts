@@ -97,18 +97,12 @@ export class SimulatorServer {
 
   /** Queues a fault for the next `times` calls of the endpoint (Infinity allowed). */
   inject (endpoint: WecomEndpoint, fault: SimulatedFault, times: number): void {
-    if (!Object.hasOwn(ENDPOINTS, endpoint)) {
-      throw new Error(`WeCom simulator: unknown endpoint ${JSON.stringify(endpoint)}`)
-    }
-    this.faults.inject(endpoint, fault, times)
+    this.faults.inject(known(endpoint), fault, times)
   }
 
   /** Every later call of the endpoint meets one of the mix's faults with the mix's chance. */
   mixFaults (endpoint: WecomEndpoint, mix: SimulatedFaultMix): void {
-    if (!Object.hasOwn(ENDPOINTS, endpoint)) {
-      throw new Error(`WeCom simulator: unknown endpoint ${JSON.stringify(endpoint)}`)
-    }
-    this.faults.mix(endpoint, mix)
+    this.faults.mix(known(endpoint), mix)
   }
 
   /** Faults of the mixes met so far, all endpoints together. */
@@ -198,4 +192,10 @@ export class SimulatorServer {
     if (wait <= 0) answer()
     else this.timers.after(wait, answer)
   }
+}
+
+/** `endpoint`, when the simulator serves it; a host's typo is said rather than never met. */
+function known (endpoint: WecomEndpoint): WecomEndpoint {
+  if (!Object.hasOwn(ENDPOINTS, endpoint)) throw new Error(`WeCom simulator: unknown endpoint ${JSON.stringify(endpoint)}`)
+  return endpoint
 }
