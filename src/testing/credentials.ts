@@ -24,7 +24,7 @@ export interface TokenState {
   revokedAt?: number
 }
 
-export interface CodeState {
+interface CodeState {
   corpId: string
   userid: string
   sessionKey: string

@@ -10,7 +10,7 @@ export class Expiring<T> {
   private readonly entries = new Map<string, { value: T, expiresAt: number }>()
 
   /** `lifeMs`: how long each entry lives, in milliseconds. */
-  constructor (private readonly clock: SimulatorClock, readonly lifeMs: number) {}
+  constructor (private readonly clock: SimulatorClock, private readonly lifeMs: number) {}
 
   /** Stores the value under a new name of `bytes` random bytes (base64url), and returns the name. */
   issue (value: T, bytes: number): string {

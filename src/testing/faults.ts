@@ -30,7 +30,7 @@ export const TRANSIENT_FAULTS: Readonly<Record<string, SimulatedFault>> = {
 }
 
 /** A fault after which the endpoint still answers as usual, only later or more slowly. */
-export type SlowFault = Extract<SimulatedFault, { delay: number } | { trickle: number }>
+type SlowFault = Extract<SimulatedFault, { delay: number } | { trickle: number }>
 
 interface QueuedFault {
   fault: SimulatedFault

@@ -15,7 +15,7 @@ export const AUTHORIZE_PATH = '/connect/oauth2/authorize'
 export const SSO_PATH = '/wwlogin/sso/login'
 
 /** A redirect (the page's outcome), or HTML: the picker or an error page. */
-export type PageAnswer = { redirect: string } | { html: string }
+type PageAnswer = { redirect: string } | { html: string }
 type Query = Record<string, string>
 
 /** WeCom returns `state` as given, up to 128 bytes. */

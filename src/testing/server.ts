@@ -27,7 +27,7 @@ export interface SimulatedRequest {
   ms?: number
 }
 
-export interface ServerOptions {
+interface ServerOptions {
   host: string
   port: number
   latency: number

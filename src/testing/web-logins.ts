@@ -13,7 +13,7 @@ export type WebScope = 'snsapi_base' | 'snsapi_privateinfo'
 /** Who opened the page: a member of the corp, or an outsider known by openid. */
 export type WebVisitor = { userid: string } | { openid: string }
 
-export interface WebCode {
+interface WebCode {
   corpId: string
   /** The app the page named; undefined when it named none (snsapi_base): any app of the corp redeems it. */
   agentId: number | undefined
@@ -21,7 +21,7 @@ export interface WebCode {
   scope: WebScope
 }
 
-export interface UserTicket {
+interface UserTicket {
   corpId: string
   agentId: number | undefined
   userid: string
