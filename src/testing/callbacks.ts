@@ -65,6 +65,7 @@ export class Callbacks {
     if (corp.callback === undefined) return undefined
     const event: Record<string, string> = { ToUserName: corpId, FromUserName: 'sys', CreateTime: String(this.seconds()), MsgType: 'event' }
     for (const [name, value] of Object.entries(fields)) event[name] = String(value)
+    if (fields.CreateTime === undefined) event.CreateTime = String(this.ownSecond(corpId, event))
     const delivery: DeliveryState = { corpId, event, xml: eventXml(event), attempts: 0, acknowledged: false }
     this.deliveries.push(delivery)
     const { config } = corp.callback
@@ -91,6 +92,21 @@ export class Callbacks {
   /** Ends the requests in flight; no resend is scheduled afterwards. */
   abort (): void {
     this.outgoing.abort()
+  }
+
+  /**
+   * A receiver tells a resend from a new event by its fields, as WeCom advises (CreateTime
+   * included): an event like one sent earlier in the same second (a member removed, restored and
+   * removed again within it) is dated the next second, as two real events would be.
+   */
+  private ownSecond (corpId: string, event: Record<string, string>): number {
+    const fields = (sent: Record<string, string>): string => JSON.stringify({ ...sent, CreateTime: undefined })
+    const same = fields(event)
+    let second = Number(event.CreateTime)
+    for (const earlier of this.deliveries) {
+      if (earlier.corpId === corpId && fields(earlier.event) === same) second = Math.max(second, Number(earlier.event.CreateTime) + 1)
+    }
+    return second
   }
 
   private seconds (): number {

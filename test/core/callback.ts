@@ -113,6 +113,22 @@ const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1100 - (Da
 /** WeCom's resend after 50 ms rather than 5 s: each test waits for one or two. */
 const fastResends = { callbackRetryDelay: 50 }
 
+t.test('removed, restored and removed again within one second: two events, the second ends the session made between', async (t) => {
+  const h = await harness(t)
+  const member = h.sim.members(CORP_A).find((m) => m.userid === 'zhangsan')!
+  // Just past a second boundary, so that all of it most likely falls within one second.
+  await nextSecond()
+  const first = await h.sim.removeMember(CORP_A, 'zhangsan')
+  h.sim.setMember(CORP_A, member)
+  const s = await h.session('zhangsan')
+  const second = await h.sim.removeMember(CORP_A, 'zhangsan')
+  t.not(second?.event.CreateTime, first?.event.CreateTime, 'each event has a second of its own, as WeCom tells a resend by its fields')
+  t.equal(second?.acknowledged, true)
+  t.equal(await h.me(s.access_token), 401, 'the second removal ended the session made after the first')
+  t.equal(await h.refresh(s.refresh_token), 401)
+  t.equal(h.events.length, 2)
+})
+
 t.test('onEvent failing once: not acknowledged; WeCom\'s resend runs it again, once per success', async (t) => {
   let failures = 1
   const h = await harness(t, async () => { if (failures-- > 0) throw new Error('the host\'s queue is down') }, fastResends)
