@@ -242,7 +242,9 @@ t.test('the outbound budget: when spent, 503 at once without calling WeCom, said
 
 t.test('api.clientShare: one client spends at most its share of a corp\'s budget; the others log in', async (t) => {
   // A quarter of 400: 100 calls a minute for one address (never below 100: see clientBudget).
-  const h = await setup(t, { api: { budget: 400, clientShare: 0.25 } })
+  // api.timeout 30 s: 110 logins at once in a loaded process are slow, and logins that could not
+  // finish within the deadline would be refused (503) before any share is counted.
+  const h = await setup(t, { api: { budget: 400, clientShare: 0.25, timeout: 30_000 } })
   const from = (remoteAddress: string) => () => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: h.sim.issueCode(CORP_A, 'zhangsan') }, remoteAddress })
   const first = await Promise.all(Array.from({ length: 110 }, from('203.0.113.7')))
   const count = (status: number) => first.filter((res) => res.statusCode === status).length
@@ -253,7 +255,8 @@ t.test('api.clientShare: one client spends at most its share of a corp\'s budget
 })
 
 t.test('three addresses sending made-up codes at the rate limit do not spend the budget of everyone else', async (t) => {
-  const h = await setup(t, { api: { budget: 400 }, rateLimit: { max: 1000 } })
+  // api.timeout 30 s, as above: 450 logins at once.
+  const h = await setup(t, { api: { budget: 400, timeout: 30_000 }, rateLimit: { max: 1000 } })
   const made = (remoteAddress: string, i: number) => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: `made-up-${remoteAddress}-${i}` }, remoteAddress })
   await Promise.all(['203.0.113.7', '203.0.113.8', '203.0.113.9'].flatMap((address) => Array.from({ length: 150 }, (_, i) => made(address, i))))
   t.equal(h.sim.calls.jscode2session, 300, 'each address a quarter of the budget: 300 of 400')

@@ -105,7 +105,9 @@ t.test('the store failing during the off-boarding: not acknowledged, and the nex
 
 t.test('two deliveries of one event at once: one acts, the other answers 503 and does nothing', async (t) => {
   let release = () => {}
-  const held = new Promise<void>((resolve) => { release = resolve })
+  // Released once both resends were answered, or after 30 s should a resend wrongly take the
+  // claim and wait on it too: then the assertions below fail rather than the test hanging.
+  const held = new Promise<void>((resolve) => { release = resolve; setTimeout(resolve, 30_000).unref() })
   const o = offboardingOn(new MemorySessionStore({ maxSessions: 10 }), {}, () => held)
   const first = o.deliver()
   await t.rejects(o.deliver(), { code: 'WECOM_CALLBACK_RETRY', statusCode: 503 })
@@ -204,9 +206,14 @@ t.test('a refresh racing with revokeUser never leaves a token that passes after 
       const login = (await a.login('zhangsan')).json()
       // The refresh is sent first and not awaited: its rotation lands while revokeUser runs.
       const refreshing = a.refresh(login.refresh_token)
-      await a.app.wecom.revokeUser(CORP_A, 'zhangsan')
+      // A Redis that did not answer within the store's 1 s (a loaded machine) fails revokeUser,
+      // which then promises nothing: that try does not count.
+      const revoked = await a.app.wecom.revokeUser(CORP_A, 'zhangsan').then(() => true, (error: { code?: string }) => {
+        if (error.code !== 'WECOM_STORE_UNAVAILABLE') throw error
+        return false
+      })
       const refreshed = await refreshing
-      if (refreshed.statusCode !== 200) continue
+      if (!revoked || refreshed.statusCode !== 200) continue
       for (const instance of [a, b]) {
         t.ok(await eventually(1000, async () => (await instance.me(refreshed.json().access_token)).statusCode === 401),
           `${name}, try ${i}: the token of the racing refresh is refused`)
@@ -217,18 +224,38 @@ t.test('a refresh racing with revokeUser never leaves a token that passes after 
 
 t.test('work that outlasts the lease keeps its claim: a resend meanwhile is busy, never a second effect', async (t) => {
   let calls = 0
+  let release: () => void = () => {}
+  // Released after the resends, or after 30 s should a resend wrongly take the claim and wait on
+  // it too: then the assertions below fail rather than the test hanging.
+  const held = new Promise<void>((resolve) => { release = resolve; setTimeout(resolve, 30_000).unref() })
   const slow = async () => {
     calls++
-    await new Promise((resolve) => setTimeout(resolve, 1200))
+    await held
   }
-  // A 300 ms lease renewed every 100 ms; the work takes four leases. The resends come at 500 and
-  // 1000 ms, after the lease would have lapsed twice without renewal; timers firing late on a
-  // loaded machine only renew later, still well inside the lease.
-  const o = offboardingOn(new MemorySessionStore({ maxSessions: 10 }), {}, slow, 300)
+  // The store's clock is the test's: the 300 ms lease runs out only when the test moves it, so no
+  // stalled event loop (other tests run beside this one) can make it lapse. The renewals come on
+  // the real clock, every 100 ms; each round waits for one at the store's current time, moves the
+  // clock by most of the lease and resends. After three rounds 750 ms have passed, and without
+  // renewals the claim would have lapsed at 300 and the second resend taken it.
+  let now = 0
+  const store = new MemorySessionStore({ maxSessions: 10, now: () => now })
+  let renewals = 0
+  const renew = store.renewDelivery.bind(store)
+  store.renewDelivery = async (key, id, lease) => {
+    const renewed = await renew(key, id, lease)
+    if (renewed) renewals++
+    return renewed
+  }
+  const o = offboardingOn(store, {}, slow, 300)
   const first = o.deliver()
-  const resend = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)).then(() => o.deliver())
-  await t.rejects(resend(500), { code: 'WECOM_CALLBACK_RETRY' }, 'busy while the first delivery works')
-  await t.rejects(resend(500), { code: 'WECOM_CALLBACK_RETRY' }, 'still busy')
+  for (let round = 1; round <= 3; round++) {
+    const seen = renewals
+    // 30 s: a renewal is due every 100 ms; the bound is for a starved process only.
+    t.ok(await eventually(30_000, async () => renewals > seen), `round ${round}: renewed`)
+    now += 250
+    await t.rejects(o.deliver(), { code: 'WECOM_CALLBACK_RETRY' }, `round ${round}: a resend is busy while the first delivery works`)
+  }
+  release()
   await first
   await o.deliver()
   t.equal(calls, 1, 'onEvent ran once')
