@@ -1,7 +1,8 @@
-// The plugin's, the simulator's and the example's behaviour, file by file in test/core/: one
-// process for all (see helpers/group.ts). The files that keep a process of their own are those
-// that wait long on the real clock, spawn processes, start Chromium or a Redis Cluster or
-// Sentinels, or set process-wide state (telemetry's global providers).
+// The plugin's, the simulator's, the example's, the command-line simulator's and the package's
+// behaviour, file by file in test/core/: one process for all, two tests at a time (see
+// helpers/group.ts). More at once starved the clock tests beside them on a loaded machine.
+import t from 'tap'
 import { runFolder } from './helpers/group.js'
 
+t.jobs = 2
 await runFolder(new URL('./core/', import.meta.url))

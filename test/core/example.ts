@@ -4,6 +4,7 @@ import { dirname } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { buildExampleServer, connectSimulator, DEMO_CORP_ID, instructions } from '../../examples/app.js'
+import { childEnv } from '../helpers/children.js'
 
 t.test('the example server on its embedded simulator: code, login, protected route, decrypt', async (t) => {
   const { app, sim } = await buildExampleServer({}, false)
@@ -62,7 +63,7 @@ t.test('the printed curl flow runs twice in a row: its last step puts the remove
   // The commands as printed, pasted into a shell: every line that is not a comment or prose.
   const commands = instructions(base).split('\n').filter((line) => /^(CODE=|TOKEN=|curl )/.test(line))
   t.ok(commands.length >= 5, commands.join('\n'))
-  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` }
+  const env = childEnv({ PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` })
   for (const run of ['first', 'second']) {
     const { stdout } = await promisify(execFile)('bash', ['-c', commands.join('\n')], { env, timeout: 60_000 })
     t.match(stdout, '{"user":{"userid":"zhangsan"', `${run} run: logged in, the protected route answers`)

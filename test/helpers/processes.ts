@@ -1,13 +1,13 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
+import { childEnv, compiled } from './children.js'
 import { CORP_A, CORP_B, simulatorCorps } from './setup.js'
 
 export const WORKERS = 4
 const LOGINS_EACH = 25
-const WORKER = fileURLToPath(new URL('../fixtures/login-worker.ts', import.meta.url))
+const WORKER = new URL('../fixtures/login-worker.ts', import.meta.url)
 
 interface Worker {
   child: ChildProcessWithoutNullStreams
@@ -16,11 +16,8 @@ interface Worker {
   done: Promise<number[]>
 }
 
-function startWorker (env: Record<string, string>): Worker {
-  // The workers load src/ through tsx, not tap's loader: their coverage would be merged against
-  // other line maps and garble the report, so they write none.
-  const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER], { env: { ...inherited, ...env } })
+function startWorker (bundle: string, env: Record<string, string>): Worker {
+  const child = spawn(process.execPath, [bundle], { env: childEnv(env) })
   let stdout = ''
   let stderr = ''
   let onReady: () => void = () => {}
@@ -44,14 +41,15 @@ export async function oneGettokenPerCorp (t: Test, redis: string): Promise<void>
   const sim = await createWecomSimulator({ corps: simulatorCorps(), latency: 20 })
   t.teardown(() => sim.close())
 
+  const bundle = await compiled(WORKER)
   const workers = Array.from({ length: WORKERS }, () => {
     const codes = Array.from({ length: LOGINS_EACH }, (_, i) => i % 2 === 0
       ? { corpId: CORP_A, code: sim.issueCode(CORP_A, 'zhangsan') }
       : { corpId: CORP_B, code: sim.issueCode(CORP_B, 'zhaoliu') })
-    return startWorker({ REDIS_URL: redis, SIM_URL: sim.url, LOGIN_CODES: JSON.stringify(codes) })
+    return startWorker(bundle, { REDIS_URL: redis, SIM_URL: sim.url, LOGIN_CODES: JSON.stringify(codes) })
   })
-  // Four TypeScript processes boot slowly on a small CI machine: generous, but never hanging
-  // (45 s ran out at a load of 14).
+  // Four processes boot slowly on a small, loaded CI machine: generous, but never hanging (45 s
+  // ran out at a load of 14 when they loaded the sources through tsx).
   const watchdog = setTimeout(() => { for (const { child } of workers) child.kill('SIGKILL') }, 100_000)
   t.teardown(() => clearTimeout(watchdog))
 

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
 import { eventually, redisApp, startRedis } from '../helpers/redis.js'
-import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, simulatorCorps } from '../helpers/setup.js'
+import { CORP_A, CORP_B, JWT_SECRET, SECRET_A, SECRET_B, simulatorCorps, startSimulator } from '../helpers/setup.js'
 
 const redis = await startRedis(t)
 if (redis !== undefined) {
@@ -96,6 +96,8 @@ if (redis !== undefined) {
 
   t.test('no secret in any key, and refresh tokens only as hashes', async (t) => {
     const keys = store()
+    // Its own simulator: the session_key looked for below is the member's latest.
+    const sim = await startSimulator(t)
     const a = await redisApp(t, sim, keys)
     const issued = (await a.login('zhangsan')).json()
     const refreshed = (await a.refresh(issued.refresh_token)).json()

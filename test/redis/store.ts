@@ -242,11 +242,17 @@ if (redis !== undefined) {
     t.equal(await injected.ping(), 'PONG')
     t.ok(await eventually(1000, async () => await named(inspector, 'host-client') === 1), 'only the subscriber was closed')
 
-    const b = await redisApp(t, sim, { redis: redis.url, keyPrefix: nextPrefix() })
+    // A Redis of its own: the other tests of this folder, running beside this one, hold
+    // connections of the same name on the shared one.
+    const own = await startRedis(t)
+    if (own === undefined) return
+    const ownInspector = new Redis(own.url)
+    t.teardown(() => ownInspector.quit())
+    const b = await redisApp(t, sim, { redis: own.url, keyPrefix: nextPrefix() })
     t.equal((await b.login('zhangsan')).statusCode, 200)
-    t.equal(await named(inspector, 'fastify-wecom-auth'), 2)
+    t.equal(await named(ownInspector, 'fastify-wecom-auth'), 2)
     await b.close()
-    t.ok(await eventually(1000, async () => await named(inspector, 'fastify-wecom-auth') === 0), 'its own connections are closed')
+    t.ok(await eventually(1000, async () => await named(ownInspector, 'fastify-wecom-auth') === 0), 'its own connections are closed')
   })
 
   t.test('the host\'s @fastify/redis is reused and left open, unless store.redis is false', async (t) => {

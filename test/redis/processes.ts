@@ -1,6 +1,6 @@
 import t from 'tap'
-import { oneGettokenPerCorp, WORKERS } from './helpers/processes.js'
-import { startRedis } from './helpers/redis.js'
+import { oneGettokenPerCorp, WORKERS } from '../helpers/processes.js'
+import { startRedis } from '../helpers/redis.js'
 
 const redis = await startRedis(t)
 if (redis !== undefined) {

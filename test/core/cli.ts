@@ -2,16 +2,18 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { childEnv, compiled } from '../helpers/children.js'
 
-// The command-line simulator, spawned as a user runs it (from the sources through tsx, so that the
-// test needs no build; package.test.ts checks that the built bin is shipped).
+// The command-line simulator, spawned as a user runs it (from the sources, bundled by
+// helpers/children.ts, so that the test needs no build; package.ts checks that the built bin is
+// shipped).
 
-const CLI = new URL('../src/testing/cli.ts', import.meta.url).pathname
-/** Process start with tsx's compile takes about a second here; generous for a busy 2-core box. */
+const CLI = new URL('../../src/testing/cli.ts', import.meta.url)
+/** Process start takes well under a second here; generous for a busy 2-core box. */
 const START_TIMEOUT = 20_000
 
 async function startCli (t: Test, args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [await compiled(CLI), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })

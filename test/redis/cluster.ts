@@ -1,20 +1,18 @@
 import { Cluster } from 'ioredis'
 import t from 'tap'
-import type { WecomAuthOptions } from '../src/index.js'
-import { redisKeys } from '../src/stores/redis/keys.js'
-import { createWecomSimulator, encryptWithSessionKey } from '../src/testing/simulator.js'
-import { oneGettokenPerCorp } from './helpers/processes.js'
-import { eventually, redisApp } from './helpers/redis.js'
-import { startCluster } from './helpers/redis-topologies.js'
-import { CORP_A, CORP_B, simulatorCorps } from './helpers/setup.js'
+import type { WecomAuthOptions } from '../../src/index.js'
+import { redisKeys } from '../../src/stores/redis/keys.js'
+import { encryptWithSessionKey } from '../../src/testing/simulator.js'
+import { oneGettokenPerCorp } from '../helpers/processes.js'
+import { eventually, redisApp } from '../helpers/redis.js'
+import { startCluster } from '../helpers/redis-topologies.js'
+import { CORP_A, CORP_B, startSimulator } from '../helpers/setup.js'
 
 // The sessions and revocation contract on a Redis Cluster of three primaries that the test starts:
 // given as a list of node URLs (the plugin opens the Cluster) and as an ioredis Cluster client.
 
 const cluster = await startCluster(t)
 if (cluster !== undefined) {
-  const sim = await createWecomSimulator({ corps: simulatorCorps() })
-  t.teardown(() => sim.close())
   const nodes = cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.port }))
   let prefixes = 0
 
@@ -29,6 +27,7 @@ if (cluster !== undefined) {
 
   for (const [shape, store] of shapes) {
     t.test(`${shape}: login, refresh, rotation, reuse, logout`, async (t) => {
+      const sim = await startSimulator(t)
       const a = await redisApp(t, sim, store(), { session: { reuseGrace: 0 } })
       const login = await a.login('zhangsan')
       t.equal(login.statusCode, 200)
@@ -51,6 +50,8 @@ if (cluster !== undefined) {
     })
 
     t.test(`${shape}: revokeUser on one instance, the other refuses within a second; decrypt`, async (t) => {
+      // Its own simulator: the session_key read below is the member's latest.
+      const sim = await startSimulator(t)
       const keys = store()
       const a = await redisApp(t, sim, keys)
       const b = await redisApp(t, sim, keys, {}, (app) => {
@@ -81,7 +82,7 @@ if (cluster !== undefined) {
 
   t.test('a key holding another type is a store error (503), never a 500', async (t) => {
     const keys = store()
-    const a = await redisApp(t, sim, keys)
+    const a = await redisApp(t, await startSimulator(t), keys)
     const login = (await a.login('zhangsan')).json()
     const sid = login.refresh_token.split('.')[0]
     const inspector = new Cluster(nodes)

@@ -1,12 +1,14 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import fastifyWecomAuth from '../src/index.js'
-import { createWecomSimulator } from '../src/testing/simulator.js'
-import { eventually, redisApp, startRedis } from './helpers/redis.js'
-import { CORP_A, JWT_SECRET, SECRET_A, simulatorCorps } from './helpers/setup.js'
+import fastifyWecomAuth from '../../src/index.js'
+import { createWecomSimulator } from '../../src/testing/simulator.js'
+import { childEnv, compiled } from '../helpers/children.js'
+import { eventually, redisApp, startRedis } from '../helpers/redis.js'
+import { CORP_A, JWT_SECRET, SECRET_A, simulatorCorps } from '../helpers/setup.js'
 
 // Whatever state Redis is in at boot, the same behaviour for a URL and for a client: boot ends
 // within a few seconds, the plugin runs degraded (logins without refresh tokens, refresh 503), says
@@ -15,9 +17,11 @@ import { CORP_A, JWT_SECRET, SECRET_A, simulatorCorps } from './helpers/setup.js
 /** Boot within a few seconds: the store waits up to 3 s for Redis (readiness, then the first sync). */
 const BOOT_BOUND = 6000
 
-// Most of this file is waiting (for boot's few seconds, for recovery): its tests run side by side.
-// Those that stop their Redis or change its password have one of their own.
-t.jobs = 6
+const PLUGIN = new URL('../../src/index.ts', import.meta.url)
+
+// Most of this file is waiting (for boot's few seconds, for recovery), beside the other tests of
+// the folder (helpers/group.ts). Those that stop their Redis or change its password have one of
+// their own.
 
 const redis = await startRedis(t)
 if (redis !== undefined) {
@@ -112,18 +116,18 @@ if (redis !== undefined) {
   async function inProcess (url: string, body: string): Promise<{ out: string, code: number | null, signal: string | null }> {
     const script = `
       import Fastify from 'fastify'
-      import plugin from './src/index.ts'
+      import plugin from '${pathToFileURL(await compiled(PLUGIN)).href}'
       const app = Fastify()
       app.register(plugin, { corps: [{ corpId: 'ww1', secret: 's' }], jwt: { secret: '${JWT_SECRET}' }, store: { redis: '${url}' } })
       ${body}
     `
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
     // Boot waits a few seconds for a dead Redis; after that, nothing may keep the process alive.
-    // Killed only after 60 s, for a process kept alive would never exit: it needs tsx's start (1.5
-    // CPU-s, far more at a load of 13, where 20 s was once not enough), boot's 3 s and ioredis's
-    // 2 s disconnectTimeout on a socket that never connected.
+    // Killed only after 60 s, for a process kept alive would never exit: it needs node's start
+    // (20 s was once not enough at a load of 13, through tsx), boot's 3 s and ioredis's 2 s
+    // disconnectTimeout on a socket that never connected.
     const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
     const [code, signal] = await once(child, 'exit') as [number | null, string | null]
     clearTimeout(killer)

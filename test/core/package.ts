@@ -1,12 +1,14 @@
-import { execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, normalize } from 'node:path'
+import { promisify } from 'node:util'
 import t from 'tap'
+import { childEnv } from '../helpers/children.js'
 
 // What `npm publish` would ship: the built package, its sources beside their maps, the license and
 // the docs; nothing of the tests, the bench or CI. Checked on the list `npm pack` makes.
 
-const root = new URL('..', import.meta.url).pathname
+const root = new URL('../..', import.meta.url).pathname
 
 // The tests of the built package need `npm run build` first, which .ci/run does before `npm test`.
 // Right after `npm ci` there is no dist/: said as a skip with the remedy, not as a dozen failures,
@@ -15,9 +17,11 @@ const unbuilt = 'dist/ is not built: run npm run build, then npm test'
 const built = existsSync(join(root, 'dist/esm/index.js'))
 if (!built && process.env.CI === 'true') throw new Error(unbuilt)
 const needsBuild = { skip: built ? false : unbuilt }
+// Not execFileSync: the tests beside these in this process would stand still meanwhile.
+const run = async (file: string, args: string[]) => (await promisify(execFile)(file, args, { cwd: root, encoding: 'utf8', env: childEnv() })).stdout
 
 t.test('the packed file list', needsBuild, async (t) => {
-  const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as Array<{ files: Array<{ path: string }> }>
+  const [pack] = JSON.parse(await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'])) as Array<{ files: Array<{ path: string }> }>
   const files = new Set(pack.files.map((file) => file.path))
   const built = ['esm', 'commonjs'].flatMap((dialect) => ['index.js', 'index.d.ts', 'testing/simulator.js', 'testing/simulator.d.ts'].map((file) => `dist/${dialect}/${file}`))
   for (const required of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/esm/testing/cli.js', ...built]) {
@@ -71,11 +75,10 @@ t.test('the simulator\'s command is a built file with a node shebang', needsBuil
 })
 
 t.test('require() and import both load it: the CommonJS build beside the ES module one', needsBuild, async (t) => {
-  const probe = (code: string, ...flags: string[]) =>
-    execFileSync(process.execPath, [...flags, '-e', code], { cwd: root, encoding: 'utf8' }).trim()
-  t.equal(probe("const m = require('fastify-wecom-auth'); console.log(typeof m.default, typeof m.fastifyWecomAuth, typeof require('fastify-wecom-auth/testing').createWecomSimulator)"),
+  const probe = async (code: string, ...flags: string[]) => (await run(process.execPath, [...flags, '-e', code])).trim()
+  t.equal(await probe("const m = require('fastify-wecom-auth'); console.log(typeof m.default, typeof m.fastifyWecomAuth, typeof require('fastify-wecom-auth/testing').createWecomSimulator)"),
     'function function function')
-  t.equal(probe("const m = await import('fastify-wecom-auth'); console.log(typeof m.default, typeof (await import('fastify-wecom-auth/testing')).createWecomSimulator)", '--input-type=module'),
+  t.equal(await probe("const m = await import('fastify-wecom-auth'); console.log(typeof m.default, typeof (await import('fastify-wecom-auth/testing')).createWecomSimulator)", '--input-type=module'),
     'function function')
-  t.match(probe("console.log(require.resolve('fastify-wecom-auth'))"), /dist\/commonjs\/index\.js$/)
+  t.match(await probe("console.log(require.resolve('fastify-wecom-auth'))"), /dist\/commonjs\/index\.js$/)
 })

@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { createWecomSimulator } from '../src/testing/simulator.js'
-import { eventually, redisApp } from './helpers/redis.js'
-import { currentPrimary, startSentinels } from './helpers/redis-topologies.js'
-import { simulatorCorps } from './helpers/setup.js'
+import { createWecomSimulator } from '../../src/testing/simulator.js'
+import { eventually, redisApp } from '../helpers/redis.js'
+import { currentPrimary, startSentinels } from '../helpers/redis-topologies.js'
+import { simulatorCorps } from '../helpers/setup.js'
 
 // A primary, a replica and three sentinels that the test starts; the plugin is given an ioredis
 // client configured for Sentinel, as the README shows. The primary is killed: after the promotion
