@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -49,4 +50,18 @@ export function childEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv
   const { NODE_V8_COVERAGE: _coverage, NODE_OPTIONS: options = '', ...inherited } = process.env
   const kept = options.split(/\s+/).filter((flag) => flag !== '' && !flag.includes('@tapjs')).join(' ')
   return { ...inherited, ...(kept === '' ? {} : { NODE_OPTIONS: kept }), ...extra }
+}
+
+const running = new Set<ChildProcess>()
+let listening = false
+
+/**
+ * Kills `child` (a redis-server, say) should this process exit before it stopped it, as a test
+ * that crashes would: one exit listener for all, for a folder's process starts dozens.
+ */
+export function killAtExit (child: ChildProcess): void {
+  if (!listening) process.once('exit', () => { for (const left of running) left.kill('SIGKILL') })
+  listening = true
+  running.add(child)
+  child.once('exit', () => running.delete(child))
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { freePort, ping, skipOrFail, type TestLike } from './redis.js'
+import { killAtExit } from './children.js'
 
 // Redis as companies run it, started by the tests from Debian's redis-server and redis-cli on free
 // loopback ports: a Cluster of three primaries, and a Sentinel-managed primary with a replica.
@@ -41,7 +42,7 @@ async function freeClusterPort (): Promise<number> {
 async function spawnNode (t: TestLike, args: string[], port: number): Promise<RedisNode> {
   const child: ChildProcess = spawn(SERVER, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   const kill = (): void => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }
-  process.on('exit', kill)
+  killAtExit(child)
   t.teardown(kill)
   const deadline = Date.now() + 5000
   while (!await ping(port)) {

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { WecomAuthOptions } from '../../src/index.js'
 import type { WecomSimulator } from '../../src/testing/simulator.js'
+import { killAtExit } from './children.js'
 import { buildApp, CORP_A, type Extend, type LogCapture } from './setup.js'
 
 export interface RedisServer {
@@ -68,8 +69,6 @@ export function skipOrFail (t: TestLike, reason: string): undefined {
 
 async function launch (port: number, dir?: string): Promise<RedisServer> {
   let child: ChildProcess | undefined
-  // A test that crashes must not leave a redis-server behind.
-  process.on('exit', () => child?.kill('SIGKILL'))
 
   async function start (): Promise<void> {
     const saving = dir === undefined ? ['--save', ''] : ['--save', '3600 1', '--dir', dir]
@@ -77,6 +76,8 @@ async function launch (port: number, dir?: string): Promise<RedisServer> {
       '--port', String(port), '--bind', '127.0.0.1', ...saving, '--appendonly', 'no', '--daemonize', 'no'
     ], { stdio: ['ignore', 'ignore', 'pipe'] })
     child = spawned
+    // A test that crashes must not leave a redis-server behind.
+    killAtExit(spawned)
     const failed = new Promise<never>((_resolve, reject) => {
       spawned.once('error', reject)
       spawned.once('exit', (code) => reject(new Error(`redis-server exited with code ${code} (port ${port})`)))
