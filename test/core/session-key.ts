@@ -1,11 +1,8 @@
 import t, { type Test } from 'tap'
-import { createWecomSimulator } from '../../src/testing/simulator.js'
 import { eventually, redisApp, startRedis } from '../helpers/redis.js'
-import { CORP_A, simulatorCorps } from '../helpers/setup.js'
+import { CORP_A, startSimulator } from '../helpers/setup.js'
 
 const APPID = 'wx1234567890abcdef'
-const sim = await createWecomSimulator({ corps: simulatorCorps() })
-t.teardown(() => sim.close())
 
 /**
  * Two logins of one member overlap, and the one WeCom answered first finishes last. `authorize`
@@ -13,6 +10,8 @@ t.teardown(() => sim.close())
  * whatever the machine's speed.
  */
 async function overlappingLogins (t: Test, store: Parameters<typeof redisApp>[2]): Promise<void> {
+  // Its own simulator: the data below is sealed with the member's latest session_key there.
+  const sim = await startSimulator(t)
   let release: () => void = () => {}
   let hold: Promise<void> | undefined = new Promise((resolve) => { release = resolve })
   let held = false

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -23,16 +23,32 @@ export function compiled (entry: URL): Promise<string> {
   let bundle = bundles.get(source)
   if (bundle === undefined) {
     bundle = bundleOf(source)
+    // A failed build is tried again by the next caller, not remembered.
+    bundle.catch(() => bundles.delete(source))
     bundles.set(source, bundle)
   }
   return bundle
+}
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }
 
 async function bundleOf (source: string): Promise<string> {
   if (folder === undefined) {
     const cache = join(root, 'node_modules/.cache')
     mkdirSync(cache, { recursive: true })
-    const made = mkdtempSync(join(cache, 'fastify-wecom-auth-tests-'))
+    // A process tap killed for its timeout runs no exit listener: its folder goes at the next start.
+    for (const name of readdirSync(cache)) {
+      const owner = /^fastify-wecom-auth-tests-(\d+)-/.exec(name)?.[1]
+      if (owner !== undefined && !alive(Number(owner))) rmSync(join(cache, name), { recursive: true, force: true })
+    }
+    const made = mkdtempSync(join(cache, `fastify-wecom-auth-tests-${process.pid}-`))
     process.on('exit', () => rmSync(made, { recursive: true, force: true }))
     folder = made
   }
@@ -42,14 +58,13 @@ async function bundleOf (source: string): Promise<string> {
 }
 
 /**
- * The environment a test's child process gets: this one's without tap's hooks (tap puts its
- * process-info loader in NODE_OPTIONS, which each node child would load at some 0.4 CPU-s for a
- * coverage report the children are not part of) and without V8 coverage.
+ * The environment a test's child process gets: this one's without V8 coverage, which a child
+ * loading the sources another way would write against other line maps and garble the report.
+ * (tap's process-info loader stays: tap puts it back into every child's NODE_OPTIONS.)
  */
 export function childEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const { NODE_V8_COVERAGE: _coverage, NODE_OPTIONS: options = '', ...inherited } = process.env
-  const kept = options.split(/\s+/).filter((flag) => flag !== '' && !flag.includes('@tapjs')).join(' ')
-  return { ...inherited, ...(kept === '' ? {} : { NODE_OPTIONS: kept }), ...extra }
+  const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
+  return { ...inherited, ...extra }
 }
 
 const running = new Set<ChildProcess>()

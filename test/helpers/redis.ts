@@ -113,15 +113,25 @@ async function launch (port: number, dir?: string): Promise<RedisServer> {
   }
 }
 
-export function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
+/** Ports handed out in this process: a stopped server's port stays its own, for its restart. */
+const handedOut = new Set<number>()
+
+/** A loopback port nothing listens on, and none handed out before in this process. */
+export async function freePort (): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer()
+      server.once('error', reject)
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number }
+        server.close(() => resolve(port))
+      })
     })
-  })
+    if (!handedOut.has(port)) {
+      handedOut.add(port)
+      return port
+    }
+  }
 }
 
 /** True once the server answers PING; false while it does not accept connections yet. */

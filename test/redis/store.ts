@@ -242,8 +242,8 @@ if (redis !== undefined) {
     t.equal(await injected.ping(), 'PONG')
     t.ok(await eventually(1000, async () => await named(inspector, 'host-client') === 1), 'only the subscriber was closed')
 
-    // A Redis of its own: the other tests of this folder, running beside this one, hold
-    // connections of the same name on the shared one.
+    // A Redis of its own: the other tests of this file, running beside this one, hold
+    // connections of the same name on the file's.
     const own = await startRedis(t)
     if (own === undefined) return
     const ownInspector = new Redis(own.url)
