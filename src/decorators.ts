@@ -1,10 +1,11 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { InvalidArgumentError, InvalidCodeError, TokenMissingError } from './errors.js'
-import { kClaims, type Authenticate } from './guard.js'
+import { kByCookie, kClaims, type Authenticate } from './guard.js'
 import { isPrintableAscii, MAX_CODE, MAX_CORP_ID } from './schemas.js'
 import type { IssuedTokens, Sessions } from './sessions/sessions.js'
 import type { LoginContext } from './member.js'
 import type { WecomApi } from './wecom/api.js'
+import { checkOrigin } from './web/csrf.js'
 
 export interface WecomLoginOptions {
   /** The corp to exchange the code with; the first configured corp when absent. */
@@ -15,8 +16,17 @@ export interface WecomLoginOptions {
 
 /** What the plugin decorates the instance with, as `app.wecom`. */
 export interface WecomAuthDecorator {
-  /** onRequest hook: refuses requests without a valid bearer JWT, sets `request.wecomUser`. */
+  /**
+   * onRequest hook: refuses requests without a valid access token, sets `request.wecomUser`. The
+   * token is the bearer header's, or with `web` and no Authorization header, the access cookie's.
+   */
   authenticate: Authenticate
+  /**
+   * preHandler hook for a host route that changes something, after `authenticate`: a request
+   * authenticated by cookie passes only from a page on `web.origins` (`Origin`, or without it
+   * `Sec-Fetch-Site: same-origin`), else 403 WECOM_CSRF. Bearer requests pass untouched.
+   */
+  csrfProtection: Authenticate
   /**
    * The login flow without the route: verifies a `wx.qy.login` code and starts a session. A code
    * that is not a string of 1 to 512 characters is refused as WECOM_INVALID_CODE without asking
@@ -56,6 +66,8 @@ export interface WecomAuthDecorator {
 /** What `app.wecom` hands the host's calls to, once their arguments are checked. */
 export interface DecoratorParts {
   authenticate: Authenticate
+  /** `web.origins`, when browser sessions are on. */
+  origins?: ReadonlySet<string>
   /** The login flow as the route runs it: one span and one outcome count per login. */
   login (code: string, context: LoginContext): Promise<IssuedTokens>
   sessions: Pick<Sessions, 'revokeSession' | 'revokeUser' | 'decrypt'>
@@ -67,9 +79,17 @@ export interface DecoratorParts {
  * `app.wecom`. The decorators take values from the host, often straight from a client: each is
  * checked here, so that a wrong type or size is a typed 4xx and never reaches WeCom or the store.
  */
-export function createDecorator ({ authenticate, login, sessions, wecomApi, log }: DecoratorParts): WecomAuthDecorator {
+export function createDecorator ({ authenticate, origins, login, sessions, wecomApi, log }: DecoratorParts): WecomAuthDecorator {
   return {
     authenticate,
+    csrfProtection (request, _reply, done) {
+      try {
+        if (request[kByCookie]) checkOrigin(request, origins ?? new Set())
+        done()
+      } catch (error) {
+        done(error as Error)
+      }
+    },
     async login (code, loginOptions) {
       if (!isPrintableAscii(code, MAX_CODE)) throw new InvalidCodeError()
       const { corpId, request } = loginOptions ?? {}

@@ -127,3 +127,24 @@ export const ApiCallError = wecomError<[string, number]>('WECOM_API_ERROR', 'WeC
  * sets: a bug of the host's, so 500. The message names the claim, never its value.
  */
 export const ClaimsInvalidError = wecomError<[string]>('WECOM_CLAIMS_INVALID', 'extendClaims returned %s', 500)
+
+// The browser surfaces (issue 18). Each refusal says which rule failed, never the state, code or
+// cookie it was about.
+
+/** A web login's `state` is missing, forged, expired, used already or from another browser (login CSRF). */
+export const StateInvalidError = wecomError('WECOM_STATE_INVALID', 'The login state is invalid, expired, already used or from another browser: start the login again', 403)
+
+/** A web login's `redirect` is neither a path of this site nor a URL listed in `web.redirects`. */
+export const RedirectInvalidError = wecomError('WECOM_REDIRECT_INVALID', 'redirect must be a path of this site or a URL listed in web.redirects', 400)
+
+/**
+ * A request authenticated by cookie that would change something came from a page not on
+ * `web.origins` (OWASP's Origin and Fetch Metadata checks): nothing was changed.
+ */
+export const CsrfError = wecomError('WECOM_CSRF', 'Cross-site request refused: Origin is not one of web.origins', 403)
+
+/** A web login for a corp that has no `web` app on this server. */
+export const WebNotConfiguredError = wecomError<[string]>('WECOM_WEB_NOT_CONFIGURED', 'corpId %s has no web app on this server', 400)
+
+/** A JS-SDK signature asked for a URL whose origin is not one of `web.origins`. */
+export const UrlNotAllowedError = wecomError('WECOM_URL_NOT_ALLOWED', 'url must be a page on one of web.origins', 400)

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { fastifyCookie } from '@fastify/cookie'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
 import type { AccessClaims, AccessTokens } from './jwt.js'
 import type { Revocations } from './sessions/revocations.js'
@@ -12,10 +13,13 @@ export interface WecomSession { sid: string, iat: number, exp: number }
 
 /** Where `authenticate` leaves the verified claims (the session id with them) for the plugin's own use. */
 export const kClaims = Symbol('fastify-wecom-auth.claims')
+/** True when `authenticate` took the token from the access cookie: a request the CSRF checks apply to. */
+export const kByCookie = Symbol('fastify-wecom-auth.by-cookie')
 
 declare module 'fastify' {
   interface FastifyRequest {
     [kClaims]: AccessClaims | null
+    [kByCookie]: boolean
   }
 }
 
@@ -33,8 +37,10 @@ export function createGuard (options: {
   tokens: AccessTokens
   revoked: Revocations
   cache: VerificationCache
+  /** The access cookie's name, when browser sessions are on (`web`): read only without an Authorization header. */
+  cookie?: string
 }): Authenticate {
-  const { tokens, revoked, cache } = options
+  const { tokens, revoked, cache, cookie } = options
 
   /** The claims of a token that passes, cached or verified now; the refusal otherwise. */
   function verify (token: string): AccessClaims | Error {
@@ -52,7 +58,11 @@ export function createGuard (options: {
 
   return function authenticate (request, reply, done) {
     const header = request.headers.authorization
-    const token = header === undefined ? undefined : BEARER.exec(header)?.[1]
+    let token = header === undefined ? undefined : BEARER.exec(header)?.[1]
+    if (header === undefined && cookie !== undefined) {
+      token = cookieValue(request, cookie)
+      request[kByCookie] = token !== undefined
+    }
     // Each refusal carries its WWW-Authenticate challenge as `error.headers` (src/errors.ts).
     if (token === undefined) {
       done(new TokenMissingError())
@@ -71,4 +81,12 @@ export function createGuard (options: {
     request[kClaims] = claims
     done()
   }
+}
+
+/** A cookie of the request: from @fastify/cookie's parse when the host registered it, else read here. */
+function cookieValue (request: FastifyRequest, name: string): string | undefined {
+  const parsed = (request as { cookies?: Record<string, string | undefined> }).cookies
+  if (parsed !== undefined) return parsed[name] || undefined
+  const header = request.headers.cookie
+  return header === undefined ? undefined : fastifyCookie.parse(header)[name] || undefined
 }

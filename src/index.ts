@@ -4,7 +4,7 @@ import { createDecorator, type DecoratorParts, type WecomAuthDecorator } from '.
 import { UserForbiddenError } from './errors.js'
 import type { WecomEvent } from './events/callback.js'
 import { createOffboarding, deliveryLease } from './events/offboarding.js'
-import { createGuard, kClaims, type WecomSession, type WecomUser } from './guard.js'
+import { createGuard, kByCookie, kClaims, type WecomSession, type WecomUser } from './guard.js'
 import { createAccessTokens, jwksOf, registerJwtEngine, type AccessTokens } from './jwt.js'
 import { resolveOptions, type ResolvedConfig, type WecomAuthOptions } from './options.js'
 import { rateLimitOptions } from './rate-limit.js'
@@ -12,6 +12,10 @@ import { createTelemetry, type Telemetry } from './telemetry.js'
 import { wecomRoutes, type RoutesOptions } from './routes.js'
 import { createMemberCheck } from './surfaces/member-check.js'
 import { createMiniprogramLogin } from './surfaces/miniprogram.js'
+import { createWebLogin } from './surfaces/oauth.js'
+import { deriveKey } from './sessions/keys.js'
+import { createCookies } from './web/cookies.js'
+import { createLoginStates } from './web/state.js'
 import type { LoginContext, LoginFlow } from './member.js'
 import { stored } from './sessions/kit.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
@@ -48,6 +52,7 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
   fastify.decorateRequest('wecomSession', null)
   fastify.decorateRequest('wecomClaims', null)
   fastify.decorateRequest(kClaims, null)
+  fastify.decorateRequest(kByCookie, false)
   await fastify.register(wecomRoutes, routesOptions(config, parts))
 }
 
@@ -55,6 +60,8 @@ const plugin: FastifyPluginAsync<WecomAuthOptions> = async (fastify: FastifyInst
 interface Parts extends DecoratorParts {
   store: SessionStore
   sessions: Sessions
+  /** The browser's way in, when a corp has `web`. */
+  web?: RoutesOptions['web']
   refresh (refreshToken: string, context: LoginContext): Promise<IssuedTokens>
   handleEvent (corpId: string, event: WecomEvent, request: FastifyRequest): Promise<void>
 }
@@ -77,10 +84,32 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
       sessions.start(await loginFlow.login(code, context), context)),
     refresh: (refreshToken, context) => telemetry.operation('refresh', () =>
       sessions.refresh(refreshToken, context)),
-    authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize) }),
+    authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: config.web?.cookie.access }),
+    web: webOf(config, store, client, sessions, telemetry),
+    origins: config.web === undefined ? undefined : new Set(config.web.origins),
     wecomApi: createApi({ corps: config.corps, client, timeout: config.api.timeout, log }),
     handleEvent: offboardingOf(config, store, sessions, loginFlow, log).handle,
     log
+  }
+}
+
+/** The web login's parts, when a corp has a web app: its apps, states, cookies and flow. */
+function webOf (config: ResolvedConfig, store: SessionStore, client: WecomClient, sessions: Sessions, telemetry: Telemetry): RoutesOptions['web'] {
+  const apps = new Map(config.corps.flatMap(({ corpId, web }) => web === undefined ? [] : [[corpId, { corpId, ...web }] as const]))
+  if (apps.size === 0 || config.web === undefined) return undefined
+  const login = createWebLogin({ client, timeout: config.api.timeout, memberCheck: createMemberCheck({ client, authorize: config.authorize }) })
+  return {
+    apps,
+    corpIds: new Set(config.corps.map(({ corpId }) => corpId)),
+    origins: new Set(config.web.origins),
+    redirects: config.web.redirects,
+    urls: { authorize: config.api.authorizeUrl, sso: config.api.ssoUrl },
+    // A state is claimed like a delivery, and never settled: its claim lapses with the state.
+    states: createLoginStates(deriveKey(config.jwt.keys[0].signKey, 'web login state'),
+      async (key, ttl) => (await stored(() => store.claimDelivery(key, ttl))).state === 'new'),
+    cookies: createCookies(config.web, { callback: `${config.prefix}/web/callback`, refresh: `${config.prefix}/refresh` }),
+    login,
+    start: (verified, context) => telemetry.operation('login', () => sessions.start(verified, context))
   }
 }
 
@@ -162,7 +191,8 @@ function routesOptions (config: ResolvedConfig, parts: Parts): RoutesOptions & {
     docs: config.openapi,
     jwks: jwksOf(config.jwt.keys),
     rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, parts.store.rateCounter),
-    callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: parts.handleEvent }
+    callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: parts.handleEvent },
+    web: parts.web
   }
 }
 

@@ -4,6 +4,7 @@ import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { createDecoder, TokenError } from 'fast-jwt'
 import { ClaimsInvalidError } from './errors.js'
 import type { ResolvedConfig } from './options.js'
+import type { Surface } from './member.js'
 
 /** The claims of an access JWT this plugin issues. */
 export interface AccessClaims {
@@ -11,6 +12,8 @@ export interface AccessClaims {
   corpid: string
   /** The session this token belongs to. */
   sid: string
+  /** Where the session was made; a token without the claim (signed before it existed) is the mini program's. */
+  surface: Surface
   iat: number
   /**
    * The issue time in epoch ms. `iat` has one-second steps: a member off-boarded and logging in
@@ -30,12 +33,15 @@ export type VerifyOutcome =
 
 export interface AccessTokens {
   /** `extra`: the host's claims; a name of RESERVED_CLAIMS, or a non-object, throws WECOM_CLAIMS_INVALID. */
-  sign (claims: Pick<AccessClaims, 'userid' | 'corpid' | 'sid'>, extra?: Record<string, unknown>): string
+  /** `claims.surface`: `miniprogram` when absent. */
+  sign (claims: Pick<AccessClaims, 'userid' | 'corpid' | 'sid'> & { surface?: Surface }, extra?: Record<string, unknown>): string
   verify (token: string): VerifyOutcome
 }
 
 /** What the plugin signs itself, and JWT's registered names (RFC 7519): never the host's to set. */
-export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['userid', 'corpid', 'sid', 'iat', 'iat_ms', 'exp', 'aud', 'iss', 'jti', 'nbf', 'sub'])
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['userid', 'corpid', 'sid', 'surface', 'iat', 'iat_ms', 'exp', 'aud', 'iss', 'jti', 'nbf', 'sub'])
+
+const SURFACES: ReadonlySet<Surface> = new Set(['miniprogram', 'h5', 'web'])
 
 /** RFC 9068's type of a JWT access token: what tells ours from any other JWT signed with the key. */
 const ACCESS_TOKEN_TYPE = 'at+jwt'
@@ -116,7 +122,7 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
       const now = Date.now()
       // jti makes every token distinct, even two of one session signed within the same second.
       // randomUUID draws from a buffered pool: cheaper than a randomBytes call per token.
-      const own = { userid: claims.userid, corpid: claims.corpid, sid: claims.sid, iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID() }
+      const own = { userid: claims.userid, corpid: claims.corpid, sid: claims.sid, surface: claims.surface ?? 'miniprogram', iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID() }
       return engine.sign(extra === undefined ? own : { ...checkedExtra(extra), ...own })
     },
     verify (token) {
@@ -136,7 +142,9 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
           typeof exp !== 'number' || exp - iat > config.expiresIn) {
         return { ok: false, reason: 'invalid' }
       }
-      return { ok: true, claims: { userid, corpid, sid, iat, iat_ms: iatMs, exp, extra: extraOf(payload) } }
+      const surface = payload.surface ?? 'miniprogram'
+      if (!SURFACES.has(surface as Surface)) return { ok: false, reason: 'invalid' }
+      return { ok: true, claims: { userid, corpid, sid, surface: surface as Surface, iat, iat_ms: iatMs, exp, extra: extraOf(payload) } }
     }
   }
 }

@@ -10,11 +10,16 @@ export interface LoginContext {
   log: FastifyBaseLogger
 }
 
+/** Where a session was made: the mini program, a page inside WeCom (OAuth2), or the PC browser (web login). */
+export type Surface = 'miniprogram' | 'h5' | 'web'
+
 /** What a way in hands the sessions: a member WeCom vouched for. */
 export interface VerifiedLogin {
   member: WecomMember
-  /** WeCom's session_key for this member: for the vault only, never for a reply. */
-  sessionKey: string
+  /** The way in; `miniprogram` when absent. */
+  surface?: Surface
+  /** WeCom's session_key for this member (the mini program's only): for the vault only, never for a reply. */
+  sessionKey?: string
   /** Epoch ms when WeCom answered jscode2session: of a member's session_keys, the latest answer's is kept. */
   answeredAt: number
 }

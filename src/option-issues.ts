@@ -1,4 +1,21 @@
 // How a bad option reads in the error that fails the boot: named by its path, as the host wrote it.
+import type { z } from 'zod'
+
+/** The message of a missing or mistyped value: `is required`, or `must be <what>`. */
+export const required = (what: string) => ({
+  error: (issue: { input: unknown }) => issue.input === undefined ? 'is required' : `must be ${what}`
+})
+
+/**
+ * Every object of options refuses a key it does not know, which would else be a misspelt option
+ * silently ignored. Its issue's message is the keys it knows, read off the object's own schema,
+ * for resolveOptions to name them beside the bad one.
+ */
+export const strict = (what = 'an object') => ({
+  error: (issue: { code?: string, input: unknown, inst?: unknown }) => issue.code === 'unrecognized_keys'
+    ? Object.keys((issue.inst as z.ZodObject).shape).join(', ')
+    : issue.input === undefined ? 'is required' : `must be ${what}`
+})
 
 function describePath (path: readonly PropertyKey[]): string {
   return path.reduce<string>((out, segment) =>

@@ -6,7 +6,8 @@ import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import { parse as parseDuration } from '@lukeed/ms'
 import type { Cluster, Redis } from 'ioredis'
 import type { WecomEvent } from './events/callback.js'
-import { describeIssue } from './option-issues.js'
+import { describeIssue, required, strict } from './option-issues.js'
+import { authorizeUrl, ssoUrl, webApp, webOptions } from './web/options.js'
 
 /** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
 export interface WecomMember {
@@ -41,9 +42,6 @@ export type ExtendClaimsFn = (member: WecomMember, request?: FastifyRequest) => 
 /** Every WeCom event a callback delivered, after the plugin's own handling: the parsed fields. */
 export type EventHook = (event: WecomEvent, request: FastifyRequest) => void | Promise<void>
 
-const required = (what: string) => ({
-  error: (issue: { input: unknown }) => issue.input === undefined ? 'is required' : `must be ${what}`
-})
 const text = (what = 'a non-empty string') =>
   z.string(required(what)).min(1, { error: 'must not be empty' })
 const seconds = () =>
@@ -53,16 +51,6 @@ const MAX_TIMER = 2 ** 31 - 1
 const milliseconds = (fallback: number) =>
   z.number(required('a number of milliseconds')).int('must be a whole number').positive('must be positive')
     .max(MAX_TIMER, { error: `must be at most ${MAX_TIMER} ms` }).default(fallback)
-/**
- * Every object of options refuses a key it does not know, which would else be a misspelt option
- * silently ignored. Its issue's message is the keys it knows, read off the object's own schema,
- * for resolveOptions to name them beside the bad one.
- */
-const strict = (what = 'an object') => ({
-  error: (issue: { code?: string, input: unknown, inst?: unknown }) => issue.code === 'unrecognized_keys'
-    ? Object.keys((issue.inst as z.ZodObject).shape).join(', ')
-    : issue.input === undefined ? 'is required' : `must be ${what}`
-})
 /** The `aud` of access tokens when `jwt.audience` is not set. */
 const DEFAULT_AUDIENCE = 'fastify-wecom-auth'
 /** Seconds: an access token's life, and a refresh token's (30 days), unless one must fit the other. */
@@ -132,7 +120,7 @@ const rateLimitShape = {
 } satisfies Record<keyof RateLimitPluginOptions, z.ZodType>
 
 const optionsSchema = z.strictObject({
-  corps: z.array(z.strictObject({ corpId: text(), secret: text(), callback: callback.optional() }, strict()), required('an array'))
+  corps: z.array(z.strictObject({ corpId: text(), secret: text(), callback: callback.optional(), web: webApp.optional() }, strict()), required('an array'))
     .min(1, { error: 'must list at least one corp' })
     .superRefine((corps, ctx) => {
       const seen = new Set<string>()
@@ -176,6 +164,8 @@ const optionsSchema = z.strictObject({
   prefix: z.string(required('a string')).regex(/^\/[^?#]*$/, { error: 'must start with / (e.g. /wecom)' }).default('/wecom'),
   api: z.strictObject({
     baseUrl: z.url({ error: 'must be an http(s) URL', protocol: /^https?$/ }).default('https://qyapi.weixin.qq.com'),
+    authorizeUrl,
+    ssoUrl,
     timeout: milliseconds(5000),
     proxy: z.url({ error: 'must be an http(s) proxy URL', protocol: /^https?$/ }).optional(),
     dispatcher: z.custom<Dispatcher>(
@@ -232,6 +222,8 @@ const optionsSchema = z.strictObject({
     reuseGrace: z.number(required('a number of seconds')).int('must be a whole number')
       .nonnegative('must not be negative').optional()
   }, strict()).prefault({}),
+  // The browser surfaces; required when a corp has `web`.
+  web: webOptions.optional(),
   store: z.strictObject({
     redis: z.union([
       redisUrl,
@@ -274,7 +266,12 @@ function fitDefaults ({ jwt, session, ...rest }: z.output<typeof optionsSchema>)
 }
 
 /** The rules that tie one option to another. */
-const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, session }, ctx) => {
+const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, session, corps, web }, ctx) => {
+  // A web app's pages need their origins, for the CSRF checks and the URLs the JS-SDK signs.
+  const withWeb = corps.findIndex((corp) => corp.web !== undefined)
+  if (withWeb !== -1 && web === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['web'], message: `is required when a corp has web (corps[${withWeb}].web): { origins: [...] }` })
+  }
   // A session that ends before its access token would leave that token alive past every session
   // operation, off-boarding included.
   if (session.refreshTtl < jwt.expiresIn) {

@@ -1,14 +1,17 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
+import { fastifyCookie } from '@fastify/cookie'
 import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
-import { errorExtras, isWecomError } from './errors.js'
+import { errorExtras, isWecomError, RefreshInvalidError } from './errors.js'
 import { CALLBACK_BODY_LIMIT, openEvent, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './events/callback.js'
-import { kClaims, type Authenticate } from './guard.js'
+import { kByCookie, kClaims, type Authenticate } from './guard.js'
 import type { LoginContext } from './member.js'
 import { swaggerTransform } from './openapi.js'
 import { routeSchemas, type DocsOptions } from './schemas.js'
 import type { IssuedTokens, Sessions } from './sessions/sessions.js'
+import { webRoutes, type WebRoutesOptions } from './routes/web.js'
+import { checkOrigin } from './web/csrf.js'
 
 export interface RoutesOptions {
   login (code: string, context: LoginContext): Promise<IssuedTokens>
@@ -26,6 +29,8 @@ export interface RoutesOptions {
     corps: readonly CallbackCorp[]
     handle (corpId: string, event: WecomEvent, request: FastifyRequest): Promise<void>
   }
+  /** The browser surfaces, when a corp has `web`: the routes, and refresh and logout by cookie. */
+  web?: Omit<WebRoutesOptions, 'schemas' | 'config'> & { origins: ReadonlySet<string> }
 }
 
 /**
@@ -56,7 +61,7 @@ function serialize (data: unknown): string {
  * /login, /refresh, /logout, the JWKS and the callback. Registered as an encapsulated child so
  * that the compilers and the error handler set here never reach the host's own routes.
  */
-export async function wecomRoutes (child: FastifyInstance, { login, refresh, sessions, authenticate, rateLimit, docs, jwks, callback }: RoutesOptions): Promise<void> {
+export async function wecomRoutes (child: FastifyInstance, { login, refresh, sessions, authenticate, rateLimit, docs, jwks, callback, web }: RoutesOptions): Promise<void> {
   child.setValidatorCompiler(validatorCompiler)
   child.setSerializerCompiler(() => serialize)
   // A host with its own error handler gets every error: it carries its headers and fields (src/errors.ts).
@@ -66,7 +71,9 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   if (child.errorHandler.name === 'defaultErrorHandler') child.setErrorHandler(answerError)
   // Inside this child: the host's own routes are not limited, nor is its @fastify/rate-limit touched.
   if (rateLimit !== false) await child.register(fastifyRateLimit, rateLimit)
-  const schemas = routeSchemas(docs)
+  // Inside this child too, unless the host has it: its request.cookies and reply.setCookie are not ours to add.
+  if (web !== undefined && !child.hasReplyDecorator('setCookie')) await child.register(fastifyCookie)
+  const schemas = routeSchemas(docs, web !== undefined)
   // Every well-formed code costs a jscode2session call: one client must not spend the corp's quota.
   // @fastify/swagger reads the transform per route: the host's own transform is not for these schemas.
   const documented: Record<string, unknown> = { swaggerTransform }
@@ -76,8 +83,28 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
     return login(request.body.code, { corpId: request.body.corpId, request, log: request.log })
   })
 
-  child.post<{ Body: { refresh_token: string } }>('/refresh', { schema: schemas.refresh, config: limited }, async (request) =>
-    refresh(request.body.refresh_token, { request, log: request.log }))
+  const refreshRoute = (child: FastifyInstance) =>
+    child.post<{ Body: { refresh_token?: string } | null }>('/refresh', {
+      schema: schemas.refresh,
+      config: limited,
+      preValidation: async (request) => { request.body ??= null }
+    }, async (request, reply) => {
+      const presented = request.body?.refresh_token
+      if (presented !== undefined || web === undefined) return refresh(presented!, { request, log: request.log })
+      // By cookie: a browser's, so from one of its pages only; the tokens stay in HttpOnly cookies.
+      const byCookie = (request as unknown as { cookies: Record<string, string | undefined> }).cookies[web.cookies.names.refresh]
+      if (byCookie === undefined) throw new RefreshInvalidError()
+      checkOrigin(request, web.origins)
+      try {
+        web.cookies.session(reply, await refresh(byCookie, { request, log: request.log }))
+      } catch (error) {
+        if ((error as { code?: string }).code === 'WECOM_REFRESH_INVALID') web.cookies.clearSession(reply)
+        throw error
+      }
+      return reply.code(204).send()
+    })
+  // With cookies, an empty body is a cookie refresh: /refresh joins /logout's JSON parser below.
+  if (web === undefined) refreshRoute(child)
 
   // A context of its own for the JSON parser below, which must not reach /login and /refresh.
   await child.register(async (child) => {
@@ -89,6 +116,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
       if (body === '') done(null, null)
       else json(request, body as string, done)
     })
+    if (web !== undefined) refreshRoute(child)
     child.post<{ Body: { refresh_token?: string } | null }>('/logout', {
       schema: schemas.logout,
       config: documented,
@@ -102,8 +130,10 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
         await sessions.endByRefreshToken(presented, { request })
       } else {
         await runHook(authenticate, request, reply)
+        if (request[kByCookie]) checkOrigin(request, web!.origins)
         const { sid, userid, corpid } = request[kClaims]!
         await sessions.logout({ userid, corpid }, sid, { request })
+        if (request[kByCookie]) web!.cookies.clearSession(reply)
       }
       reply.code(204).send()
     })
@@ -117,6 +147,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   }
 
   if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
+  if (web !== undefined) await webRoutes(child, { ...web, schemas, config: documented })
 }
 
 /**

@@ -1,8 +1,9 @@
 import { STATUS_CODES } from 'node:http'
 import {
-  CallbackForbiddenError, CallbackInvalidError, CallbackRetryError, CorpMismatchError, CorpNotAllowedError, CorpUnknownError,
-  InvalidCodeError, RateLimitedError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError,
-  TokenMissingError, TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError
+  CallbackForbiddenError, CsrfError, CallbackInvalidError, CallbackRetryError, CorpMismatchError, CorpNotAllowedError, CorpUnknownError,
+  InvalidCodeError, RateLimitedError, RedirectInvalidError, RefreshInvalidError, StateInvalidError, StoreUnavailableError,
+  TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError,
+  WebNotConfiguredError
 } from './errors.js'
 
 // The JSON Schema of the plugin's routes: what validates their bodies (with the plugin's own ajv)
@@ -84,6 +85,18 @@ const issuedTokens = {
   }
 }
 
+function webLoginQuery (withVia: boolean): object {
+  const properties: Record<string, object> = {
+    corpId: ascii(MAX_CORP_ID, 'The corp; the first with a web app when absent'),
+    redirect: { type: 'string', minLength: 1, maxLength: 2048, description: 'Where to return: a path of this site, or a URL listed in web.redirects' }
+  }
+  if (withVia) {
+    properties.scope = { type: 'string', enum: ['snsapi_base', 'snsapi_privateinfo'], description: 'WeCom\'s OAuth2 scope' }
+    properties.via = { type: 'string', enum: ['oauth', 'sso'], description: 'oauth inside WeCom, sso in a PC browser; by the User-Agent when absent' }
+  }
+  return { type: 'object', properties }
+}
+
 type ErrorClass = new (...args: never[]) => Error & { code: string, statusCode?: number }
 
 /**
@@ -118,7 +131,7 @@ const BAD_BODY = { 400: ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 
 const EXCHANGE: readonly ErrorClass[] = [CorpNotAllowedError, UserForbiddenError, RateLimitedError, UpstreamError, UnavailableError, StoreUnavailableError]
 
 /** The `schema` of each route: validation and documentation. */
-export function routeSchemas ({ tag, hide }: DocsOptions) {
+export function routeSchemas ({ tag, hide }: DocsOptions, cookies = false) {
   const common = { tags: [tag], ...(hide ? { hide: true } : {}) }
   return {
     login: {
@@ -131,9 +144,14 @@ export function routeSchemas ({ tag, hide }: DocsOptions) {
     refresh: {
       ...common,
       summary: 'Renew a session',
-      description: 'Rotates the refresh token: the one presented is used up, the answer carries the next.',
-      body: refreshBody,
-      response: { 200: issuedTokens, ...errorResponses([RefreshInvalidError, ...EXCHANGE], BAD_BODY) }
+      description: 'Rotates the refresh token: the one presented is used up, the answer carries the next.' +
+        (cookies ? ' Without a body, the refresh cookie is used and the new tokens are set as cookies (204).' : ''),
+      body: cookies ? { ...refreshBody, nullable: true, required: [] } : refreshBody,
+      response: {
+        200: issuedTokens,
+        ...(cookies ? { 204: { description: 'The session cookies were renewed', type: 'null' } } : {}),
+        ...errorResponses([RefreshInvalidError, ...EXCHANGE, ...(cookies ? [CsrfError] : [])], BAD_BODY)
+      }
     },
     logout: {
       ...common,
@@ -168,6 +186,52 @@ export function routeSchemas ({ tag, hide }: DocsOptions) {
             }
           }
         }
+      }
+    },
+    webLogin: {
+      ...common,
+      summary: 'Start a web login (a page inside WeCom, or the PC browser)',
+      description: 'Redirects to WeCom\'s authorize page (`via=oauth`, the default inside WeCom) or its PC login page (`via=sso`), ' +
+        'with a single-use state bound to this browser by a cookie.',
+      querystring: webLoginQuery(true),
+      response: {
+        302: { description: 'To WeCom\'s page', type: 'null' },
+        ...errorResponses([CorpUnknownError, WebNotConfiguredError, RedirectInvalidError], { 400: ['FST_ERR_VALIDATION'] })
+      }
+    },
+    webLoginParams: {
+      ...common,
+      summary: 'The parameters of @wecom/jssdk\'s createWWLoginPanel',
+      description: 'An embedded QR login panel: its params, with a single-use state bound to this browser by a cookie.',
+      querystring: webLoginQuery(false),
+      response: {
+        200: {
+          type: 'object',
+          required: ['login_type', 'appid', 'agentid', 'redirect_uri', 'state', 'redirect_type'],
+          properties: {
+            login_type: { type: 'string', enum: ['CorpApp'] },
+            appid: { type: 'string' },
+            agentid: { type: 'string' },
+            redirect_uri: { type: 'string' },
+            state: { type: 'string' },
+            redirect_type: { type: 'string', enum: ['callback'] }
+          }
+        },
+        ...errorResponses([CorpUnknownError, WebNotConfiguredError, RedirectInvalidError], { 400: ['FST_ERR_VALIDATION'] })
+      }
+    },
+    webCallback: {
+      ...common,
+      summary: 'WeCom\'s redirect back after a web login',
+      description: 'Checks the state against this browser\'s cookie, asks WeCom who the code names, checks the member ' +
+        'as the mini program\'s login does, then sets the session cookies and redirects to where the login started.',
+      querystring: {
+        type: 'object',
+        properties: { code: ascii(MAX_CODE, 'WeCom\'s code'), state: ascii(128, 'The state the login was given') }
+      },
+      response: {
+        302: { description: 'Logged in: to the login\'s redirect, with the session cookies', type: 'null' },
+        ...errorResponses([StateInvalidError, InvalidCodeError, ...EXCHANGE], { 400: ['FST_ERR_VALIDATION'] })
       }
     },
     callbackCheck: {

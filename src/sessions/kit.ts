@@ -103,7 +103,8 @@ export function createKit (deps: SessionDependencies): SessionKit {
     answer,
     async issue (session, refreshToken, request) {
       const extra = deps.extendClaims === undefined ? undefined : await deps.extendClaims(session.member, request)
-      return answer(session, deps.tokens.sign({ userid: session.userid, corpid: session.corpid, sid: session.sid }, extra), refreshToken)
+      const claims = { userid: session.userid, corpid: session.corpid, sid: session.sid, surface: session.surface ?? 'miniprogram' }
+      return answer(session, deps.tokens.sign(claims, extra), refreshToken)
     },
     revoke,
     hook,

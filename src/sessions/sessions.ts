@@ -59,14 +59,17 @@ function starter (kit: SessionKit): Sessions['start'] {
       refreshHash: hashOf(refreshToken),
       checkedAt: startedAt,
       expiresAt: startedAt + deps.refreshTtl * 1000,
-      startedAt
+      startedAt,
+      surface: login.surface ?? 'miniprogram'
     }
     const issued = await kit.issue(session, refreshToken, request)
     try {
       // Independent writes: one round trip's wait on Redis, not two.
       await Promise.all([
         deps.store.save(session),
-        deps.store.saveSessionKey(session.corpid, session.userid, deps.vault.seal(login.sessionKey), deps.refreshTtl * 1000, login.answeredAt)
+        login.sessionKey === undefined
+          ? undefined
+          : deps.store.saveSessionKey(session.corpid, session.userid, deps.vault.seal(login.sessionKey), deps.refreshTtl * 1000, login.answeredAt)
       ])
       storeDown = false
     } catch (error) {

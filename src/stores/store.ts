@@ -1,3 +1,4 @@
+import type { Surface } from '../member.js'
 import type { WecomMember } from '../options.js'
 import type { SharedTokenStore } from '../wecom/credentials.js'
 
@@ -27,6 +28,8 @@ export interface SessionRecord {
    * off-boarding ends the sessions started at or before its not-before, and no later one.
    */
   startedAt?: number
+  /** Where the session was made; `miniprogram` when absent (a session stored before surfaces). */
+  surface?: Surface
 }
 
 /** A revoked session: its access tokens are refused until they could not be valid anyway. */

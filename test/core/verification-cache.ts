@@ -92,7 +92,7 @@ t.test('the cache never holds more than its capacity, dropping the oldest first'
   const time = clock()
   const cache = new VerificationCache(100, time.now)
   const claims = (n: number): AccessClaims => ({
-    userid: `u${n}`, corpid: CORP_A, sid: `s${n}`, iat: Math.floor(time.now() / 1000), iat_ms: time.now(), exp: Math.floor(time.now() / 1000) + 600, extra: {}
+    userid: `u${n}`, corpid: CORP_A, sid: `s${n}`, surface: 'miniprogram', iat: Math.floor(time.now() / 1000), iat_ms: time.now(), exp: Math.floor(time.now() / 1000) + 600, extra: {}
   })
   let largest = 0
   for (let n = 0; n < 1000; n++) {

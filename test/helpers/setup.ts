@@ -10,6 +10,9 @@ export const CORP_B = 'wwa1b2c3d4e5f60002'
 export const SECRET_B = 'corp-b-app-secret-0123456789abcdefghijklmnop'
 /** A corp the mini program is associated with but the server does not serve. */
 export const CORP_FOREIGN = 'wwforeign00000000'
+/** CORP_A's self-built app for the browser surfaces: its agentid, its own secret, the pages' host. */
+export const WEB_A = { agentId: 1000005, secret: 'corp-a-web-secret-0123456789abcdefghijklmn' }
+export const WEB_HOST = 'app.test'
 export const JWT_SECRET = 'test-jwt-secret-that-is-long-enough-0123456789'
 
 /**
@@ -26,6 +29,8 @@ export function simulatorCorps (): NonNullable<WecomSimulatorOptions['corps']> {
     {
       corpId: CORP_A,
       secret: SECRET_A,
+      webApps: [{ ...WEB_A, trustedDomains: [WEB_HOST] }],
+      outsiders: [{ openid: 'o-wechat-visitor' }],
       members: [
         { userid: 'zhangsan', name: '张三', department: [1, 2], position: 'engineer' },
         { userid: 'lisi', name: '李四', visible: false },
@@ -75,7 +80,7 @@ export async function buildApp (options: Partial<WecomAuthOptions> = {}, sim?: W
     corps: [{ corpId: CORP_A, secret: SECRET_A }, { corpId: CORP_B, secret: SECRET_B }],
     jwt: { secret: JWT_SECRET },
     ...options,
-    api: { timeout: PATIENT_TIMEOUT, ...options.api, baseUrl: sim?.url ?? 'http://127.0.0.1:9' }
+    api: { timeout: PATIENT_TIMEOUT, ...options.api, baseUrl: sim?.url ?? 'http://127.0.0.1:9', authorizeUrl: sim?.authorizeUrl, ssoUrl: sim?.ssoUrl }
   })
   app.get('/api/me', { onRequest: app.wecom.authenticate }, async (request) => request.wecomUser)
   extend?.(app)

@@ -1,0 +1,50 @@
+import type { FastifyReply } from 'fastify'
+import type { IssuedTokens } from '../sessions/sessions.js'
+import { STATE_TTL } from './state.js'
+import type { WebOptions } from './options.js'
+
+/** The cookie routes' paths under the plugin's prefix: where each cookie is sent, and no further. */
+export interface CookiePaths {
+  /** `{prefix}/web/callback`: the state cookie's only reader. */
+  callback: string
+  /** `{prefix}/refresh`: the refresh cookie's only reader. */
+  refresh: string
+}
+
+type SetCookie = (reply: FastifyReply, name: string, value: string, options: Record<string, unknown>) => void
+const setCookie: SetCookie = (reply, name, value, options) =>
+  (reply as unknown as { setCookie: (name: string, value: string, options: object) => void }).setCookie(name, value, options)
+
+/**
+ * The session and state cookies (RFC 6265bis): HttpOnly, so that no page script reads a token;
+ * Secure unless `web.cookie.secure` is false (local http); SameSite=Lax, so that a cross-site
+ * POST carries none while a link into the app still logs in. Each cookie's Path is the one
+ * route that reads it, beside the access cookie's `/`, which the host's routes read.
+ */
+export function createCookies ({ cookie }: WebOptions, paths: CookiePaths) {
+  const base = { httpOnly: true, secure: cookie.secure, sameSite: 'lax', ...(cookie.domain === undefined ? {} : { domain: cookie.domain }) }
+  return {
+    names: { access: cookie.access, refresh: cookie.refresh, state: cookie.state },
+    /** The session's two tokens, each living as long as it does. */
+    session (reply: FastifyReply, issued: IssuedTokens): void {
+      setCookie(reply, cookie.access, issued.access_token, { ...base, path: '/', maxAge: issued.expires_in })
+      if (issued.refresh_token !== undefined) {
+        setCookie(reply, cookie.refresh, issued.refresh_token, { ...base, path: paths.refresh, maxAge: issued.refresh_expires_in })
+      }
+    },
+    /** Both session cookies gone (logout, a refused refresh). */
+    clearSession (reply: FastifyReply): void {
+      setCookie(reply, cookie.access, '', { ...base, path: '/', maxAge: 0 })
+      setCookie(reply, cookie.refresh, '', { ...base, path: paths.refresh, maxAge: 0 })
+    },
+    /** A login's state cookie, for the callback only, as long as the login may take. */
+    state (reply: FastifyReply, value: string): void {
+      setCookie(reply, cookie.state, value, { ...base, path: paths.callback, maxAge: STATE_TTL / 1000 })
+    },
+    clearState (reply: FastifyReply): void {
+      setCookie(reply, cookie.state, '', { ...base, path: paths.callback, maxAge: 0 })
+    }
+  }
+}
+
+export type Cookies = ReturnType<typeof createCookies>

@@ -1,0 +1,15 @@
+import { RedirectInvalidError } from '../errors.js'
+
+/**
+ * Where a web login may send the browser back to (an open redirect would hand a phishing page
+ * the member's fresh session): a path of this site, `/` when none is given, or a URL listed
+ * exactly in `web.redirects`. Throws RedirectInvalidError (400) for anything else: `//evil.example`,
+ * `/\evil.example` (both read as another host by browsers), any other scheme or host.
+ */
+export function allowedRedirect (redirect: string | undefined, listed: readonly string[]): string {
+  if (redirect === undefined || redirect === '') return '/'
+  // No backslash, no control character: browsers drop or turn them into `/` on the way.
+  if (/^\/(?![/\\])/.test(redirect) && !redirect.includes('\\') && ![...redirect].some((c) => c < ' ')) return redirect
+  if (listed.includes(redirect)) return redirect
+  throw new RedirectInvalidError()
+}

@@ -1,0 +1,243 @@
+import type { LightMyRequestResponse } from 'fastify'
+import t, { type Test } from 'tap'
+import { request } from 'undici'
+import { createLoginStates, STATE_TTL } from '../../src/web/state.js'
+import { assertNoSecrets, seenAccessTokens } from '../helpers/secrets.js'
+import { CORP_A, CORP_B, SECRET_A, SECRET_B, setup, WEB_A, WEB_HOST } from '../helpers/setup.js'
+
+// The browser's way in (issue 18): a page inside WeCom (OAuth2) and the PC browser (web login),
+// against the simulator's pages, with the session in cookies.
+
+const ORIGIN = `http://${WEB_HOST}`
+const web = { origins: [ORIGIN], cookie: { secure: false } }
+
+async function harness (t: Test, options: Record<string, unknown> = {}) {
+  const h = await setup(t, { corps: [{ corpId: CORP_A, secret: SECRET_A, web: WEB_A }, { corpId: CORP_B, secret: SECRET_B }], web, ...options }, {}, (app) => {
+    app.post('/api/transfer', { onRequest: app.wecom.authenticate, preHandler: app.wecom.csrfProtection }, async () => ({ moved: true }))
+  })
+  const get = (url: string, cookie?: string, headers: Record<string, string> = {}) =>
+    h.app.inject({ url, headers: { host: WEB_HOST, ...(cookie === undefined ? {} : { cookie }), ...headers } })
+  return { ...h, get }
+}
+
+/** `name=value` of each Set-Cookie of an answer, by name, and the attributes. */
+function cookiesOf (res: LightMyRequestResponse): Map<string, { value: string, attributes: string }> {
+  const raw = res.headers['set-cookie']
+  const lines = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]
+  return new Map(lines.map((line) => {
+    const [pair, ...attributes] = line.split(';')
+    const at = pair!.indexOf('=')
+    return [pair!.slice(0, at), { value: pair!.slice(at + 1), attributes: attributes.join(';').trim() }]
+  }))
+}
+
+/** WeCom's page, picking `who` (`userid=…` or `openid=…`): the callback URL it redirects to. */
+async function pick (location: string, who: string): Promise<URL> {
+  const page = new URL(location)
+  page.hash = ''
+  const res = await request(`${page.href}&${who}`)
+  await res.body.text()
+  if (res.statusCode !== 302) throw new Error(`WeCom's page answered ${res.statusCode}`)
+  return new URL(res.headers.location as string)
+}
+
+/** A whole web login: /web/login, WeCom's page, /web/callback; the answers and the browser's cookies. */
+async function webLogin (h: Awaited<ReturnType<typeof harness>>, query: string, who = 'userid=zhangsan') {
+  const start = await h.get(`/wecom/web/login?${query}`)
+  const state = cookiesOf(start).get('wecom_state')
+  const back = await pick(start.headers.location as string, who)
+  const callback = await h.get(`${back.pathname}${back.search}`, state === undefined ? undefined : `wecom_state=${state.value}`)
+  const cookies = cookiesOf(callback)
+  const jar = ['wecom_access', 'wecom_refresh'].flatMap((name) => cookies.has(name) ? [`${name}=${cookies.get(name)!.value}`] : []).join('; ')
+  return { start, back, callback, cookies, jar, stateCookie: state }
+}
+
+t.test('a page inside WeCom: OAuth2 with the web app, a session in cookies, and the host\'s route passes', async (t) => {
+  const h = await harness(t)
+  const { start, back, callback, cookies, jar } = await webLogin(h, 'redirect=/home&via=oauth')
+  t.equal(start.statusCode, 302)
+  const to = new URL(start.headers.location as string)
+  t.equal(`${to.origin}${to.pathname}`, h.sim.authorizeUrl)
+  t.match(Object.fromEntries(to.searchParams), { appid: CORP_A, response_type: 'code', scope: 'snsapi_base', agentid: String(WEB_A.agentId), redirect_uri: `${ORIGIN}/wecom/web/callback` })
+  t.equal(to.hash, '#wechat_redirect')
+  t.match(cookiesOf(start).get('wecom_state')?.attributes, /HttpOnly/)
+  t.match(cookiesOf(start).get('wecom_state')?.attributes, /Path=\/wecom\/web\/callback/)
+  t.equal(back.searchParams.get('state'), to.searchParams.get('state'))
+
+  t.equal(callback.statusCode, 302, callback.body)
+  t.equal(callback.headers.location, '/home')
+  t.match(cookies.get('wecom_access')?.attributes, /HttpOnly.*SameSite=Lax|SameSite=Lax.*HttpOnly/)
+  t.match(cookies.get('wecom_refresh')?.attributes, /Path=\/wecom\/refresh/)
+  const me = await h.get('/api/me', jar)
+  t.equal(me.statusCode, 200)
+  t.same(me.json(), { userid: 'zhangsan', corpid: CORP_A })
+  t.equal(h.sim.calls['auth/getuserinfo'], 1)
+})
+
+t.test('the PC browser: WeCom\'s login page by default outside WeCom, and the embedded panel\'s params', async (t) => {
+  const h = await harness(t)
+  const { start, callback, jar } = await webLogin(h, '')
+  t.equal(new URL(start.headers.location as string).origin + new URL(start.headers.location as string).pathname, h.sim.ssoUrl)
+  t.equal(new URL(start.headers.location as string).searchParams.get('login_type'), 'CorpApp')
+  t.equal(callback.headers.location, '/')
+  t.equal((await h.get('/api/me', jar)).statusCode, 200)
+
+  const inside = await h.get('/wecom/web/login', undefined, { 'user-agent': 'Mozilla/5.0 wxwork/4.1.22 MicroMessenger/7.0.1' })
+  t.equal(new URL(inside.headers.location as string).origin + new URL(inside.headers.location as string).pathname, h.sim.authorizeUrl, 'WeCom\'s browser gets OAuth2')
+
+  const params = await h.get('/wecom/web/login/params?redirect=/desk')
+  t.equal(params.statusCode, 200)
+  t.match(params.json(), { login_type: 'CorpApp', appid: CORP_A, agentid: String(WEB_A.agentId), redirect_uri: `${ORIGIN}/wecom/web/callback`, redirect_type: 'callback' })
+  t.ok(cookiesOf(params).has('wecom_state'))
+})
+
+t.test('refused, each with no session made', async (t) => {
+  const h = await harness(t)
+  const noSession = (res: LightMyRequestResponse) => !cookiesOf(res).get('wecom_access')?.value
+
+  t.test('a state from another browser', async (t) => {
+    const mine = await h.get('/wecom/web/login?via=oauth')
+    const back = await pick(mine.headers.location as string, 'userid=zhangsan')
+    const other = await h.get('/wecom/web/login?via=oauth')
+    const res = await h.get(`${back.pathname}${back.search}`, `wecom_state=${cookiesOf(other).get('wecom_state')!.value}`)
+    t.equal(res.statusCode, 403)
+    t.equal(res.json().code, 'WECOM_STATE_INVALID')
+    t.ok(noSession(res))
+    const none = await h.get(`${back.pathname}${back.search}`)
+    t.equal(none.json().code, 'WECOM_STATE_INVALID', 'no state cookie at all')
+  })
+
+  t.test('a state used once already, even with a fresh code from WeCom', async (t) => {
+    const first = await webLogin(h, 'via=oauth')
+    t.equal(first.callback.statusCode, 302)
+    const fresh = await pick(first.start.headers.location as string, 'userid=zhangsan')
+    const again = await h.get(`${fresh.pathname}${fresh.search}`, `wecom_state=${first.stateCookie!.value}`)
+    t.equal(again.statusCode, 403)
+    t.equal(again.json().code, 'WECOM_STATE_INVALID')
+    t.ok(noSession(again))
+  })
+
+  t.test('a redirect to another site, before anything else', async (t) => {
+    for (const redirect of ['https://evil.example/x', '//evil.example/x', '/\\evil.example', 'javascript:alert(1)']) {
+      const res = await h.get(`/wecom/web/login?redirect=${encodeURIComponent(redirect)}`)
+      t.equal(res.statusCode, 400, redirect)
+      t.equal(res.json().code, 'WECOM_REDIRECT_INVALID')
+      t.notOk(cookiesOf(res).has('wecom_state'), 'no state issued')
+    }
+  })
+
+  t.test('someone who is not a member, a member outside the visible range', async (t) => {
+    for (const who of ['openid=o-wechat-visitor', 'userid=lisi']) {
+      const { callback } = await webLogin(h, 'via=oauth', who)
+      t.equal(callback.statusCode, 403, who)
+      t.equal(callback.json().code, 'WECOM_USER_FORBIDDEN')
+      t.ok(noSession(callback))
+    }
+  })
+
+  t.test('a corp without a web app, a corp not configured', async (t) => {
+    t.equal((await h.get(`/wecom/web/login?corpId=${CORP_B}`)).json().code, 'WECOM_WEB_NOT_CONFIGURED')
+    t.equal((await h.get('/wecom/web/login?corpId=ww-nobody')).json().code, 'WECOM_CORP_UNKNOWN')
+  })
+})
+
+t.test('an expired state is refused: a login may take the code\'s five minutes, no more', async (t) => {
+  let now = 1_000_000
+  const claimed = new Set<string>()
+  const states = createLoginStates(Buffer.alloc(32, 7), async (key) => !claimed.has(key) && Boolean(claimed.add(key)), () => now)
+  const login = { corpId: CORP_A, redirect: '/', scope: 'snsapi_base' as const, via: 'oauth' as const }
+  const fresh = states.issue(login)
+  now += STATE_TTL
+  t.same(await states.consume(fresh.state, fresh.cookie), login, 'at five minutes')
+  const late = states.issue(login)
+  now += STATE_TTL + 1
+  await t.rejects(states.consume(late.state, late.cookie), { code: 'WECOM_STATE_INVALID' }, 'past five minutes')
+  const forged = states.issue(login)
+  const [payload] = forged.cookie.split('.')
+  await t.rejects(states.consume(forged.state, `${payload}.${'A'.repeat(43)}`), { code: 'WECOM_STATE_INVALID' }, 'a cookie not ours')
+})
+
+t.test('refresh and logout by cookie: from the app\'s pages only (Origin, Sec-Fetch-Site)', async (t) => {
+  const h = await harness(t)
+  const { jar, cookies } = await webLogin(h, 'via=oauth')
+  const refreshCookie = `wecom_refresh=${cookies.get('wecom_refresh')!.value}`
+  const post = (url: string, cookie: string, headers: Record<string, string>) =>
+    h.app.inject({ method: 'POST', url, headers: { host: WEB_HOST, cookie, ...headers } })
+
+  const crossSite = await post('/wecom/refresh', refreshCookie, { origin: 'https://evil.example' })
+  t.equal(crossSite.statusCode, 403)
+  t.equal(crossSite.json().code, 'WECOM_CSRF')
+  const noOrigin = await post('/wecom/refresh', refreshCookie, { 'sec-fetch-site': 'cross-site' })
+  t.equal(noOrigin.json().code, 'WECOM_CSRF', 'no Origin, and Sec-Fetch-Site not same-origin')
+
+  const renewed = await post('/wecom/refresh', refreshCookie, { origin: ORIGIN })
+  t.equal(renewed.statusCode, 204, 'the refresh token was not spent by the refused requests')
+  const next = cookiesOf(renewed)
+  t.ok(next.get('wecom_access')?.value)
+  t.not(next.get('wecom_refresh')?.value, cookies.get('wecom_refresh')!.value, 'rotated')
+
+  const access = `wecom_access=${next.get('wecom_access')!.value}`
+  const refused = await post('/wecom/logout', access, { origin: 'https://evil.example' })
+  t.equal(refused.json().code, 'WECOM_CSRF')
+  t.equal((await h.get('/api/me', access)).statusCode, 200, 'the refused logout ended nothing')
+  const out = await post('/wecom/logout', access, { 'sec-fetch-site': 'same-origin' })
+  t.equal(out.statusCode, 204)
+  t.equal((await h.get('/api/me', access)).json().code, 'WECOM_TOKEN_REVOKED')
+  t.equal((await h.get('/api/me', jar)).json().code, 'WECOM_TOKEN_REVOKED', 'the first access token too: one session')
+
+  const bearer = await h.app.inject({ method: 'POST', url: '/wecom/logout', headers: { authorization: `Bearer ${next.get('wecom_access')!.value}`, origin: 'https://evil.example' } })
+  t.not(bearer.json().code, 'WECOM_CSRF', 'a bearer request is not a cookie request')
+})
+
+t.test('web options: a corp with web needs web.origins; unknown keys and bad values are named', async (t) => {
+  const h = await harness(t)
+  const register = (options: Record<string, unknown>) => import('fastify').then(async ({ default: Fastify }) => {
+    const app = Fastify()
+    const plugin = (await import('../../src/index.js')).default
+    await app.register(plugin, { corps: [{ corpId: CORP_A, secret: 's', web: WEB_A }], jwt: { secret: 'x'.repeat(32) }, api: { baseUrl: h.sim.url }, ...options } as never)
+    await app.ready()
+    await app.close()
+  })
+  await t.rejects(register({}), /web is required when a corp has web/)
+  await t.rejects(register({ web: { origins: ['https://a.test/path'] } }), /web\.origins\[0\] must be an origin only/)
+  await t.rejects(register({ web: { origins: [ORIGIN], cookie: { secur: false } } }), /unknown option "web\.cookie\.secur"/)
+  await t.rejects(register({ corps: [{ corpId: CORP_A, secret: 's', web: { agentId: 'abc', secret: 'w' } }], web }), /corps\[0\]\.web\.agentId must be WeCom's agentid/)
+  await register({ corps: [{ corpId: CORP_A, secret: 's', web: { agentId: '1000005', secret: 'w' } }], web })
+  t.pass('agentId as a numeric string')
+})
+
+t.test('a host route opts in with app.wecom.csrfProtection; bearer requests pass untouched', async (t) => {
+  const h = await harness(t)
+  const { jar } = await webLogin(h, 'via=oauth')
+  const access = jar.split('; ')[0]!
+  const post = (headers: Record<string, string>) => h.app.inject({ method: 'POST', url: '/api/transfer', headers: { host: WEB_HOST, ...headers } })
+  t.equal((await post({ cookie: access, origin: 'https://evil.example' })).json().code, 'WECOM_CSRF')
+  t.equal((await post({ cookie: access, origin: ORIGIN })).statusCode, 200)
+  t.equal((await post({ authorization: `Bearer ${access.split('=')[1]}`, origin: 'https://evil.example' })).statusCode, 200)
+})
+
+t.test('no secret in a log line or an answer: the web secret, codes, access and refresh tokens, WeCom\'s token', async (t) => {
+  const h = await harness(t)
+  const responses: LightMyRequestResponse[] = []
+  const codes = new Set<string>()
+  const tokens = new Set<string>()
+  const refresh = new Set<string>()
+  for (const who of ['userid=zhangsan', 'userid=lisi', 'openid=o-wechat-visitor']) {
+    const login = await webLogin(h, 'via=oauth', who)
+    codes.add(login.back.searchParams.get('code')!)
+    // The callback's own answer sets the cookies: that is where tokens are meant to be.
+    if (login.cookies.has('wecom_access')) {
+      tokens.add(login.cookies.get('wecom_access')!.value)
+      refresh.add(login.cookies.get('wecom_refresh')!.value)
+    } else responses.push(login.callback)
+    responses.push(login.start)
+    // The same code again, with the spent state: refused, and the code not said back.
+    responses.push(await h.get(`${login.back.pathname}${login.back.search}`, `wecom_state=${login.stateCookie!.value}`))
+  }
+  const wecomTokens = new Set<string>()
+  seenAccessTokens(h.sim, wecomTokens)
+  assertNoSecrets(t, h.logs.lines, responses, [
+    ['web app secret', new Set([WEB_A.secret])], ['OAuth code', codes], ['access token', tokens],
+    ['refresh token', refresh], ['WeCom access token', wecomTokens]
+  ])
+})
