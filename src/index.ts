@@ -109,7 +109,9 @@ function webOf (config: ResolvedConfig, store: SessionStore, client: WecomClient
       async (key, ttl) => (await stored(() => store.claimDelivery(key, ttl))).state === 'new'),
     cookies: createCookies(config.web, { callback: `${config.prefix}/web/callback`, refresh: `${config.prefix}/refresh` }),
     login,
-    start: (verified, context) => telemetry.operation('login', () => sessions.start(verified, context))
+    start: (verified, context) => telemetry.operation('login', () => sessions.start(verified, context)),
+    client,
+    timeout: config.api.timeout
   }
 }
 

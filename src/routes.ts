@@ -10,7 +10,9 @@ import type { LoginContext } from './member.js'
 import { swaggerTransform } from './openapi.js'
 import { routeSchemas, type DocsOptions } from './schemas.js'
 import type { IssuedTokens, Sessions } from './sessions/sessions.js'
+import { jssdkRoutes } from './routes/jssdk.js'
 import { webRoutes, type WebRoutesOptions } from './routes/web.js'
+import type { WecomClient } from './wecom/client.js'
 import { checkOrigin } from './web/csrf.js'
 
 export interface RoutesOptions {
@@ -30,7 +32,7 @@ export interface RoutesOptions {
     handle (corpId: string, event: WecomEvent, request: FastifyRequest): Promise<void>
   }
   /** The browser surfaces, when a corp has `web`: the routes, and refresh and logout by cookie. */
-  web?: Omit<WebRoutesOptions, 'schemas' | 'config'> & { origins: ReadonlySet<string> }
+  web?: Omit<WebRoutesOptions, 'schemas' | 'config'> & { origins: ReadonlySet<string>, client: WecomClient, timeout: number }
 }
 
 /**
@@ -147,7 +149,10 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   }
 
   if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
-  if (web !== undefined) await webRoutes(child, { ...web, schemas, config: documented })
+  if (web !== undefined) {
+    await webRoutes(child, { ...web, schemas, config: documented })
+    await jssdkRoutes(child, { ...web, authenticate, schema: schemas.jssdkSignature, config: documented })
+  }
 }
 
 /**

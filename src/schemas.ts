@@ -3,7 +3,7 @@ import {
   CallbackForbiddenError, CsrfError, CallbackInvalidError, CallbackRetryError, CorpMismatchError, CorpNotAllowedError, CorpUnknownError,
   InvalidCodeError, RateLimitedError, RedirectInvalidError, RefreshInvalidError, StateInvalidError, StoreUnavailableError,
   TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError,
-  WebNotConfiguredError
+  UrlNotAllowedError, WebNotConfiguredError
 } from './errors.js'
 
 // The JSON Schema of the plugin's routes: what validates their bodies (with the plugin's own ajv)
@@ -83,6 +83,12 @@ const issuedTokens = {
     refresh_expires_in: { type: 'integer' },
     user: member
   }
+}
+
+const pageSignature = {
+  type: 'object',
+  required: ['timestamp', 'nonceStr', 'signature'],
+  properties: { timestamp: { type: 'integer', description: 'Seconds since the epoch' }, nonceStr: { type: 'string' }, signature: { type: 'string', description: '40 hex digits (sha1)' } }
 }
 
 function webLoginQuery (withVia: boolean): object {
@@ -232,6 +238,22 @@ export function routeSchemas ({ tag, hide }: DocsOptions, cookies = false) {
       response: {
         302: { description: 'Logged in: to the login\'s redirect, with the session cookies', type: 'null' },
         ...errorResponses([StateInvalidError, InvalidCodeError, ...EXCHANGE], { 400: ['FST_ERR_VALIDATION'] })
+      }
+    },
+    jssdkSignature: {
+      ...common,
+      summary: 'JS-SDK signatures of a page',
+      description: 'What ww.register\'s getConfigSignature and getAgentConfigSignature return, for a page on web.origins ' +
+        '(the # part is not signed), for the signed-in member\'s corp.',
+      body: { type: 'object', required: ['url'], properties: { url: { type: 'string', minLength: 1, maxLength: 4096, description: 'The page\'s full URL' } } },
+      security: [{ [SECURITY_SCHEME]: [] }] as Array<Record<string, string[]>>,
+      response: {
+        200: {
+          type: 'object',
+          required: ['corpId', 'agentId', 'config', 'agentConfig'],
+          properties: { corpId: { type: 'string' }, agentId: { type: 'integer' }, config: pageSignature, agentConfig: pageSignature }
+        },
+        ...errorResponses([UrlNotAllowedError, WebNotConfiguredError, TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, CsrfError, UpstreamError, UnavailableError], BAD_BODY)
       }
     },
     callbackCheck: {

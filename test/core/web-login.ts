@@ -1,6 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
+import { jsapiSignature } from '../../src/testing/simulator.js'
 import { createLoginStates, STATE_TTL } from '../../src/web/state.js'
 import { assertNoSecrets, seenAccessTokens } from '../helpers/secrets.js'
 import { CORP_A, CORP_B, SECRET_A, SECRET_B, setup, WEB_A, WEB_HOST } from '../helpers/setup.js'
@@ -234,10 +235,36 @@ t.test('no secret in a log line or an answer: the web secret, codes, access and 
     // The same code again, with the spent state: refused, and the code not said back.
     responses.push(await h.get(`${login.back.pathname}${login.back.search}`, `wecom_state=${login.stateCookie!.value}`))
   }
+  responses.push(await h.app.inject({ method: 'POST', url: '/wecom/jssdk/signature', headers: { host: WEB_HOST, cookie: `wecom_access=${[...tokens][0]}`, origin: ORIGIN }, payload: { url: `${ORIGIN}/` } }))
   const wecomTokens = new Set<string>()
   seenAccessTokens(h.sim, wecomTokens)
   assertNoSecrets(t, h.logs.lines, responses, [
     ['web app secret', new Set([WEB_A.secret])], ['OAuth code', codes], ['access token', tokens],
-    ['refresh token', refresh], ['WeCom access token', wecomTokens]
+    ['refresh token', refresh], ['WeCom access token', wecomTokens],
+    ['JS-SDK ticket', new Set([h.sim.jsapiTicket(CORP_A)!, h.sim.agentTicket(CORP_A, WEB_A.agentId)!])]
   ])
+})
+
+t.test('JS-SDK signatures: a signed-in member\'s page on web.origins, checked as WeCom checks them; 1,000 at a cold start cost one call per ticket', async (t) => {
+  const h = await harness(t)
+  const { jar } = await webLogin(h, 'via=oauth')
+  const access = jar.split('; ')[0]!
+  const sign = (url: string, headers: Record<string, string> = { cookie: access, origin: ORIGIN }) =>
+    h.app.inject({ method: 'POST', url: '/wecom/jssdk/signature', headers: { host: WEB_HOST, ...headers }, payload: { url } })
+  const page = `${ORIGIN}/orders?id=7#section`
+  const answers = await Promise.all(Array.from({ length: 1000 }, () => sign(page)))
+  t.ok(answers.every((res) => res.statusCode === 200), 'all signed')
+  t.equal(h.sim.calls.get_jsapi_ticket, 1, 'one get_jsapi_ticket')
+  t.equal(h.sim.calls['ticket/get'], 1, 'one ticket/get')
+  const body = answers[0]!.json()
+  t.match(body, { corpId: CORP_A, agentId: WEB_A.agentId })
+  const signed = `${ORIGIN}/orders?id=7`
+  t.equal(body.config.signature, jsapiSignature(h.sim.jsapiTicket(CORP_A)!, body.config.nonceStr, body.config.timestamp, signed), 'config: the corp\'s ticket')
+  t.equal(body.agentConfig.signature, jsapiSignature(h.sim.agentTicket(CORP_A, WEB_A.agentId)!, body.agentConfig.nonceStr, body.agentConfig.timestamp, signed), 'agentConfig: the app\'s ticket')
+  t.notOk(answers[0]!.body.includes(h.sim.jsapiTicket(CORP_A)!), 'no ticket in the answer')
+
+  t.equal((await sign('https://evil.example/page')).json().code, 'WECOM_URL_NOT_ALLOWED')
+  t.equal((await sign('not a url')).json().code, 'WECOM_URL_NOT_ALLOWED')
+  t.equal((await sign(page, { cookie: access, origin: 'https://evil.example' })).json().code, 'WECOM_CSRF')
+  t.equal((await sign(page, {})).json().code, 'WECOM_TOKEN_MISSING', 'only for a signed-in member')
 })

@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify'
+import { UrlNotAllowedError, WebNotConfiguredError } from '../errors.js'
+import { kByCookie, kClaims, type Authenticate } from '../guard.js'
+import type { WebAppCredentials } from '../surfaces/oauth.js'
+import { checkOrigin } from '../web/csrf.js'
+import type { WecomClient } from '../wecom/client.js'
+import { signPage } from '../wecom/jssdk.js'
+import { decide } from '../wecom/outcome.js'
+
+export interface JssdkRouteOptions {
+  apps: ReadonlyMap<string, WebAppCredentials>
+  origins: ReadonlySet<string>
+  client: WecomClient
+  /** Milliseconds the two tickets may take to fetch (`api.timeout`). */
+  timeout: number
+  authenticate: Authenticate
+  schema: object
+  config: object
+}
+
+/**
+ * POST /jssdk/signature `{ url }`: what `ww.register`'s getConfigSignature and
+ * getAgentConfigSignature return for a page on `web.origins` (doc path/90506, path/96947), for the
+ * signed-in member's corp and its web app. The two tickets come from the client's cache (single
+ * flight, shared, fetched ahead of expiry, never past half of WeCom's hourly limits).
+ */
+export async function jssdkRoutes (child: FastifyInstance, { apps, origins, client, timeout, authenticate, schema, config }: JssdkRouteOptions): Promise<void> {
+  child.post<{ Body: { url: string } }>('/jssdk/signature', {
+    schema,
+    config,
+    onRequest: authenticate,
+    preHandler: async (request) => { if (request[kByCookie]) checkOrigin(request, origins) }
+  }, async (request) => {
+    const { corpid } = request[kClaims]!
+    const app = apps.get(corpid)
+    if (app === undefined) throw new WebNotConfiguredError(corpid)
+    let page: URL
+    try {
+      page = new URL(request.body.url)
+    } catch {
+      throw new UrlNotAllowedError()
+    }
+    if (!origins.has(page.origin)) throw new UrlNotAllowedError()
+    const tickets = await decide(timeout, 'login', request.log, async (deadline) => {
+      const [jsapi, agent] = await Promise.all([client.jsapiTicket(app, deadline), client.agentTicket(app, deadline)])
+      return { jsapi, agent }
+    })
+    return { corpId: app.corpId, agentId: app.agentId, ...signPage(request.body.url, tickets) }
+  })
+}
