@@ -12,7 +12,7 @@ import { createTelemetry, type Telemetry } from './telemetry.js'
 import { wecomRoutes, type RoutesOptions } from './routes.js'
 import { createMemberCheck } from './surfaces/member-check.js'
 import { createMiniprogramLogin } from './surfaces/miniprogram.js'
-import { createWebLogin } from './surfaces/oauth.js'
+import { createWebLogin, type WebAppCredentials, type WebLogin } from './surfaces/oauth.js'
 import { deriveKey } from './sessions/keys.js'
 import { createCookies } from './web/cookies.js'
 import { createLoginStates } from './web/state.js'
@@ -72,9 +72,10 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
   const { store, client } = await openBackends(fastify, config, log, telemetry)
   const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)), await registerJwtEngine(fastify, config.jwt))
   const revoked = await followRevocations(store, telemetry)
-  const loginFlow = createMiniprogramLogin({
-    corps: config.corps, client, timeout: config.api.timeout, memberCheck: createMemberCheck({ client, authorize: config.authorize })
-  })
+  const memberCheck = createMemberCheck({ client, authorize: config.authorize })
+  const webApps = webAppsOf(config)
+  const webLogin = createWebLogin({ client, memberCheck, timeout: config.api.timeout })
+  const loginFlow = loginFlowOf(createMiniprogramLogin({ corps: config.corps, client, timeout: config.api.timeout, memberCheck }), webApps, webLogin)
   const sessions = sessionsOf(config, store, accessTokens, loginFlow, log)
   return {
     store,
@@ -85,7 +86,7 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
     refresh: (refreshToken, context) => telemetry.operation('refresh', () =>
       sessions.refresh(refreshToken, context)),
     authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: config.web?.cookie.access }),
-    web: webOf(config, store, client, sessions, telemetry),
+    web: webOf(config, webApps, webLogin, store, client, sessions, telemetry),
     origins: config.web === undefined ? undefined : new Set(config.web.origins),
     wecomApi: createApi({ corps: config.corps, client, timeout: config.api.timeout, log }),
     handleEvent: offboardingOf(config, store, sessions, loginFlow, log).handle,
@@ -93,11 +94,25 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
   }
 }
 
+/** The corps' self-built apps for the browser, by corpId, in the order of `corps`. */
+function webAppsOf (config: ResolvedConfig): ReadonlyMap<string, WebAppCredentials> {
+  return new Map(config.corps.flatMap(({ corpId, web }) => web === undefined ? [] : [[corpId, { corpId, ...web }] as const]))
+}
+
+/** The mini program's login; a session's recheck on the app of its surface. */
+function loginFlowOf (miniprogram: LoginFlow, webApps: ReadonlyMap<string, WebAppCredentials>, webLogin: WebLogin): LoginFlow {
+  return {
+    login: miniprogram.login,
+    checkMember (corpId, userid, context, surface) {
+      const app = surface === 'h5' || surface === 'web' ? webApps.get(corpId) : undefined
+      return app === undefined ? miniprogram.checkMember(corpId, userid, context) : webLogin.checkMember(app, userid, context)
+    }
+  }
+}
+
 /** The web login's parts, when a corp has a web app: its apps, states, cookies and flow. */
-function webOf (config: ResolvedConfig, store: SessionStore, client: WecomClient, sessions: Sessions, telemetry: Telemetry): RoutesOptions['web'] {
-  const apps = new Map(config.corps.flatMap(({ corpId, web }) => web === undefined ? [] : [[corpId, { corpId, ...web }] as const]))
+function webOf (config: ResolvedConfig, apps: ReadonlyMap<string, WebAppCredentials>, webLogin: WebLogin, store: SessionStore, client: WecomClient, sessions: Sessions, telemetry: Telemetry): RoutesOptions['web'] {
   if (apps.size === 0 || config.web === undefined) return undefined
-  const login = createWebLogin({ client, timeout: config.api.timeout, memberCheck: createMemberCheck({ client, authorize: config.authorize }) })
   return {
     apps,
     corpIds: new Set(config.corps.map(({ corpId }) => corpId)),
@@ -108,7 +123,7 @@ function webOf (config: ResolvedConfig, store: SessionStore, client: WecomClient
     states: createLoginStates(deriveKey(config.jwt.keys[0].signKey, 'web login state'),
       async (key, ttl) => (await stored(() => store.claimDelivery(key, ttl))).state === 'new'),
     cookies: createCookies(config.web, { callback: `${config.prefix}/web/callback`, refresh: `${config.prefix}/refresh` }),
-    login,
+    login: webLogin.login,
     start: (verified, context) => telemetry.operation('login', () => sessions.start(verified, context)),
     client,
     timeout: config.api.timeout

@@ -28,6 +28,9 @@ export interface VerifiedLogin {
 export interface LoginFlow {
   /** code → verified member, or a typed refusal from the errors table. */
   login (code: string, context: LoginContext): Promise<VerifiedLogin>
-  /** user/get + status + authorize, as at login: for rechecks of a living session. */
-  checkMember (corpId: string, userid: string, context: LoginContext): Promise<WecomMember>
+  /**
+   * user/get + status + authorize, as at login: for rechecks of a living session, on the app of its
+   * `surface` (the web app's visible range for `h5` and `web`; the mini program's otherwise).
+   */
+  checkMember (corpId: string, userid: string, context: LoginContext, surface?: Surface): Promise<WecomMember>
 }

@@ -68,7 +68,7 @@ async function rotate (kit: SessionKit, session: SessionRecord, presented: Prese
   let { member, checkedAt } = session
   if (now() - checkedAt > deps.recheckInterval * 1000) {
     try {
-      member = await deps.loginFlow.checkMember(session.corpid, session.userid, context)
+      member = await deps.loginFlow.checkMember(session.corpid, session.userid, context, session.surface)
     } catch (error) {
       if (error instanceof UserForbiddenError) await kit.end(session, context.request)
       throw error

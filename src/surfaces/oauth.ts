@@ -1,5 +1,6 @@
 import { UserForbiddenError } from '../errors.js'
 import type { LoginContext, VerifiedLogin } from '../member.js'
+import type { WecomMember } from '../options.js'
 import type { WecomClient } from '../wecom/client.js'
 import { tokenKey, type CorpCredentials } from '../wecom/credentials.js'
 import { authGetUserInfo, userGet } from '../wecom/endpoints.js'
@@ -37,18 +38,28 @@ export interface WebLoginDependencies {
  * app (its visible range, status, `authorize`). The errors are the errors table's, as for the
  * mini program. Resolves with no session_key: a web login has none.
  */
-export function createWebLogin ({ client, memberCheck, timeout }: WebLoginDependencies) {
-  return (app: WebAppCredentials, code: string, context: LoginContext): Promise<VerifiedLogin> =>
-    decide(timeout, 'login', context.log, async (deadline) => {
-      const scope = { deadline, corpId: app.corpId, client: context.request?.ip }
-      // The code is single-use: not spent when the member check could not follow in time.
-      client.precheck([authGetUserInfo, userGet], { ...scope, app: tokenKey(app) })
-      const identity = await client.callApp(authGetUserInfo, app, { query: { code } }, scope)
-      if (identity.kind === 'outsider') {
-        context.log.info({ corpId: app.corpId }, 'wecom: web login by someone who is not a member of the corp')
-        throw new UserForbiddenError()
-      }
-      const member = await memberCheck(app, identity.userid, deadline, context)
-      return { member, answeredAt: Date.now() }
-    })
+export interface WebLogin {
+  login (app: WebAppCredentials, code: string, context: LoginContext): Promise<VerifiedLogin>
+  checkMember (app: WebAppCredentials, userid: string, context: LoginContext): Promise<WecomMember>
+}
+
+export function createWebLogin ({ client, memberCheck, timeout }: WebLoginDependencies): WebLogin {
+  return {
+    login: (app, code, context) =>
+      decide(timeout, 'login', context.log, async (deadline) => {
+        const scope = { deadline, corpId: app.corpId, client: context.request?.ip }
+        // The code is single-use: not spent when the member check could not follow in time.
+        client.precheck([authGetUserInfo, userGet], { ...scope, app: tokenKey(app) })
+        const identity = await client.callApp(authGetUserInfo, app, { query: { code } }, scope)
+        if (identity.kind === 'outsider') {
+          context.log.info({ corpId: app.corpId }, 'wecom: web login by someone who is not a member of the corp')
+          throw new UserForbiddenError()
+        }
+        const member = await memberCheck(app, identity.userid, deadline, context)
+        return { member, answeredAt: Date.now() }
+      }),
+    /** The member check again, on the web app: a web session's refresh recheck. */
+    checkMember: (app, userid, context) =>
+      decide(timeout, 'login', context.log, (deadline) => memberCheck(app, userid, deadline, context))
+  }
 }

@@ -268,3 +268,16 @@ t.test('JS-SDK signatures: a signed-in member\'s page on web.origins, checked as
   t.equal((await sign(page, { cookie: access, origin: 'https://evil.example' })).json().code, 'WECOM_CSRF')
   t.equal((await sign(page, {})).json().code, 'WECOM_TOKEN_MISSING', 'only for a signed-in member')
 })
+
+t.test('a web session\'s refresh rechecks the member on the web app, not the mini program\'s', async (t) => {
+  const h = await harness(t, { session: { recheckInterval: 1 } })
+  const { cookies } = await webLogin(h, 'via=oauth')
+  t.equal(h.sim.calls.gettoken, 1, 'the web app\'s token, for the login')
+  // Past the recheck interval (1 s), so that the refresh asks user/get again.
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const userGets = h.sim.calls['user/get']
+  const renewed = await h.app.inject({ method: 'POST', url: '/wecom/refresh', headers: { host: WEB_HOST, origin: ORIGIN, cookie: `wecom_refresh=${cookies.get('wecom_refresh')!.value}` } })
+  t.equal(renewed.statusCode, 204)
+  t.equal(h.sim.calls['user/get'], userGets + 1, 'rechecked')
+  t.equal(h.sim.calls.gettoken, 1, 'on the web app\'s token: no token fetched for the mini program\'s app')
+})
