@@ -1,9 +1,9 @@
 import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { request } from 'undici'
 import { jsapiSignature } from '../../src/testing/simulator.js'
 import { createLoginStates, STATE_TTL } from '../../src/web/state.js'
 import { assertNoSecrets, seenAccessTokens } from '../helpers/secrets.js'
+import { browserGet, cookiesOf, pick, webLogin } from '../helpers/web.js'
 import { CORP_A, CORP_B, SECRET_A, SECRET_B, setup, WEB_A, WEB_HOST } from '../helpers/setup.js'
 
 // The browser's way in (issue 18): a page inside WeCom (OAuth2) and the PC browser (web login),
@@ -16,41 +16,7 @@ async function harness (t: Test, options: Record<string, unknown> = {}) {
   const h = await setup(t, { corps: [{ corpId: CORP_A, secret: SECRET_A, web: WEB_A }, { corpId: CORP_B, secret: SECRET_B }], web, ...options }, {}, (app) => {
     app.post('/api/transfer', { onRequest: app.wecom.authenticate, preHandler: app.wecom.csrfProtection }, async () => ({ moved: true }))
   })
-  const get = (url: string, cookie?: string, headers: Record<string, string> = {}) =>
-    h.app.inject({ url, headers: { host: WEB_HOST, ...(cookie === undefined ? {} : { cookie }), ...headers } })
-  return { ...h, get }
-}
-
-/** `name=value` of each Set-Cookie of an answer, by name, and the attributes. */
-function cookiesOf (res: LightMyRequestResponse): Map<string, { value: string, attributes: string }> {
-  const raw = res.headers['set-cookie']
-  const lines = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]
-  return new Map(lines.map((line) => {
-    const [pair, ...attributes] = line.split(';')
-    const at = pair!.indexOf('=')
-    return [pair!.slice(0, at), { value: pair!.slice(at + 1), attributes: attributes.join(';').trim() }]
-  }))
-}
-
-/** WeCom's page, picking `who` (`userid=…` or `openid=…`): the callback URL it redirects to. */
-async function pick (location: string, who: string): Promise<URL> {
-  const page = new URL(location)
-  page.hash = ''
-  const res = await request(`${page.href}&${who}`)
-  await res.body.text()
-  if (res.statusCode !== 302) throw new Error(`WeCom's page answered ${res.statusCode}`)
-  return new URL(res.headers.location as string)
-}
-
-/** A whole web login: /web/login, WeCom's page, /web/callback; the answers and the browser's cookies. */
-async function webLogin (h: Awaited<ReturnType<typeof harness>>, query: string, who = 'userid=zhangsan') {
-  const start = await h.get(`/wecom/web/login?${query}`)
-  const state = cookiesOf(start).get('wecom_state')
-  const back = await pick(start.headers.location as string, who)
-  const callback = await h.get(`${back.pathname}${back.search}`, state === undefined ? undefined : `wecom_state=${state.value}`)
-  const cookies = cookiesOf(callback)
-  const jar = ['wecom_access', 'wecom_refresh'].flatMap((name) => cookies.has(name) ? [`${name}=${cookies.get(name)!.value}`] : []).join('; ')
-  return { start, back, callback, cookies, jar, stateCookie: state }
+  return { ...h, get: browserGet(h.app) }
 }
 
 t.test('a page inside WeCom: OAuth2 with the web app, a session in cookies, and the host\'s route passes', async (t) => {
