@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { InvalidArgumentError, InvalidCodeError, TokenMissingError } from './errors.js'
 import { kByCookie, kClaims, type Authenticate } from './guard.js'
 import { isPrintableAscii, MAX_CODE, MAX_CORP_ID } from './schemas.js'
-import type { IssuedTokens, Sessions } from './sessions/sessions.js'
+import type { IssuedTokens, SessionSummary, Sessions } from './sessions/sessions.js'
 import type { LoginContext } from './member.js'
 import type { WecomApi } from './wecom/api.js'
 import { checkOrigin } from './web/csrf.js'
@@ -49,6 +49,12 @@ export interface WecomAuthDecorator {
    * session_key of the member `authenticate` verified on this request. Whatever `data` is, it
    * resolves or rejects with WECOM_DECRYPT_FAILED (or WECOM_TOKEN_MISSING without authenticate).
    */
+  /**
+   * A member's live sessions, whatever surface made them (mini program, page inside WeCom, PC
+   * browser), oldest first: `{ sid, surface, created, refreshed, userAgent, current: false }`, times
+   * in ISO 8601. For the host's admin pages; end one with `revokeSession(sid)`.
+   */
+  sessions (corpId: string, userid: string): Promise<SessionSummary[]>
   decrypt (request: FastifyRequest, data: unknown): Promise<Record<string, unknown>>
   /**
    * The app's other WeCom calls on the login's cached, shared access token (of `corpId`, or the
@@ -70,7 +76,7 @@ export interface DecoratorParts {
   origins?: ReadonlySet<string>
   /** The login flow as the route runs it: one span and one outcome count per login. */
   login (code: string, context: LoginContext): Promise<IssuedTokens>
-  sessions: Pick<Sessions, 'revokeSession' | 'revokeUser' | 'decrypt'>
+  sessions: Pick<Sessions, 'revokeSession' | 'revokeUser' | 'decrypt' | 'list'>
   wecomApi: { api (corpId?: string): WecomApi, accessToken (corpId?: string): Promise<string> }
   log: FastifyBaseLogger
 }
@@ -101,6 +107,9 @@ export function createDecorator ({ authenticate, origins, login, sessions, wecom
     },
     async revokeUser (corpId, userid) {
       await sessions.revokeUser(argument('corpId', corpId), argument('userid', userid))
+    },
+    async sessions (corpId, userid) {
+      return sessions.list(corpIdArgument(corpId), argument('userid', userid))
     },
     async decrypt (request, data) {
       const claims = typeof request === 'object' && request !== null ? request[kClaims] : undefined

@@ -11,6 +11,7 @@ import { swaggerTransform } from './openapi.js'
 import { routeSchemas, type DocsOptions } from './schemas.js'
 import type { IssuedTokens, Sessions } from './sessions/sessions.js'
 import { jssdkRoutes } from './routes/jssdk.js'
+import { sessionRoutes } from './routes/sessions.js'
 import { webRoutes, type WebRoutesOptions } from './routes/web.js'
 import type { WecomClient } from './wecom/client.js'
 import { checkOrigin } from './web/csrf.js'
@@ -149,6 +150,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   }
 
   if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
+  await sessionRoutes(child, { sessions, authenticate, origins: web?.origins, schemas, config: documented })
   if (web !== undefined) {
     await webRoutes(child, { ...web, schemas, config: documented })
     await jssdkRoutes(child, { ...web, authenticate, schema: schemas.jssdkSignature, config: documented })

@@ -85,6 +85,19 @@ const issuedTokens = {
   }
 }
 
+const sessionSummary = {
+  type: 'object',
+  required: ['sid', 'surface', 'created', 'refreshed', 'userAgent', 'current'],
+  properties: {
+    sid: { type: 'string' },
+    surface: { type: 'string', enum: ['miniprogram', 'h5', 'web'] },
+    created: { type: 'string', format: 'date-time' },
+    refreshed: { type: 'string', format: 'date-time', nullable: true },
+    userAgent: { type: 'string', nullable: true },
+    current: { type: 'boolean' }
+  }
+}
+
 const pageSignature = {
   type: 'object',
   required: ['timestamp', 'nonceStr', 'signature'],
@@ -254,6 +267,36 @@ export function routeSchemas ({ tag, hide }: DocsOptions, cookies = false) {
           properties: { corpId: { type: 'string' }, agentId: { type: 'integer' }, config: pageSignature, agentConfig: pageSignature }
         },
         ...errorResponses([UrlNotAllowedError, WebNotConfiguredError, TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, CsrfError, UpstreamError, UnavailableError], BAD_BODY)
+      }
+    },
+    sessionsList: {
+      ...common,
+      summary: 'The signed-in member\'s sessions',
+      description: 'Every live session of the member, whatever surface made it (mini program, page inside WeCom, PC browser), oldest first.',
+      security: [{ [SECURITY_SCHEME]: [] }] as Array<Record<string, string[]>>,
+      response: {
+        200: { type: 'object', required: ['sessions'], properties: { sessions: { type: 'array', items: sessionSummary } } },
+        ...errorResponses([TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, StoreUnavailableError])
+      }
+    },
+    sessionsEndOne: {
+      ...common,
+      summary: 'End one of the signed-in member\'s sessions',
+      description: 'A sid that is not one of the member\'s ends nothing and is answered alike.',
+      params: { type: 'object', required: ['sid'], properties: { sid: { type: 'string', minLength: 1, maxLength: 64 } } },
+      security: [{ [SECURITY_SCHEME]: [] }] as Array<Record<string, string[]>>,
+      response: {
+        204: { description: 'Ended, if it was the member\'s', type: 'null' },
+        ...errorResponses([TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, CsrfError, StoreUnavailableError], { 400: ['FST_ERR_VALIDATION'] })
+      }
+    },
+    sessionsEndOthers: {
+      ...common,
+      summary: 'End all the signed-in member\'s sessions but the current one',
+      security: [{ [SECURITY_SCHEME]: [] }] as Array<Record<string, string[]>>,
+      response: {
+        204: { description: 'The other sessions have ended', type: 'null' },
+        ...errorResponses([TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, CsrfError, StoreUnavailableError])
       }
     },
     callbackCheck: {

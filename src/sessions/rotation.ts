@@ -81,6 +81,7 @@ async function rotate (kit: SessionKit, session: SessionRecord, presented: Prese
     member,
     checkedAt,
     generation: session.generation + 1,
+    refreshedAt: now(),
     refreshHash: hashOf(next),
     expiresAt: now() + deps.refreshTtl * 1000
   }

@@ -5,10 +5,12 @@ import { StoreDownError, type SessionRecord } from '../stores/store.js'
 import type { LoginContext, VerifiedLogin } from '../member.js'
 import { createKit, stored, type IssuedTokens, type OperationContext, type SessionDependencies, type SessionKit } from './kit.js'
 import { hashOf } from './refresh-tokens.js'
+import { endSessions, listSessions, type SessionSummary } from './list.js'
 import { endByRefreshToken, refresh } from './rotation.js'
 import { decryptUserData, encryptedUserData } from './vault.js'
 
 export type { IssuedTokens } from './kit.js'
+export type { SessionSummary } from './list.js'
 
 export interface EncryptedUserData { encryptedData: string, iv: string }
 
@@ -27,6 +29,10 @@ export interface Sessions {
   revokeUser (corpId: string, userid: string, context?: OperationContext & { at?: number }): Promise<void>
   /** Any `data` that is not `{ encryptedData, iv }` in base64 is refused like data that does not decrypt. */
   decrypt (member: { corpid: string, userid: string }, data: unknown): Promise<Record<string, unknown>>
+  /** The member's live sessions, every surface's, oldest first; `currentSid` marked `current`. */
+  list (corpId: string, userid: string, currentSid?: string): Promise<SessionSummary[]>
+  /** Ends the member's own sessions that `keep` does not keep; how many ended. */
+  end (corpId: string, userid: string, keep: (sid: string) => boolean, context?: OperationContext): Promise<number>
 }
 
 export function createSessions (deps: SessionDependencies): Sessions {
@@ -38,8 +44,16 @@ export function createSessions (deps: SessionDependencies): Sessions {
     logout: (member, sid, context) => logout(kit, member, sid, context),
     revokeSession: (sid, context) => revokeSession(kit, sid, context),
     revokeUser: (corpId, userid, context) => revokeUser(kit, corpId, userid, context),
-    decrypt: (member, data) => decrypt(kit, member, data)
+    decrypt: (member, data) => decrypt(kit, member, data),
+    list: (corpId, userid, currentSid) => listSessions(kit, corpId, userid, currentSid),
+    end: (corpId, userid, keep, context = {}) => endSessions(kit, corpId, userid, keep, context.request)
   }
+}
+
+/** The login request's User-Agent, bounded, for the member's session list. */
+function userAgentOf (request: LoginContext['request']): { userAgent?: string } {
+  const agent = request?.headers['user-agent']
+  return typeof agent === 'string' && agent !== '' ? { userAgent: agent.slice(0, 256) } : {}
 }
 
 /** Sessions.start, which warns once per outage of the store, not once per login while it lasts. */
@@ -60,7 +74,8 @@ function starter (kit: SessionKit): Sessions['start'] {
       checkedAt: startedAt,
       expiresAt: startedAt + deps.refreshTtl * 1000,
       startedAt,
-      surface: login.surface ?? 'miniprogram'
+      surface: login.surface ?? 'miniprogram',
+      ...userAgentOf(request)
     }
     const issued = await kit.issue(session, refreshToken, request)
     try {

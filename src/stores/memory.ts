@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { memberKey, sidOf, type DeliveryClaim, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore } from './store.js'
+import { byStart, memberKey, sidOf, type DeliveryClaim, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore } from './store.js'
 
 /**
  * The keys of `map`, oldest first, for deleting each as it comes: one iterator kept across calls.
@@ -57,6 +57,12 @@ export class MemorySessionStore implements SessionStore {
       return null
     }
     return session
+  }
+
+  async sessionsOf (corpid: string, userid: string): Promise<SessionRecord[]> {
+    const sids = this.#byMember.get(memberKey(corpid, userid))
+    const live = await Promise.all((typeof sids === 'string' ? [sids] : [...sids ?? []]).map((sid) => this.get(sid)))
+    return byStart(live)
   }
 
   async rotate (session: SessionRecord, expectedHash: string): Promise<boolean> {

@@ -30,6 +30,16 @@ export interface SessionRecord {
   startedAt?: number
   /** Where the session was made; `miniprogram` when absent (a session stored before surfaces). */
   surface?: Surface
+  /** Epoch ms of the last refresh (rotation); absent until the first. */
+  refreshedAt?: number
+  /** The User-Agent of the login's request, at most 256 characters: for the member's session list. */
+  userAgent?: string
+}
+
+/** Live sessions, oldest first: what sessionsOf answers. */
+export function byStart (sessions: ReadonlyArray<SessionRecord | null>): SessionRecord[] {
+  return sessions.filter((session): session is SessionRecord => session !== null)
+    .sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0))
 }
 
 /** A revoked session: its access tokens are refused until they could not be valid anyway. */
@@ -84,6 +94,8 @@ export interface SessionStore {
   readonly rateCounter?: RateCounter
   save (session: SessionRecord): Promise<void>
   get (sid: string): Promise<SessionRecord | null>
+  /** The member's live sessions, whatever surface made them, oldest first (by `startedAt`). */
+  sessionsOf (corpid: string, userid: string): Promise<SessionRecord[]>
   /**
    * Replaces the session only if its refresh hash is still `expectedHash`: of two refreshes racing
    * with one token, exactly one wins.

@@ -247,3 +247,44 @@ t.test('a web session\'s refresh rechecks the member on the web app, not the min
   t.equal(h.sim.calls['user/get'], userGets + 1, 'rechecked')
   t.equal(h.sim.calls.gettoken, 1, 'on the web app\'s token: no token fetched for the mini program\'s app')
 })
+
+t.test('one session list across surfaces: list, end one from another surface, end all but the current one', async (t) => {
+  const h = await harness(t)
+  const mini = (await h.app.inject({ method: 'POST', url: '/wecom/login', headers: { 'user-agent': 'wxwork miniprogram' }, payload: { code: h.sim.issueCode(CORP_A, 'zhangsan') } })).json()
+  const h5 = await webLogin(h, 'via=oauth')
+  const pc = await webLogin(h, 'via=sso')
+  const other = (await h.login('wangwu')).statusCode
+  t.equal(other, 403, 'a disabled member has none')
+  const bearer = { authorization: `Bearer ${mini.access_token}` }
+  const listed = await h.app.inject({ url: '/wecom/sessions', headers: bearer })
+  t.equal(listed.statusCode, 200)
+  const list = listed.json().sessions as Array<{ sid: string, surface: string, current: boolean, userAgent: string | null, created: string, refreshed: string | null }>
+  t.same(list.map((s) => s.surface), ['miniprogram', 'h5', 'web'], 'oldest first, every surface')
+  t.same(list.map((s) => s.current), [true, false, false], 'the asking session marked')
+  t.equal(list[0]!.userAgent, 'wxwork miniprogram')
+  t.ok(!Number.isNaN(Date.parse(list[0]!.created)))
+  t.equal(list[0]!.refreshed, null)
+  t.same(await h.app.wecom.sessions(CORP_A, 'zhangsan'), list.map((s) => ({ ...s, current: false })), 'app.wecom.sessions for the host\'s admin pages')
+
+  // The mini program ends the PC session.
+  const pcSid = list[2]!.sid
+  t.equal((await h.app.inject({ method: 'DELETE', url: `/wecom/sessions/${pcSid}`, headers: bearer })).statusCode, 204)
+  t.equal((await h.get('/api/me', pc.jar)).json().code, 'WECOM_TOKEN_REVOKED', 'the PC browser is signed out')
+  t.equal((await h.get('/api/me', h5.jar)).statusCode, 200, 'the page inside WeCom is not')
+
+  // Someone else's sid ends nothing.
+  const lisi = (await h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: h.sim.issueCode(CORP_B, 'zhaoliu'), corpId: CORP_B } })).json()
+  const [theirs] = (await h.app.wecom.sessions(CORP_B, 'zhaoliu'))
+  t.equal((await h.app.inject({ method: 'DELETE', url: `/wecom/sessions/${theirs!.sid}`, headers: bearer })).statusCode, 204)
+  t.equal((await h.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${lisi.access_token}` } })).statusCode, 200, 'another member\'s session lives on')
+
+  // By cookie, from the app's page: CSRF-checked, then all but the current one end.
+  const h5Access = h5.jar.split('; ')[0]!
+  const crossSite = await h.app.inject({ method: 'DELETE', url: '/wecom/sessions', headers: { host: WEB_HOST, cookie: h5Access, origin: 'https://evil.example' } })
+  t.equal(crossSite.json().code, 'WECOM_CSRF')
+  t.equal((await h.app.inject({ method: 'DELETE', url: '/wecom/sessions', headers: { host: WEB_HOST, cookie: h5Access, origin: ORIGIN } })).statusCode, 204)
+  t.equal((await h.app.inject({ url: '/api/me', headers: bearer })).json().code, 'WECOM_TOKEN_REVOKED', 'the mini program is signed out')
+  t.equal((await h.get('/api/me', h5.jar)).statusCode, 200, 'the current session lives on')
+  t.same((await h.app.wecom.sessions(CORP_A, 'zhangsan')).map((s) => s.surface), ['h5'])
+  await t.rejects(h.app.wecom.sessions(CORP_A, ''), { code: 'WECOM_INVALID_ARGUMENT' })
+})

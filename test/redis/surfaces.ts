@@ -26,6 +26,9 @@ if (redis !== undefined) {
     for (const instance of [a, b]) {
       for (const [surface, token] of Object.entries(tokens)) t.equal((await instance.me(token)).statusCode, 200, `${surface} passes before`)
     }
+    for (const instance of [a, b]) {
+      t.same((await instance.app.wecom.sessions(CORP_A, 'zhangsan')).map((s) => s.surface), ['miniprogram', 'h5', 'web'], 'one list, whichever instance asks')
+    }
     const started = Date.now()
     t.equal((await sim.removeMember(CORP_A, 'zhangsan'))?.acknowledged, true)
     for (const [name, instance] of [['the instance WeCom called', a], ['the other', b]] as const) {
@@ -35,5 +38,6 @@ if (redis !== undefined) {
         t.ok(refused, `${name}: the ${surface} session refused within ${Date.now() - started} ms`)
       }
     }
+    t.same(await b.app.wecom.sessions(CORP_A, 'zhangsan'), [], 'none left in the list')
   })
 }

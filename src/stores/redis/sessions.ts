@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { SharedTokenStore } from '../../wecom/credentials.js'
 import {
-  sidOf, StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore
+  byStart, sidOf, StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore
 } from '../store.js'
 import { commands, parseJson, px, type RedisClient, type Run } from './connection.js'
 import { RedisDeliveries } from './deliveries.js'
@@ -61,6 +61,12 @@ export class RedisSessionStore implements SessionStore {
       this.#index(session),
       this.#run((client) => client.set(redisKeys.session(this.#prefix, session.sid), JSON.stringify(session), 'PX', ttl))
     ])
+  }
+
+  /** Each on its own slot in a Cluster: one GET per sid of the member's index, together. */
+  async sessionsOf (corpid: string, userid: string): Promise<SessionRecord[]> {
+    const sids = await this.#run((client) => client.zrange(redisKeys.memberIndex(this.#prefix, corpid, userid), '0', '-1'))
+    return byStart(await Promise.all(sids.map((sid) => this.get(sid))))
   }
 
   async get (sid: string): Promise<SessionRecord | null> {

@@ -1,0 +1,42 @@
+import type { FastifyInstance } from 'fastify'
+import { kByCookie, kClaims, type Authenticate } from '../guard.js'
+import type { Sessions } from '../sessions/sessions.js'
+import { checkOrigin } from '../web/csrf.js'
+
+export interface SessionRoutesOptions {
+  sessions: Sessions
+  authenticate: Authenticate
+  /** `web.origins` when browser sessions are on: cookie requests that end sessions are checked against them. */
+  origins?: ReadonlySet<string>
+  schemas: { sessionsList: object, sessionsEndOne: object, sessionsEndOthers: object }
+  config: object
+}
+
+/**
+ * The signed-in member's own sessions, whatever surface made them: GET /sessions lists them,
+ * DELETE /sessions/:sid ends one (a sid not theirs ends nothing, answered alike), DELETE /sessions
+ * ends all but the current one.
+ */
+export async function sessionRoutes (child: FastifyInstance, { sessions, authenticate, origins, schemas, config }: SessionRoutesOptions): Promise<void> {
+  const changing = {
+    onRequest: authenticate,
+    preHandler: async (request: Parameters<Authenticate>[0]) => { if (request[kByCookie]) checkOrigin(request, origins ?? new Set()) }
+  }
+
+  child.get('/sessions', { schema: schemas.sessionsList, config, onRequest: authenticate }, async (request) => {
+    const { corpid, userid, sid } = request[kClaims]!
+    return { sessions: await sessions.list(corpid, userid, sid) }
+  })
+
+  child.delete<{ Params: { sid: string } }>('/sessions/:sid', { schema: schemas.sessionsEndOne, config, ...changing }, async (request, reply) => {
+    const { corpid, userid } = request[kClaims]!
+    await sessions.end(corpid, userid, (sid) => sid !== request.params.sid, { request })
+    return reply.code(204).send()
+  })
+
+  child.delete('/sessions', { schema: schemas.sessionsEndOthers, config, ...changing }, async (request, reply) => {
+    const { corpid, userid, sid: current } = request[kClaims]!
+    await sessions.end(corpid, userid, (sid) => sid === current, { request })
+    return reply.code(204).send()
+  })
+}
