@@ -3,7 +3,7 @@ import { InvalidArgumentError, InvalidCodeError, TokenMissingError } from './err
 import { kByCookie, kClaims, type Authenticate } from './guard.js'
 import { isPrintableAscii, MAX_CODE, MAX_CORP_ID } from './schemas.js'
 import type { IssuedTokens, SessionSummary, Sessions } from './sessions/sessions.js'
-import type { LoginContext } from './member.js'
+import type { LoginContext, WecomProfile } from './member.js'
 import type { WecomApi } from './wecom/api.js'
 import { checkOrigin } from './web/csrf.js'
 
@@ -50,6 +50,13 @@ export interface WecomAuthDecorator {
    * resolves or rejects with WECOM_DECRYPT_FAILED (or WECOM_TOKEN_MISSING without authenticate).
    */
   /**
+   * The private fields (`{ userid, gender?, avatar?, qr_code?, mobile?, email?, biz_mail?, address? }`)
+   * WeCom's auth/getuserdetail gave the web login of the session `authenticate` verified on this
+   * request, when it asked `scope=snsapi_privateinfo` and the member granted it; null otherwise.
+   * Sealed at rest; never in a token or a log line. Rejects with WECOM_TOKEN_MISSING without authenticate.
+   */
+  profile (request: FastifyRequest): Promise<WecomProfile | null>
+  /**
    * A member's live sessions, whatever surface made them (mini program, page inside WeCom, PC
    * browser), oldest first: `{ sid, surface, created, refreshed, userAgent, current: false }`, times
    * in ISO 8601. For the host's admin pages; end one with `revokeSession(sid)`.
@@ -76,7 +83,7 @@ export interface DecoratorParts {
   origins?: ReadonlySet<string>
   /** The login flow as the route runs it: one span and one outcome count per login. */
   login (code: string, context: LoginContext): Promise<IssuedTokens>
-  sessions: Pick<Sessions, 'revokeSession' | 'revokeUser' | 'decrypt' | 'list'>
+  sessions: Pick<Sessions, 'revokeSession' | 'revokeUser' | 'decrypt' | 'list' | 'profile'>
   wecomApi: { api (corpId?: string): WecomApi, accessToken (corpId?: string): Promise<string> }
   log: FastifyBaseLogger
 }
@@ -107,6 +114,11 @@ export function createDecorator ({ authenticate, origins, login, sessions, wecom
     },
     async revokeUser (corpId, userid) {
       await sessions.revokeUser(argument('corpId', corpId), argument('userid', userid))
+    },
+    async profile (request) {
+      const claims = typeof request === 'object' && request !== null ? request[kClaims] : undefined
+      if (claims === null || claims === undefined) throw new TokenMissingError()
+      return sessions.profile(claims.sid)
     },
     async sessions (corpId, userid) {
       return sessions.list(corpIdArgument(corpId), argument('userid', userid))

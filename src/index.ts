@@ -225,6 +225,7 @@ export type { WecomUser, WecomSession, Authenticate } from './guard.js'
 export type { WecomEvent } from './events/callback.js'
 export type { WecomApi, WecomAnswer } from './wecom/api.js'
 export type { IssuedTokens, EncryptedUserData, SessionSummary } from './sessions/sessions.js'
+export type { Surface, WecomProfile } from './member.js'
 export {
   ApiCallError, CallbackForbiddenError, CallbackInvalidError, CallbackRetryError, ClaimsInvalidError,
   CorpMismatchError, CorpNotAllowedError, CorpUnknownError, DecryptError, InvalidCodeError,

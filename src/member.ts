@@ -1,6 +1,7 @@
 // The domain's types every way in shares: a login's context, the verified login, the login flow.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WecomMember } from './options.js'
+import type { WecomUserDetail } from './wecom/endpoints.js'
 
 /** Where a login or recheck comes from, for the hooks, the log and the budget. */
 export interface LoginContext {
@@ -9,6 +10,9 @@ export interface LoginContext {
   request?: FastifyRequest
   log: FastifyBaseLogger
 }
+
+/** A member's private fields as auth/getuserdetail gave them (doc path/91023): only those granted. */
+export type WecomProfile = WecomUserDetail
 
 /** Where a session was made: the mini program, a page inside WeCom (OAuth2), or the PC browser (web login). */
 export type Surface = 'miniprogram' | 'h5' | 'web'
@@ -20,6 +24,11 @@ export interface VerifiedLogin {
   surface?: Surface
   /** WeCom's session_key for this member (the mini program's only): for the vault only, never for a reply. */
   sessionKey?: string
+  /**
+   * What auth/getuserdetail gave for a web login with `snsapi_privateinfo` (mobile, email, avatar…):
+   * sealed at rest with the session, read with `app.wecom.profile(request)`, never in a token.
+   */
+  profile?: WecomProfile
   /** Epoch ms when WeCom answered jscode2session: of a member's session_keys, the latest answer's is kept. */
   answeredAt: number
 }

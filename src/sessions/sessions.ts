@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { DecryptError } from '../errors.js'
 import type { WecomMember } from '../options.js'
 import { StoreDownError, type SessionRecord } from '../stores/store.js'
-import type { LoginContext, VerifiedLogin } from '../member.js'
+import type { LoginContext, VerifiedLogin, WecomProfile } from '../member.js'
 import { createKit, stored, type IssuedTokens, type OperationContext, type SessionDependencies, type SessionKit } from './kit.js'
 import { hashOf } from './refresh-tokens.js'
 import { endSessions, listSessions, type SessionSummary } from './list.js'
@@ -29,6 +29,8 @@ export interface Sessions {
   revokeUser (corpId: string, userid: string, context?: OperationContext & { at?: number }): Promise<void>
   /** Any `data` that is not `{ encryptedData, iv }` in base64 is refused like data that does not decrypt. */
   decrypt (member: { corpid: string, userid: string }, data: unknown): Promise<Record<string, unknown>>
+  /** The private fields sealed with session `sid` (a `snsapi_privateinfo` web login); null without. */
+  profile (sid: string): Promise<WecomProfile | null>
   /** The member's live sessions, every surface's, oldest first; `currentSid` marked `current`. */
   list (corpId: string, userid: string, currentSid?: string): Promise<SessionSummary[]>
   /** Ends the member's own sessions that `keep` does not keep; how many ended. */
@@ -45,6 +47,11 @@ export function createSessions (deps: SessionDependencies): Sessions {
     revokeSession: (sid, context) => revokeSession(kit, sid, context),
     revokeUser: (corpId, userid, context) => revokeUser(kit, corpId, userid, context),
     decrypt: (member, data) => decrypt(kit, member, data),
+    async profile (sid) {
+      const sealed = (await stored(() => kit.deps.store.get(sid)))?.profile
+      const opened = sealed === undefined ? null : kit.deps.vault.open(sealed)
+      return opened === null ? null : JSON.parse(opened) as WecomProfile
+    },
     list: (corpId, userid, currentSid) => listSessions(kit, corpId, userid, currentSid),
     end: (corpId, userid, keep, context = {}) => endSessions(kit, corpId, userid, keep, context.request)
   }
@@ -75,7 +82,8 @@ function starter (kit: SessionKit): Sessions['start'] {
       expiresAt: startedAt + deps.refreshTtl * 1000,
       startedAt,
       surface: login.surface ?? 'miniprogram',
-      ...userAgentOf(request)
+      ...userAgentOf(request),
+      ...(login.profile === undefined ? {} : { profile: deps.vault.seal(JSON.stringify(login.profile)) })
     }
     const issued = await kit.issue(session, refreshToken, request)
     try {

@@ -34,6 +34,8 @@ export interface SessionRecord {
   refreshedAt?: number
   /** The User-Agent of the login's request, at most 256 characters: for the member's session list. */
   userAgent?: string
+  /** The member's private fields of a `snsapi_privateinfo` web login, as JSON sealed by the vault. */
+  profile?: string
 }
 
 /** Live sessions, oldest first: what sessionsOf answers. */

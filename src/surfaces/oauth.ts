@@ -3,7 +3,7 @@ import type { LoginContext, VerifiedLogin } from '../member.js'
 import type { WecomMember } from '../options.js'
 import type { WecomClient } from '../wecom/client.js'
 import { tokenKey, type CorpCredentials } from '../wecom/credentials.js'
-import { authGetUserInfo, userGet } from '../wecom/endpoints.js'
+import { authGetUserDetail, authGetUserInfo, userGet } from '../wecom/endpoints.js'
 import { decide } from '../wecom/outcome.js'
 import type { MemberCheck } from './member-check.js'
 
@@ -56,7 +56,10 @@ export function createWebLogin ({ client, memberCheck, timeout }: WebLoginDepend
           throw new UserForbiddenError()
         }
         const member = await memberCheck(app, identity.userid, deadline, context)
-        return { member, answeredAt: Date.now() }
+        // A user_ticket comes with snsapi_privateinfo only, for a member who granted it.
+        if (identity.user_ticket === undefined) return { member, answeredAt: Date.now() }
+        const profile = await client.callApp(authGetUserDetail, app, { body: { user_ticket: identity.user_ticket } }, scope)
+        return { member, answeredAt: Date.now(), profile }
       }),
     /** The member check again, on the web app: a web session's refresh recheck. */
     checkMember: (app, userid, context) =>

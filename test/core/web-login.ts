@@ -4,7 +4,7 @@ import { jsapiSignature } from '../../src/testing/simulator.js'
 import { createLoginStates, STATE_TTL } from '../../src/web/state.js'
 import { assertNoSecrets, seenAccessTokens } from '../helpers/secrets.js'
 import { browserGet, cookiesOf, pick, webLogin } from '../helpers/web.js'
-import { CORP_A, CORP_B, SECRET_A, SECRET_B, setup, WEB_A, WEB_HOST } from '../helpers/setup.js'
+import { CORP_A, CORP_B, PROFILE_A, SECRET_A, SECRET_B, setup, WEB_A, WEB_HOST } from '../helpers/setup.js'
 
 // The browser's way in (issue 18): a page inside WeCom (OAuth2) and the PC browser (web login),
 // against the simulator's pages, with the session in cookies.
@@ -15,6 +15,7 @@ const web = { origins: [ORIGIN], cookie: { secure: false } }
 async function harness (t: Test, options: Record<string, unknown> = {}) {
   const h = await setup(t, { corps: [{ corpId: CORP_A, secret: SECRET_A, web: WEB_A }, { corpId: CORP_B, secret: SECRET_B }], web, ...options }, {}, (app) => {
     app.post('/api/transfer', { onRequest: app.wecom.authenticate, preHandler: app.wecom.csrfProtection }, async () => ({ moved: true }))
+    app.get('/api/profile', { onRequest: app.wecom.authenticate }, async (request) => (await app.wecom.profile(request)) ?? { profile: null })
   })
   return { ...h, get: browserGet(h.app) }
 }
@@ -190,7 +191,7 @@ t.test('no secret in a log line or an answer: the web secret, codes, access and 
   const tokens = new Set<string>()
   const refresh = new Set<string>()
   for (const who of ['userid=zhangsan', 'userid=lisi', 'openid=o-wechat-visitor']) {
-    const login = await webLogin(h, 'via=oauth', who)
+    const login = await webLogin(h, 'via=oauth&scope=snsapi_privateinfo', who)
     codes.add(login.back.searchParams.get('code')!)
     // The callback's own answer sets the cookies: that is where tokens are meant to be.
     if (login.cookies.has('wecom_access')) {
@@ -207,8 +208,10 @@ t.test('no secret in a log line or an answer: the web secret, codes, access and 
   assertNoSecrets(t, h.logs.lines, responses, [
     ['web app secret', new Set([WEB_A.secret])], ['OAuth code', codes], ['access token', tokens],
     ['refresh token', refresh], ['WeCom access token', wecomTokens],
-    ['JS-SDK ticket', new Set([h.sim.jsapiTicket(CORP_A)!, h.sim.agentTicket(CORP_A, WEB_A.agentId)!])]
+    ['JS-SDK ticket', new Set([h.sim.jsapiTicket(CORP_A)!, h.sim.agentTicket(CORP_A, WEB_A.agentId)!])],
+    ['profile field (mobile, email)', new Set([PROFILE_A.mobile, PROFILE_A.email])]
   ])
+  t.equal(h.sim.calls['auth/getuserdetail'], 1, 'the profile was fetched, so its absence means something')
 })
 
 t.test('JS-SDK signatures: a signed-in member\'s page on web.origins, checked as WeCom checks them; 1,000 at a cold start cost one call per ticket', async (t) => {
@@ -287,4 +290,21 @@ t.test('one session list across surfaces: list, end one from another surface, en
   t.equal((await h.get('/api/me', h5.jar)).statusCode, 200, 'the current session lives on')
   t.same((await h.app.wecom.sessions(CORP_A, 'zhangsan')).map((s) => s.surface), ['h5'])
   await t.rejects(h.app.wecom.sessions(CORP_A, ''), { code: 'WECOM_INVALID_ARGUMENT' })
+})
+
+t.test('snsapi_privateinfo: the member\'s private fields sealed with the session, read with app.wecom.profile, never in a token or a log', async (t) => {
+  const h = await harness(t)
+  const base = await webLogin(h, 'via=oauth')
+  const nosy = await webLogin(h, 'via=oauth&scope=snsapi_privateinfo')
+  t.equal(new URL(nosy.start.headers.location as string).searchParams.get('scope'), 'snsapi_privateinfo')
+  t.equal(h.sim.calls['auth/getuserdetail'], 1, 'asked only for the privateinfo login')
+  const profileOf = async (jar: string) => (await h.app.inject({ url: '/api/profile', headers: { host: WEB_HOST, cookie: jar.split('; ')[0]! } })).json()
+  t.match(await profileOf(nosy.jar), { userid: 'zhangsan', ...PROFILE_A })
+  t.same(await profileOf(base.jar), { profile: null }, 'a snsapi_base login has none')
+  const token = nosy.cookies.get('wecom_access')!.value
+  const payload = Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')
+  for (const value of Object.values(PROFILE_A)) {
+    t.notOk(payload.includes(value), 'not in the access token')
+    t.notOk(h.logs.lines.join('\n').includes(value), 'not in a log line')
+  }
 })

@@ -13,6 +13,8 @@ export const CORP_FOREIGN = 'wwforeign00000000'
 /** CORP_A's self-built app for the browser surfaces: its agentid, its own secret, the pages' host. */
 export const WEB_A = { agentId: 1000005, secret: 'corp-a-web-secret-0123456789abcdefghijklmn' }
 export const WEB_HOST = 'app.test'
+/** zhangsan's private fields, which only auth/getuserdetail gives (a snsapi_privateinfo web login). */
+export const PROFILE_A = { mobile: '13800138000', email: 'zhangsan@corp-a.test', avatar: 'https://avatar.test/zhangsan.png' }
 export const JWT_SECRET = 'test-jwt-secret-that-is-long-enough-0123456789'
 
 /**
@@ -32,7 +34,7 @@ export function simulatorCorps (): NonNullable<WecomSimulatorOptions['corps']> {
       webApps: [{ ...WEB_A, trustedDomains: [WEB_HOST] }],
       outsiders: [{ openid: 'o-wechat-visitor' }],
       members: [
-        { userid: 'zhangsan', name: '张三', department: [1, 2], position: 'engineer' },
+        { userid: 'zhangsan', name: '张三', department: [1, 2], position: 'engineer', mobile: PROFILE_A.mobile, email: PROFILE_A.email, avatar: PROFILE_A.avatar },
         { userid: 'lisi', name: '李四', visible: false },
         { userid: 'wangwu', name: '王五', status: 2 }
       ]
