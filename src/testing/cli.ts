@@ -203,7 +203,7 @@ async function main (): Promise<void> {
   process.stdout.write([
     `WeCom simulator listening on ${sim.url}`,
     ...corps.map(describe),
-    `Point the plugin at it with api: { baseUrl: '${sim.url}' }; WeCom's pages: ${sim.authorizeUrl} (OAuth2), ${sim.ssoUrl} (web login). A code for a member:`,
+    `Point the plugin at it with api: { baseUrl: '${sim.url}', authorizeUrl: '${sim.authorizeUrl}', ssoUrl: '${sim.ssoUrl}' }. A code for a member:`,
     `  curl -s -X POST '${sim.url}/sim/code?corpid=${corps[0]!.corpId}&userid=${corps[0]!.members?.[0]?.userid ?? 'USERID'}'`,
     'More control routes: --help. Ctrl-C stops it.',
     ''

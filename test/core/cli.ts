@@ -75,9 +75,10 @@ t.test('the demo corp\'s web app: its pages redirect to the example server\'s or
   const cli = await startCli(t, ['--port', '0'])
   const url = cli.url!
   t.match(cli.output().stdout, 'web app 1000005 for 127.0.0.1:3000, localhost:3000')
-  t.match(cli.output().stdout, `${url}/connect/oauth2/authorize (OAuth2)`, 'the authorize page named')
+  t.match(cli.output().stdout, `authorizeUrl: '${url}/connect/oauth2/authorize'`, 'the authorize page named')
+  t.match(cli.output().stdout, `ssoUrl: '${url}/wwlogin/sso/login'`, 'the PC login page named')
   // The options it prints are ones the plugin takes: api refuses keys it does not know.
-  t.match(cli.output().stdout, `api: { baseUrl: '${url}' }`)
+  t.match(cli.output().stdout, `api: { baseUrl: '${url}', authorizeUrl: `)
   t.notMatch(cli.output().stdout, 'demo-web-secret-not-a-real-one', 'no secret printed')
   const page = `${url}/connect/oauth2/authorize?appid=wwdemo0000000001&redirect_uri=${encodeURIComponent('http://127.0.0.1:3000/wecom/web/callback')}&response_type=code&scope=snsapi_base&state=s1&agentid=1000005`
   t.match(await (await fetch(page)).text(), 'zhangsan', 'the picker lists the members')
