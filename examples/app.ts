@@ -29,7 +29,10 @@ export interface ExampleServer {
  */
 export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolean = true): Promise<ExampleServer> {
   const real = env.WECOM_CORP_ID !== undefined && env.WECOM_SECRET !== undefined && env.JWT_SECRET !== undefined
-  const sim = real ? undefined : await createWecomSimulator({ corps: DEMO_CORPS })
+  // The web app's pages are this server's: WeCom redirects only to its trusted domains.
+  const port = env.PORT ?? '3000'
+  const hosts = [`${env.HOST ?? '127.0.0.1'}:${port}`, `localhost:${port}`]
+  const sim = real ? undefined : await createWecomSimulator({ corps: demoCorps(hosts) })
   const app = Fastify({ logger })
   app.addHook('onClose', async () => { await sim?.close() })
 
@@ -41,15 +44,18 @@ export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolea
   const options: WecomAuthOptions = {
     corps: real
       ? [{ corpId: env.WECOM_CORP_ID!, secret: env.WECOM_SECRET!, callback }]
-      : DEMO_CORPS.map(({ corpId, secret }) => ({ corpId, secret, callback })),
+      : demoCorps(hosts).map(({ corpId, secret, webApps: [web] = [] }) => ({ corpId, secret, callback, ...(web === undefined ? {} : { web: { agentId: web.agentId, secret: web.secret } }) })),
     jwt: { secret: env.JWT_SECRET ?? randomBytes(32).toString('base64url') },
     miniprogramAppId: env.WECOM_MINIPROGRAM_APPID ?? (real ? undefined : DEMO_APPID),
-    api: { baseUrl: sim?.url, proxy: env.WECOM_PROXY },
+    api: { baseUrl: sim?.url, authorizeUrl: sim?.authorizeUrl, ssoUrl: sim?.ssoUrl, proxy: env.WECOM_PROXY },
+    // Local http: a Secure cookie would not come back over it.
+    web: real ? undefined : { origins: hosts.map((host) => `http://${host}`), cookie: { secure: false } },
     store: { redis: env.REDIS_URL }
   }
   await app.register(fastifyWecomAuth, options)
 
   app.get('/api/me', { onRequest: app.wecom.authenticate }, async (request) => ({ user: request.wecomUser }))
+  app.get('/api/profile', { onRequest: app.wecom.authenticate }, async (request) => ({ profile: await app.wecom.profile(request) }))
   app.post('/api/profile/mobile', { onRequest: app.wecom.authenticate }, async (request) => {
     const { mobile } = await app.wecom.decrypt(request, request.body as { encryptedData: string, iv: string })
     return { mobile }
@@ -105,6 +111,8 @@ function devRoutes (app: FastifyInstance, sim: WecomSimulator): void {
 
   // The playground: the mini program and the admin console in a page, against this simulator.
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PLAYGROUND))
+  // The browser surfaces: a page inside WeCom and the PC browser, signed in by cookies.
+  app.get('/web', async (_request, reply) => reply.type('text/html; charset=utf-8').send(WEB_PAGE))
   // The simulator's directory as it is now; a demo member removed is listed too, to be restored.
   app.get('/dev/members', async () => DEMO_CORPS.map(({ corpId, members: demo = [] }) => {
     const now = new Map(sim.members(corpId).map((member) => [member.userid, member]))
@@ -127,24 +135,31 @@ function noteOf (member: SimulatedMember | undefined): string | undefined {
 }
 
 const PLAYGROUND = readFileSync(new URL('playground.html', import.meta.url), 'utf8')
+const WEB_PAGE = readFileSync(new URL('web.html', import.meta.url), 'utf8')
 
 /** Saves the listening address as each demo corp's callback URL, as an admin saves it in the console (WeCom checks it). */
 export async function connectSimulator (sim: WecomSimulator, address: string): Promise<void> {
   for (const { corpId } of DEMO_CORPS) await sim.setCallback(corpId, { url: `${address}/wecom/callback`, ...DEMO_CALLBACK })
 }
 
-const DEMO_CORPS: SimulatedCorp[] = [
-  {
-    corpId: DEMO_CORP_ID,
-    secret: 'demo-secret-not-a-real-one',
-    members: [
-      { userid: 'zhangsan', name: '张三', department: [1], position: 'engineer' },
-      { userid: 'lisi', name: '李四', visible: false },
-      { userid: 'wangwu', name: '王五', status: 2 }
-    ]
-  },
-  { corpId: DEMO_CORP2_ID, secret: 'demo-secret-2-not-a-real-one', members: [{ userid: 'zhaoliu', name: '赵六' }] }
-]
+/** The demo corps; the first has a self-built app whose pages live on `hosts` (its trusted domains). */
+function demoCorps (hosts: string[]): SimulatedCorp[] {
+  return [
+    {
+      corpId: DEMO_CORP_ID,
+      secret: 'demo-secret-not-a-real-one',
+      webApps: [{ agentId: 1000005, secret: 'demo-web-secret-not-a-real-one', trustedDomains: hosts }],
+      members: [
+        { userid: 'zhangsan', name: '张三', department: [1], position: 'engineer', mobile: '13800000000', email: 'zhangsan@demo.test' },
+        { userid: 'lisi', name: '李四', visible: false },
+        { userid: 'wangwu', name: '王五', status: 2 }
+      ]
+    },
+    { corpId: DEMO_CORP2_ID, secret: 'demo-secret-2-not-a-real-one', members: [{ userid: 'zhaoliu', name: '赵六' }] }
+  ]
+}
+/** The demo corps' members as they start, whatever the hosts: for /dev/restore and /dev/members. */
+const DEMO_CORPS = demoCorps([])
 
 /** What `npm start` prints: commands to paste, in order. */
 export function instructions (base: string): string {

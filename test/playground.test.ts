@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { chromium, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildExampleServer, connectSimulator, DEMO_CORP_ID } from '../examples/app.js'
+import { jsapiSignature } from '../src/testing/simulator.js'
+import { freePort } from './helpers/redis.js'
 
 // The playground in a real headless Chromium (Debian's, which .ci/run installs): the clicks a
 // newcomer makes, and what the page shows after each. Outside CI a missing Chromium skips the
@@ -162,3 +164,63 @@ async function steps (page: Page) {
     })
   }
 }
+
+t.test('the three surfaces in Chromium: a page inside WeCom, the PC browser and the mini program, one session list, one off-boarding', { skip: process.env.CI === 'true' ? false : missing }, async (t) => {
+  // A port chosen first: the demo web app trusts this server's host and port, as WeCom's console would.
+  const port = await freePort()
+  const { app, sim } = await buildExampleServer({ PORT: String(port) }, false)
+  t.teardown(() => app.close())
+  const base = await app.listen({ port, host: '127.0.0.1' })
+  await connectSimulator(sim!, base)
+
+  // Two browsers (two profiles, two cookie jars): WeCom's in-app browser and a PC browser.
+  const inside = await open(t, `${base}/web`, { width: 390, height: 844 })
+  const pc = await open(t, `${base}/web`, { width: 1400, height: 1000 })
+  t.match(await inside.page.textContent('#me'), 'not signed in')
+
+  // Inside WeCom: OAuth2's page (the simulator's), the member picked, back on the page signed in.
+  await inside.page.click('#login-oauth')
+  await inside.page.click('a:has-text("zhangsan")')
+  await inside.page.waitForSelector('#me[data-status="200"]')
+  t.match(await inside.page.textContent('#me'), '"userid":"zhangsan"')
+  const cookies = await inside.page.context().cookies(base)
+  t.match(cookies.find((cookie) => cookie.name === 'wecom_access'), { httpOnly: true, sameSite: 'Lax' })
+
+  // The PC browser: WeCom's login page, the same member.
+  await pc.page.click('#login-sso')
+  await pc.page.click('a:has-text("zhangsan")')
+  await pc.page.waitForSelector('#me[data-status="200"]')
+
+  // The mini program's login, by the API, for the same member.
+  const code = sim!.issueCode(DEMO_CORP_ID, 'zhangsan')
+  const mini = await (await fetch(`${base}/wecom/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code }) })).json() as { access_token: string }
+  const me = () => fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${mini.access_token}` } }).then((res) => res.status)
+  t.equal(await me(), 200)
+
+  // One list, seen from the page inside WeCom: its own session and the two others.
+  await inside.page.reload()
+  await inside.page.waitForSelector('#sessions li[data-surface="miniprogram"]')
+  const surfaces = await inside.page.$$eval('#sessions li', (items) => items.map((item) => (item as HTMLElement).dataset.surface))
+  t.same(surfaces, ['h5', 'web', 'miniprogram'])
+
+  // The JS-SDK signature of the page, checked as WeCom checks it.
+  await inside.page.click('#sign')
+  await inside.page.waitForFunction(() => document.querySelector('#signature')?.textContent !== '')
+  const signed = JSON.parse((await inside.page.textContent('#signature'))!) as { config: { timestamp: number, nonceStr: string, signature: string } }
+  t.equal(signed.config.signature, jsapiSignature(sim!.jsapiTicket(DEMO_CORP_ID)!, signed.config.nonceStr, signed.config.timestamp, `${base}/web`))
+
+  // The page inside WeCom ends the PC browser's session.
+  await inside.page.click('#sessions li[data-surface="web"] button.end')
+  await inside.page.waitForFunction(() => document.querySelectorAll('#sessions li').length === 2)
+  await pc.page.reload()
+  await pc.page.waitForSelector('#me[data-status="401"]')
+  t.pass('the PC browser is signed out')
+
+  // Off-boarding: zhangsan removed in "WeCom" ends the others, every surface.
+  await fetch(`${base}/dev/remove?userid=zhangsan`, { method: 'POST' })
+  t.equal(await me(), 401, 'the mini program is signed out')
+  await inside.page.reload()
+  await inside.page.waitForSelector('#me[data-status="401"]')
+  t.pass('the page inside WeCom is signed out')
+  t.same([...inside.errors, ...pc.errors], [], 'no script error')
+})
