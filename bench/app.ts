@@ -2,7 +2,7 @@ import fastifyJwt from '@fastify/jwt'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify'
 import fastifyWecomAuth from 'fastify-wecom-auth'
 import { baselineLogin } from './baseline-login.js'
-import { ACCESS_TTL, CORPS, JWT_SECRET, pluginJwt, SOAK_TIMEOUT, type BenchKeyPair } from './fixtures.js'
+import { ACCESS_TTL, CORP_A, CORPS, JWT_SECRET, pluginJwt, SOAK_TIMEOUT, WEB_APP, WEB_ORIGIN, type BenchKeyPair } from './fixtures.js'
 import { WecomStub } from './wecom-stub.js'
 
 export interface AppSpec {
@@ -39,7 +39,8 @@ export async function buildApp ({ simUrl, redis, faults, keyPair }: AppSpec): Pr
   const api = simUrl === undefined ? { baseUrl: 'http://wecom.invalid', dispatcher: new WecomStub() } : { baseUrl: simUrl }
   const app = Fastify({ logger: false })
   await app.register(fastifyWecomAuth, {
-    corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret })),
+    corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret, ...(corpId === CORP_A.corpId ? { web: WEB_APP } : {}) })),
+    web: { origins: [WEB_ORIGIN] },
     jwt: pluginJwt(keyPair),
     // The benchmark measures throughput from one loopback address: the per-client rate limit and
     // the outbound budget, which exist to stop exactly that, are off.
@@ -52,6 +53,8 @@ export async function buildApp ({ simUrl, redis, faults, keyPair }: AppSpec): Pr
   app.get('/none', hello)
   app.get('/hook', { onRequest: noop }, hello)
   app.get('/plugin', { onRequest: app.wecom.authenticate }, hello)
+  // What /wecom/jssdk/signature is compared with: a POST of the same body, authenticated, answered at once.
+  app.post('/authed', { onRequest: app.wecom.authenticate }, async (request) => ({ url: (request.body as { url: string }).url }))
   await app.register(async (plain) => {
     await plain.register(fastifyJwt, { secret: keyPair === undefined ? JWT_SECRET : { private: keyPair.privateKey, public: keyPair.publicKey } })
     plain.get('/plain', { onRequest: async (request) => { await request.jwtVerify() } }, hello)

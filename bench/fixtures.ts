@@ -22,6 +22,9 @@ export interface BenchCorp { corpId: string, secret: string }
 export const CORP_A: BenchCorp = { corpId: 'wwbench0000000001', secret: 'bench-corp-a-secret-0123456789abcdef' }
 export const CORP_B: BenchCorp = { corpId: 'wwbench0000000002', secret: 'bench-corp-b-secret-0123456789abcdef' }
 export const CORPS = [CORP_A, CORP_B] as const
+/** CORP_A's self-built app for the browser surfaces, and the origin of its pages. */
+export const WEB_APP = { agentId: 1000005, secret: 'bench-corp-a-web-secret-0123456789ab' }
+export const WEB_ORIGIN = 'http://bench.test'
 
 /**
  * Members per corp, logging in in turn: a corp's staff, not one account logging in thousands of
@@ -34,6 +37,7 @@ export function simulatedCorps (): SimulatedCorp[] {
   return CORPS.map(({ corpId, secret }) => ({
     corpId,
     secret,
+    ...(corpId === CORP_A.corpId ? { webApps: [{ ...WEB_APP, trustedDomains: [new URL(WEB_ORIGIN).host] }] } : {}),
     members: Array.from({ length: MEMBERS }, (_, i) => ({ userid: memberId(i), name: memberId(i), department: [1], position: 'engineer' }))
   }))
 }

@@ -60,6 +60,8 @@ export interface LoadOptions {
   headers?: Record<string, string>
   /** One request each: the run ends when they are all answered. */
   bodies?: string[]
+  /** A JSON body every request sends (a run of `duration`). */
+  body?: string
   /** Authorization headers, taken in turn by the requests of all connections. */
   authorizations?: readonly string[]
   /** Where in `authorizations` the first request starts (0 when absent): a run can go on where the last stopped. */
@@ -97,7 +99,8 @@ export async function load (options: LoadOptions): Promise<LoadResult> {
     requests: [{
       method: options.method ?? 'GET',
       path: options.path,
-      headers: { ...options.headers, ...(bodies === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { ...options.headers, ...(bodies === undefined && options.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(options.body === undefined ? {} : { body: options.body }),
       ...(bodies === undefined && authorizations === undefined
         ? {}
         : {

@@ -41,7 +41,8 @@ export async function jssdkRoutes (child: FastifyInstance, { apps, origins, clie
       throw new UrlNotAllowedError()
     }
     if (!origins.has(page.origin)) throw new UrlNotAllowedError()
-    const tickets = await decide(timeout, 'login', request.log, async (deadline) => {
+    // Cached, as nearly always: no deadline, no timer. Else fetched (single flight) within api.timeout.
+    const tickets = client.cachedTickets(app) ?? await decide(timeout, 'login', request.log, async (deadline) => {
       const [jsapi, agent] = await Promise.all([client.jsapiTicket(app, deadline), client.agentTicket(app, deadline)])
       return { jsapi, agent }
     })

@@ -89,6 +89,13 @@ export class WecomClient {
     return deadline.race(this.#tickets.jsapi_ticket.get(app))
   }
 
+  /** Both JS-SDK tickets of `app` when both are cached and fresh, at once; undefined when one must be fetched. */
+  cachedTickets (app: CorpCredentials): { jsapi: string, agent: string } | undefined {
+    const jsapi = this.#tickets.jsapi_ticket.cached(app)
+    const agent = this.#tickets.agent_ticket.cached(app)
+    return jsapi === undefined || agent === undefined ? undefined : { jsapi, agent }
+  }
+
   /** The app's JS-SDK ticket (ticket/get?type=agent_config, for agentConfig), as jsapiTicket. */
   agentTicket (app: CorpCredentials, deadline: Deadline): Promise<string> {
     return deadline.race(this.#tickets.agent_ticket.get(app))

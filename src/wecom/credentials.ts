@@ -92,17 +92,23 @@ export class CredentialCache {
   }
 
   async get (corp: CorpCredentials): Promise<string> {
+    return this.cached(corp) ?? (await this.#refresh(credentialKey(corp, this.#options.kind), corp)).value
+  }
+
+  /**
+   * The value while it is fresh, at once (and the refresh ahead of expiry started, as `get` does);
+   * undefined when only a fetch could give one. For a hot path that need not wait for anything.
+   */
+  cached (corp: CorpCredentials): string | undefined {
     const key = credentialKey(corp, this.#options.kind)
     const entry = this.#entries.get(key)
     const now = this.#now()
-    if (entry !== undefined && now < entry.staleAt) {
-      if (now >= entry.aheadAt && !this.#inflight.has(key)) {
-        entry.aheadAt = Infinity
-        this.#refresh(key, corp, entry.token.value).catch(this.#options.onBackgroundRefreshError ?? noop)
-      }
-      return entry.token.value
+    if (entry === undefined || now >= entry.staleAt) return undefined
+    if (now >= entry.aheadAt && !this.#inflight.has(key)) {
+      entry.aheadAt = Infinity
+      this.#refresh(key, corp, entry.token.value).catch(this.#options.onBackgroundRefreshError ?? noop)
     }
-    return (await this.#refresh(key, corp)).value
+    return entry.token.value
   }
 
   /** Forgets `failed` (here and in the shared store) unless a newer token already replaced it. */
