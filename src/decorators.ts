@@ -18,13 +18,16 @@ export interface WecomLoginOptions {
 export interface WecomAuthDecorator {
   /**
    * onRequest hook: refuses requests without a valid access token, sets `request.wecomUser`. The
-   * token is the bearer header's, or with `web` and no Authorization header, the access cookie's.
+   * token is the bearer header's, or with `web` and no Authorization header, the access cookie's;
+   * by cookie, a request that may change something (any method but GET, HEAD, OPTIONS) passes
+   * only from a page on `web.origins`, else 403 WECOM_CSRF.
    */
   authenticate: Authenticate
   /**
-   * preHandler hook for a host route that changes something, after `authenticate`: a request
-   * authenticated by cookie passes only from a page on `web.origins` (`Origin`, or without it
-   * `Sec-Fetch-Site: same-origin`), else 403 WECOM_CSRF. Bearer requests pass untouched.
+   * preHandler hook, after `authenticate`, for a host route that changes something on a safe
+   * method (a GET with side effects): by cookie it passes only from a page on `web.origins`
+   * (`Origin`, or without it `Sec-Fetch-Site: same-origin`), else 403 WECOM_CSRF; bearer requests
+   * pass. Before `authenticate` (nothing verified yet) it refuses: 401 WECOM_TOKEN_MISSING.
    */
   csrfProtection: Authenticate
   /**
@@ -97,6 +100,9 @@ export function createDecorator ({ authenticate, origins, login, sessions, wecom
     authenticate,
     csrfProtection (request, _reply, done) {
       try {
+        // Before authenticate nothing says whether a cookie carried the token: a hook in the wrong
+        // place would pass every request, so it refuses them all instead.
+        if (request[kClaims] === null) throw new TokenMissingError()
         if (request[kByCookie]) checkOrigin(request, origins ?? new Set())
         done()
       } catch (error) {

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { fastifyCookie } from '@fastify/cookie'
+import { checkOrigin } from './web/csrf.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
 import type { AccessClaims, AccessTokens } from './jwt.js'
 import type { Revocations } from './sessions/revocations.js'
@@ -26,6 +27,8 @@ declare module 'fastify' {
 export type Authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
 const BEARER = /^Bearer +(\S+) *$/i
+/** RFC 9110 §9.2.1: the methods that change nothing, which a cross-site page may trigger harmlessly. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /**
  * The onRequest hook protecting the host's routes. A token is verified once, then served from the
@@ -37,8 +40,12 @@ export function createGuard (options: {
   tokens: AccessTokens
   revoked: Revocations
   cache: VerificationCache
-  /** The access cookie's name, when browser sessions are on (`web`): read only without an Authorization header. */
-  cookie?: string
+  /**
+   * The access cookie's name and `web.origins`, when browser sessions are on (`web`): the cookie is
+   * read only without an Authorization header, and a request by cookie that may change something
+   * (any method but GET, HEAD and OPTIONS) must come from one of the origins (web/csrf.ts).
+   */
+  cookie?: { name: string, origins: ReadonlySet<string> }
 }): Authenticate {
   const { tokens, revoked, cache, cookie } = options
 
@@ -60,8 +67,16 @@ export function createGuard (options: {
     const header = request.headers.authorization
     let token = header === undefined ? undefined : BEARER.exec(header)?.[1]
     if (header === undefined && cookie !== undefined) {
-      token = cookieValue(request, cookie)
+      token = cookieValue(request, cookie.name)
       request[kByCookie] = token !== undefined
+      if (token !== undefined && !SAFE_METHODS.has(request.method)) {
+        try {
+          checkOrigin(request, cookie.origins)
+        } catch (error) {
+          done(error as Error)
+          return
+        }
+      }
     }
     // Each refusal carries its WWW-Authenticate challenge as `error.headers` (src/errors.ts).
     if (token === undefined) {

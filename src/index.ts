@@ -14,7 +14,6 @@ import { createMemberCheck } from './surfaces/member-check.js'
 import { createMiniprogramLogin } from './surfaces/miniprogram.js'
 import { createWebLogin, type WebAppCredentials, type WebLogin } from './surfaces/oauth.js'
 import { deriveKey } from './sessions/keys.js'
-import { createCookies } from './web/cookies.js'
 import { createLoginStates } from './web/state.js'
 import type { LoginContext, LoginFlow } from './member.js'
 import { stored } from './sessions/kit.js'
@@ -85,13 +84,18 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
       sessions.start(await loginFlow.login(code, context), context)),
     refresh: (refreshToken, context) => telemetry.operation('refresh', () =>
       sessions.refresh(refreshToken, context)),
-    authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: config.web?.cookie.access }),
+    authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: cookieOf(config) }),
     web: webOf(config, webApps, webLogin, store, client, sessions, telemetry),
     origins: config.web === undefined ? undefined : new Set(config.web.origins),
     wecomApi: createApi({ corps: config.corps, client, timeout: config.api.timeout, log }),
     handleEvent: offboardingOf(config, store, sessions, loginFlow, log).handle,
     log
   }
+}
+
+/** The guard's access cookie and the origins its requests must come from, when browser sessions are on. */
+function cookieOf ({ web }: ResolvedConfig): { name: string, origins: ReadonlySet<string> } | undefined {
+  return web === undefined ? undefined : { name: web.cookie.access, origins: new Set(web.origins) }
 }
 
 /** The corps' self-built apps for the browser, by corpId, in the order of `corps`. */
@@ -122,7 +126,7 @@ function webOf (config: ResolvedConfig, apps: ReadonlyMap<string, WebAppCredenti
     // A state is claimed like a delivery, and never settled: its claim lapses with the state.
     states: createLoginStates(deriveKey(config.jwt.keys[0].signKey, 'web login state'),
       async (key, ttl) => (await stored(() => store.claimDelivery(key, ttl))).state === 'new'),
-    cookies: createCookies(config.web, { callback: `${config.prefix}/web/callback`, refresh: `${config.prefix}/refresh` }),
+    options: config.web,
     login: webLogin.login,
     start: (verified, context) => telemetry.operation('login', () => sessions.start(verified, context)),
     client,

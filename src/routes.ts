@@ -14,7 +14,9 @@ import { jssdkRoutes } from './routes/jssdk.js'
 import { sessionRoutes } from './routes/sessions.js'
 import { webRoutes, type WebRoutesOptions } from './routes/web.js'
 import type { WecomClient } from './wecom/client.js'
+import { createCookies } from './web/cookies.js'
 import { checkOrigin } from './web/csrf.js'
+import type { WebOptions } from './web/options.js'
 
 export interface RoutesOptions {
   login (code: string, context: LoginContext): Promise<IssuedTokens>
@@ -33,7 +35,7 @@ export interface RoutesOptions {
     handle (corpId: string, event: WecomEvent, request: FastifyRequest): Promise<void>
   }
   /** The browser surfaces, when a corp has `web`: the routes, and refresh and logout by cookie. */
-  web?: Omit<WebRoutesOptions, 'schemas' | 'config'> & { origins: ReadonlySet<string>, client: WecomClient, timeout: number }
+  web?: Omit<WebRoutesOptions, 'schemas' | 'config' | 'cookies' | 'callbackPath'> & { options: WebOptions, origins: ReadonlySet<string>, client: WecomClient, timeout: number }
 }
 
 /**
@@ -76,6 +78,11 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   if (rateLimit !== false) await child.register(fastifyRateLimit, rateLimit)
   // Inside this child too, unless the host has it: its request.cookies and reply.setCookie are not ours to add.
   if (web !== undefined && !child.hasReplyDecorator('setCookie')) await child.register(fastifyCookie)
+  // The routes' real paths (a host may register the plugin under a prefix of its own): where the
+  // browser must send each cookie, and WeCom the code.
+  const base = child.prefix.replace(/\/+$/, '')
+  const paths = { callback: `${base}/web/callback`, refresh: `${base}/refresh` }
+  const cookies = web === undefined ? undefined : createCookies(web.options, paths)
   const schemas = routeSchemas(docs, web !== undefined)
   // Every well-formed code costs a jscode2session call: one client must not spend the corp's quota.
   // @fastify/swagger reads the transform per route: the host's own transform is not for these schemas.
@@ -95,13 +102,13 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
       const presented = request.body?.refresh_token
       if (presented !== undefined || web === undefined) return refresh(presented!, { request, log: request.log })
       // By cookie: a browser's, so from one of its pages only; the tokens stay in HttpOnly cookies.
-      const byCookie = (request as unknown as { cookies: Record<string, string | undefined> }).cookies[web.cookies.names.refresh]
+      const byCookie = (request as unknown as { cookies: Record<string, string | undefined> }).cookies[cookies!.names.refresh]
       if (byCookie === undefined) throw new RefreshInvalidError()
       checkOrigin(request, web.origins)
       try {
-        web.cookies.session(reply, await refresh(byCookie, { request, log: request.log }))
+        cookies!.session(reply, await refresh(byCookie, { request, log: request.log }))
       } catch (error) {
-        if ((error as { code?: string }).code === 'WECOM_REFRESH_INVALID') web.cookies.clearSession(reply)
+        if ((error as { code?: string }).code === 'WECOM_REFRESH_INVALID') cookies!.clearSession(reply)
         throw error
       }
       return reply.code(204).send()
@@ -132,11 +139,11 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
         // answer tells nothing about a token.
         await sessions.endByRefreshToken(presented, { request })
       } else {
+        // By cookie, authenticate itself refuses a POST from a page not on web.origins.
         await runHook(authenticate, request, reply)
-        if (request[kByCookie]) checkOrigin(request, web!.origins)
         const { sid, userid, corpid } = request[kClaims]!
         await sessions.logout({ userid, corpid }, sid, { request })
-        if (request[kByCookie]) web!.cookies.clearSession(reply)
+        if (request[kByCookie]) cookies!.clearSession(reply)
       }
       reply.code(204).send()
     })
@@ -150,9 +157,9 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   }
 
   if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
-  await sessionRoutes(child, { sessions, authenticate, origins: web?.origins, schemas, config: documented })
+  await sessionRoutes(child, { sessions, authenticate, schemas, config: documented })
   if (web !== undefined) {
-    await webRoutes(child, { ...web, schemas, config: documented })
+    await webRoutes(child, { ...web, cookies: cookies!, callbackPath: paths.callback, schemas, config: limited })
     await jssdkRoutes(child, { ...web, authenticate, schema: schemas.jssdkSignature, config: documented })
   }
 }

@@ -35,8 +35,13 @@ export async function authScenario (): Promise<Section> {
     // The JS-SDK signature route against a trivial authenticated POST of the same body: the
     // tickets are fetched once (the warm-up), then served from the cache like the token.
     const post = (path: typeof SIGNING[number], duration: number) => loadServed(server, {
-      urls: [server.url], path, method: 'POST', connections: CONNECTIONS, duration,
-      headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ url: `${WEB_ORIGIN}/orders?id=7` })
+      urls: [server.url],
+      path,
+      method: 'POST',
+      connections: CONNECTIONS,
+      duration,
+      headers: { authorization: `Bearer ${token}` },
+      body: JSON.stringify({ url: `${WEB_ORIGIN}/orders?id=7` })
     })
     for (const path of SIGNING) await post(path, 0.5)
     const signing = await rounds(SIGNING, ROUNDS, (path) => post(path, SECONDS))

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { UrlNotAllowedError, WebNotConfiguredError } from '../errors.js'
-import { kByCookie, kClaims, type Authenticate } from '../guard.js'
+import { kClaims, type Authenticate } from '../guard.js'
 import type { WebAppCredentials } from '../surfaces/oauth.js'
-import { checkOrigin } from '../web/csrf.js'
 import type { WecomClient } from '../wecom/client.js'
 import { signPage } from '../wecom/jssdk.js'
 import { decide } from '../wecom/outcome.js'
@@ -28,8 +27,8 @@ export async function jssdkRoutes (child: FastifyInstance, { apps, origins, clie
   child.post<{ Body: { url: string } }>('/jssdk/signature', {
     schema,
     config,
-    onRequest: authenticate,
-    preHandler: async (request) => { if (request[kByCookie]) checkOrigin(request, origins) }
+    // By cookie, authenticate itself refuses a POST from a page not on web.origins.
+    onRequest: authenticate
   }, async (request) => {
     const { corpid } = request[kClaims]!
     const app = apps.get(corpid)

@@ -1,13 +1,10 @@
 import type { FastifyInstance } from 'fastify'
-import { kByCookie, kClaims, type Authenticate } from '../guard.js'
+import { kClaims, type Authenticate } from '../guard.js'
 import type { Sessions } from '../sessions/sessions.js'
-import { checkOrigin } from '../web/csrf.js'
 
 export interface SessionRoutesOptions {
   sessions: Sessions
   authenticate: Authenticate
-  /** `web.origins` when browser sessions are on: cookie requests that end sessions are checked against them. */
-  origins?: ReadonlySet<string>
   schemas: { sessionsList: object, sessionsEndOne: object, sessionsEndOthers: object }
   config: object
 }
@@ -17,11 +14,9 @@ export interface SessionRoutesOptions {
  * DELETE /sessions/:sid ends one (a sid not theirs ends nothing, answered alike), DELETE /sessions
  * ends all but the current one.
  */
-export async function sessionRoutes (child: FastifyInstance, { sessions, authenticate, origins, schemas, config }: SessionRoutesOptions): Promise<void> {
-  const changing = {
-    onRequest: authenticate,
-    preHandler: async (request: Parameters<Authenticate>[0]) => { if (request[kByCookie]) checkOrigin(request, origins ?? new Set()) }
-  }
+export async function sessionRoutes (child: FastifyInstance, { sessions, authenticate, schemas, config }: SessionRoutesOptions): Promise<void> {
+  // By cookie, authenticate itself refuses a DELETE from a page not on web.origins.
+  const changing = { onRequest: authenticate }
 
   child.get('/sessions', { schema: schemas.sessionsList, config, onRequest: authenticate }, async (request) => {
     const { corpid, userid, sid } = request[kClaims]!

@@ -18,6 +18,10 @@ export interface WebRoutesOptions {
   urls: { authorize: string, sso: string }
   states: LoginStates
   cookies: Cookies
+  /** The callback's path as the browser reaches it (the host's prefixes included). */
+  callbackPath: string
+  /** `web.origins`: WeCom is sent back to the request's origin when it is one of them, else to the first. */
+  origins: ReadonlySet<string>
   /** The web app's code → the member (surfaces/oauth.ts). */
   login (app: WebAppCredentials, code: string, context: LoginContext): Promise<VerifiedLogin>
   /** A session for a verified login (sessions.start, with its span). */
@@ -47,8 +51,11 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     return { app, redirect }
   }
 
+  // Not the Host header as it came: a forged one must not name where WeCom sends the code.
+  const [firstOrigin] = options.origins
   function callbackUrl (request: FastifyRequest): string {
-    return `${request.protocol}://${request.host}${child.prefix}/web/callback`
+    const origin = `${request.protocol}://${request.host}`
+    return `${options.origins.has(origin) ? origin : firstOrigin}${options.callbackPath}`
   }
 
   child.get<{ Querystring: LoginQuery }>('/web/login', { schema: schemas.webLogin, config }, async (request, reply) => {
@@ -75,12 +82,13 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     // Spent whatever follows: a state serves one callback, and a failed one starts again.
     cookies.clearState(reply)
     reply.header('cache-control', 'no-store')
+    // A callback without a code claims no state: it could only crowd out the claims of real ones.
+    if (request.query.code === undefined) throw new InvalidCodeError()
     const login = await states.consume(request.query.state, stateCookie(request, cookies.names.state))
     const app = apps.get(login.corpId)
     // A corp's web app removed from the options between the redirect and the callback.
     if (app === undefined) throw new WebNotConfiguredError(login.corpId)
     const context = { corpId: app.corpId, request, log: request.log }
-    if (request.query.code === undefined) throw new InvalidCodeError()
     const verified = await options.login(app, request.query.code, context)
     const issued = await options.start({ ...verified, surface: login.via === 'oauth' ? 'h5' : 'web' }, context)
     cookies.session(reply, issued)

@@ -22,7 +22,8 @@ const setCookie: SetCookie = (reply, name, value, options) =>
  * route that reads it, beside the access cookie's `/`, which the host's routes read.
  */
 export function createCookies ({ cookie }: WebOptions, paths: CookiePaths) {
-  const base = { httpOnly: true, secure: cookie.secure, sameSite: 'lax', ...(cookie.domain === undefined ? {} : { domain: cookie.domain }) }
+  // signed: false, whatever a host's @fastify/cookie defaults to: these values carry their own proof.
+  const base = { httpOnly: true, secure: cookie.secure, sameSite: 'lax', signed: false, ...(cookie.domain === undefined ? {} : { domain: cookie.domain }) }
   return {
     names: { access: cookie.access, refresh: cookie.refresh, state: cookie.state },
     /** The session's two tokens, each living as long as it does. */

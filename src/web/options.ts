@@ -18,10 +18,26 @@ export const webApp = z.strictObject({
   secret: z.string(required('a non-empty string')).min(1, { error: 'must not be empty' })
 }, strict())
 
-/** An origin as browsers send it in `Origin`: scheme, host and port only. */
-const origin = z.url({ error: 'must be an origin such as https://app.example.com', protocol: /^https?$/ })
-  .refine((value) => new URL(value).origin === value.replace(/\/$/, ''), { error: 'must be an origin only (scheme, host, port), without a path' })
-  .transform((value) => new URL(value).origin)
+function parsed (value: string): URL | undefined {
+  try {
+    return new URL(value)
+  } catch {
+    return undefined
+  }
+}
+
+/** An origin as browsers send it in `Origin`: scheme, host and port only; one host, no wildcard. */
+const origin = z.string(required('an origin such as https://app.example.com')).superRefine((value, ctx) => {
+  const url = parsed(value)
+  const problem = url === undefined || !/^https?:$/.test(url.protocol) || url.host === ''
+    ? 'must be an origin such as https://app.example.com'
+    : url.host.includes('*')
+      ? 'must name one host: a wildcard matches no Origin a browser sends'
+      : url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || /\/./.test(value.replace(/^[a-z]+:\/\//i, ''))
+        ? 'must be an origin only (scheme, host, port), without a path'
+        : undefined
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+}).transform((value) => new URL(value).origin)
 
 /** A cookie name (RFC 6265 §4.1.1: a token). */
 const cookieName = (fallback: string) => z.string(required('a cookie name'))
@@ -39,16 +55,23 @@ export const webOptions = z.strictObject({
     access: cookieName('wecom_access'),
     refresh: cookieName('wecom_refresh'),
     state: cookieName('wecom_state'),
-    domain: z.string(required('a domain')).min(1, { error: 'must not be empty' }).optional(),
+    domain: z.string(required('a domain')).regex(/^\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/, { error: 'must be a domain name such as example.com' }).optional(),
     // false only for local http: browsers drop Secure cookies sent over http.
     secure: z.boolean(required('true or false')).default(true)
-  }, strict()).prefault({})
+  }, strict()).prefault({}).superRefine((cookie, ctx) => {
+    const names = [cookie.access, cookie.refresh, cookie.state]
+    if (new Set(names).size !== names.length) ctx.addIssue({ code: 'custom', message: `names must differ (access ${cookie.access}, refresh ${cookie.refresh}, state ${cookie.state})` })
+  })
 }, strict())
 
+/** A page's URL the plugin adds its own query to: no query or fragment of its own. */
+const pageUrl = (fallback: string) => z.url({ error: 'must be an http(s) URL', protocol: /^https?$/ })
+  .refine((value) => parsed(value)?.search === '' && parsed(value)?.hash === '' && !value.includes('#'), { error: 'must have no query or fragment: the plugin adds its own' })
+  .default(fallback)
 /** `api.authorizeUrl`: WeCom's OAuth2 page, or the simulator's. */
-export const authorizeUrl = z.url({ error: 'must be an http(s) URL', protocol: /^https?$/ }).default('https://open.weixin.qq.com/connect/oauth2/authorize')
+export const authorizeUrl = pageUrl('https://open.weixin.qq.com/connect/oauth2/authorize')
 /** `api.ssoUrl`: WeCom's PC login page, or the simulator's. */
-export const ssoUrl = z.url({ error: 'must be an http(s) URL', protocol: /^https?$/ }).default('https://login.work.weixin.qq.com/wwlogin/sso/login')
+export const ssoUrl = pageUrl('https://login.work.weixin.qq.com/wwlogin/sso/login')
 
 export type WebOptions = z.output<typeof webOptions>
 export type WebApp = z.output<typeof webApp>

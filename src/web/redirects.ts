@@ -8,8 +8,9 @@ import { RedirectInvalidError } from '../errors.js'
  */
 export function allowedRedirect (redirect: string | undefined, listed: readonly string[]): string {
   if (redirect === undefined || redirect === '') return '/'
-  // No backslash, no control character: browsers drop or turn them into `/` on the way.
-  if (/^\/(?![/\\])/.test(redirect) && !redirect.includes('\\') && ![...redirect].some((c) => c < ' ')) return redirect
+  // Printable ASCII only, as a Location header carries it (a path of other characters comes
+  // percent-encoded); no backslash, which browsers turn into `/`.
+  if (/^\/(?![/\\])[\x21-\x7e]*$/.test(redirect) && !redirect.includes('\\')) return redirect
   if (listed.includes(redirect)) return redirect
   throw new RedirectInvalidError()
 }

@@ -1,4 +1,4 @@
-import type { LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { jsapiSignature } from '../../src/testing/simulator.js'
 import { createLoginStates, STATE_TTL } from '../../src/web/state.js'
@@ -12,10 +12,11 @@ import { CORP_A, CORP_B, PROFILE_A, SECRET_A, SECRET_B, setup, WEB_A, WEB_HOST }
 const ORIGIN = `http://${WEB_HOST}`
 const web = { origins: [ORIGIN], cookie: { secure: false } }
 
-async function harness (t: Test, options: Record<string, unknown> = {}) {
+async function harness (t: Test, options: Record<string, unknown> = {}, extend?: (app: FastifyInstance) => void) {
   const h = await setup(t, { corps: [{ corpId: CORP_A, secret: SECRET_A, web: WEB_A }, { corpId: CORP_B, secret: SECRET_B }], web, ...options }, {}, (app) => {
     app.post('/api/transfer', { onRequest: app.wecom.authenticate, preHandler: app.wecom.csrfProtection }, async () => ({ moved: true }))
     app.get('/api/profile', { onRequest: app.wecom.authenticate }, async (request) => (await app.wecom.profile(request)) ?? { profile: null })
+    extend?.(app)
   })
   return { ...h, get: browserGet(h.app) }
 }
@@ -169,19 +170,70 @@ t.test('web options: a corp with web needs web.origins; unknown keys and bad val
   await t.rejects(register({}), /web is required when a corp has web/)
   await t.rejects(register({ web: { origins: ['https://a.test/path'] } }), /web\.origins\[0\] must be an origin only/)
   await t.rejects(register({ web: { origins: [ORIGIN], cookie: { secur: false } } }), /unknown option "web\.cookie\.secur"/)
+  await t.rejects(register({ web: { origins: ['app.example.com'] } }), /web\.origins\[0\] must be an origin such as/)
+  await t.rejects(register({ web: { origins: ['https://*.example.com'] } }), /web\.origins\[0\] must name one host/)
+  await t.rejects(register({ web: { origins: [ORIGIN], cookie: { domain: 'evil; Path=/x' } } }), /web\.cookie\.domain must be a domain name/)
+  await t.rejects(register({ web: { origins: [ORIGIN], cookie: { access: 'same', refresh: 'same' } } }), /web\.cookie names must differ/)
+  await t.rejects(register({ web, api: { baseUrl: h.sim.url, ssoUrl: 'https://x.example/sso#x' } }), /api\.ssoUrl must have no query or fragment/)
+  await t.rejects(register({ corps: [{ corpId: CORP_A, secret: 's' }], web }), /web needs a corp with web/)
   await t.rejects(register({ corps: [{ corpId: CORP_A, secret: 's', web: { agentId: 'abc', secret: 'w' } }], web }), /corps\[0\]\.web\.agentId must be WeCom's agentid/)
   await register({ corps: [{ corpId: CORP_A, secret: 's', web: { agentId: '1000005', secret: 'w' } }], web })
   t.pass('agentId as a numeric string')
 })
 
-t.test('a host route opts in with app.wecom.csrfProtection; bearer requests pass untouched', async (t) => {
-  const h = await harness(t)
+t.test('the host\'s routes: authenticate refuses a cross-site cookie request that may change something; csrfProtection covers the rest', async (t) => {
+  const h = await harness(t, {}, (app) => {
+    app.post('/api/legacy', { onRequest: app.wecom.authenticate }, async () => ({ done: true }))
+    app.get('/api/side-effect', { onRequest: app.wecom.authenticate, preHandler: app.wecom.csrfProtection }, async () => ({ done: true }))
+    app.get('/api/misordered', { onRequest: [app.wecom.csrfProtection, app.wecom.authenticate] }, async () => ({ done: true }))
+  })
   const { jar } = await webLogin(h, 'via=oauth')
   const access = jar.split('; ')[0]!
-  const post = (headers: Record<string, string>) => h.app.inject({ method: 'POST', url: '/api/transfer', headers: { host: WEB_HOST, ...headers } })
-  t.equal((await post({ cookie: access, origin: 'https://evil.example' })).json().code, 'WECOM_CSRF')
-  t.equal((await post({ cookie: access, origin: ORIGIN })).statusCode, 200)
-  t.equal((await post({ authorization: `Bearer ${access.split('=')[1]}`, origin: 'https://evil.example' })).statusCode, 200)
+  const send = (method: 'GET' | 'POST', url: string, headers: Record<string, string>) => h.app.inject({ method, url, headers: { host: WEB_HOST, ...headers } })
+  for (const url of ['/api/transfer', '/api/legacy']) {
+    t.equal((await send('POST', url, { cookie: access, origin: 'https://evil.example' })).json().code, 'WECOM_CSRF', `${url}: by cookie from another site`)
+    t.equal((await send('POST', url, { cookie: access, origin: ORIGIN })).statusCode, 200, `${url}: from the app's page`)
+    t.equal((await send('POST', url, { authorization: `Bearer ${access.split('=')[1]}`, origin: 'https://evil.example' })).statusCode, 200, `${url}: bearer`)
+  }
+  t.equal((await send('GET', '/api/me', { cookie: access, origin: 'https://evil.example' })).statusCode, 200, 'a GET changes nothing')
+  t.equal((await send('GET', '/api/side-effect', { cookie: access, origin: 'https://evil.example' })).json().code, 'WECOM_CSRF', 'a GET with side effects opts in')
+  t.equal((await send('GET', '/api/misordered', { cookie: access, origin: ORIGIN })).json().code, 'WECOM_TOKEN_MISSING', 'csrfProtection before authenticate refuses, never passes silently')
+})
+
+t.test('the review\'s inputs: odd redirects, a prefix of the host\'s, a forged Host, a login without a code', async (t) => {
+  const h = await harness(t)
+  for (const redirect of ['/\u007f/evil', '/a b', '/首页', '/caf\u00e9']) {
+    t.equal((await h.get(`/wecom/web/login?redirect=${encodeURIComponent(redirect)}`)).json().code, 'WECOM_REDIRECT_INVALID', redirect)
+  }
+  t.equal((await h.get(`/wecom/web/login?redirect=${encodeURIComponent('/%E9%A6%96%E9%A1%B5?q=1')}`)).statusCode, 302, 'a percent-encoded path is a path')
+  const forged = await h.get('/wecom/web/login?via=oauth', undefined, { host: 'evil.example' })
+  t.equal(new URL(forged.headers.location as string).searchParams.get('redirect_uri'), `${ORIGIN}/wecom/web/callback`, 'WeCom is sent back to web.origins, not the Host header')
+  const start = await h.get('/wecom/web/login?via=oauth')
+  const state = new URL(start.headers.location as string).searchParams.get('state')!
+  const cookie = `wecom_state=${cookiesOf(start).get('wecom_state')!.value}`
+  t.equal((await h.get(`/wecom/web/callback?state=${state}`, cookie)).json().code, 'WECOM_INVALID_CODE', 'no code')
+  const back = await pick(start.headers.location as string, 'userid=zhangsan')
+  t.equal((await h.get(`${back.pathname}${back.search}`, cookie)).statusCode, 302, 'a callback without a code claimed no state')
+
+  const nested = await import('fastify').then(({ default: Fastify }) => Fastify())
+  t.teardown(() => nested.close())
+  await nested.register(async (api) => {
+    await api.register((await import('../../src/index.js')).default, {
+      corps: [{ corpId: CORP_A, secret: SECRET_A, web: WEB_A }],
+      jwt: { secret: 'x'.repeat(32) },
+      web,
+      api: { baseUrl: h.sim.url, authorizeUrl: h.sim.authorizeUrl, ssoUrl: h.sim.ssoUrl }
+    })
+    api.get('/me', { onRequest: api.wecom.authenticate }, async (request) => request.wecomUser)
+  }, { prefix: '/api' })
+  const inside = browserGet(nested)
+  const first = await inside('/api/wecom/web/login?via=oauth&redirect=/api/me')
+  t.match(cookiesOf(first).get('wecom_state')?.attributes, /Path=\/api\/wecom\/web\/callback/, 'the state cookie\'s path is the route\'s real one')
+  const back2 = await pick(first.headers.location as string, 'userid=zhangsan')
+  t.equal(back2.pathname, '/api/wecom/web/callback')
+  const done = await inside(`${back2.pathname}${back2.search}`, `wecom_state=${cookiesOf(first).get('wecom_state')!.value}`)
+  t.equal(done.statusCode, 302)
+  t.match(cookiesOf(done).get('wecom_refresh')?.attributes, /Path=\/api\/wecom\/refresh/)
 })
 
 t.test('no secret in a log line or an answer: the web secret, codes, access and refresh tokens, WeCom\'s token', async (t) => {
