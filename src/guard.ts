@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { fastifyCookie } from '@fastify/cookie'
+import { cookieValue } from './web/cookies.js'
 import { checkOrigin } from './web/csrf.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
 import type { AccessClaims, AccessTokens } from './jwt.js'
@@ -98,10 +98,3 @@ export function createGuard (options: {
   }
 }
 
-/** A cookie of the request: from @fastify/cookie's parse when the host registered it, else read here. */
-function cookieValue (request: FastifyRequest, name: string): string | undefined {
-  const parsed = (request as { cookies?: Record<string, string | undefined> }).cookies
-  if (parsed !== undefined) return parsed[name] || undefined
-  const header = request.headers.cookie
-  return header === undefined ? undefined : fastifyCookie.parse(header)[name] || undefined
-}

@@ -1,7 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
-import { fastifyCookie } from '@fastify/cookie'
 import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
 import { errorExtras, isWecomError, RefreshInvalidError } from './errors.js'
 import { CALLBACK_BODY_LIMIT, openEvent, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './events/callback.js'
@@ -14,7 +13,7 @@ import { jssdkRoutes } from './routes/jssdk.js'
 import { sessionRoutes } from './routes/sessions.js'
 import { webRoutes, type WebRoutesOptions } from './routes/web.js'
 import type { WecomClient } from './wecom/client.js'
-import { createCookies } from './web/cookies.js'
+import { cookieValue, createCookies } from './web/cookies.js'
 import { checkOrigin } from './web/csrf.js'
 import type { WebOptions } from './web/options.js'
 
@@ -76,8 +75,6 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   if (child.errorHandler.name === 'defaultErrorHandler') child.setErrorHandler(answerError)
   // Inside this child: the host's own routes are not limited, nor is its @fastify/rate-limit touched.
   if (rateLimit !== false) await child.register(fastifyRateLimit, rateLimit)
-  // Inside this child too, unless the host has it: its request.cookies and reply.setCookie are not ours to add.
-  if (web !== undefined && !child.hasReplyDecorator('setCookie')) await child.register(fastifyCookie)
   // The routes' real paths (a host may register the plugin under a prefix of its own): where the
   // browser must send each cookie, and WeCom the code.
   const base = child.prefix.replace(/\/+$/, '')
@@ -102,7 +99,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
       const presented = request.body?.refresh_token
       if (presented !== undefined || web === undefined) return refresh(presented!, { request, log: request.log })
       // By cookie: a browser's, so from one of its pages only; the tokens stay in HttpOnly cookies.
-      const byCookie = (request as unknown as { cookies: Record<string, string | undefined> }).cookies[cookies!.names.refresh]
+      const byCookie = cookieValue(request, cookies!.names.refresh)
       if (byCookie === undefined) throw new RefreshInvalidError()
       checkOrigin(request, web.origins)
       try {

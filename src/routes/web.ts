@@ -4,7 +4,7 @@ import type { LoginContext, VerifiedLogin } from '../member.js'
 import type { IssuedTokens } from '../sessions/sessions.js'
 import { authorizeUrl, type WebAppCredentials } from '../surfaces/oauth.js'
 import { loginPanelParams, ssoUrl } from '../surfaces/sso.js'
-import type { Cookies } from '../web/cookies.js'
+import { cookieValue, type Cookies } from '../web/cookies.js'
 import { allowedRedirect } from '../web/redirects.js'
 import type { LoginStates, WebScope, WebVia } from '../web/state.js'
 
@@ -84,7 +84,7 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     reply.header('cache-control', 'no-store')
     // A callback without a code claims no state: it could only crowd out the claims of real ones.
     if (request.query.code === undefined) throw new InvalidCodeError()
-    const login = await states.consume(request.query.state, stateCookie(request, cookies.names.state))
+    const login = await states.consume(request.query.state, cookieValue(request, cookies.names.state))
     const app = apps.get(login.corpId)
     // A corp's web app removed from the options between the redirect and the callback.
     if (app === undefined) throw new WebNotConfiguredError(login.corpId)
@@ -102,8 +102,4 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
  */
 function withoutQuery (request: FastifyRequest): Record<string, unknown> {
   return { method: request.method, url: request.url.split('?')[0], host: request.host, remoteAddress: request.ip }
-}
-
-function stateCookie (request: FastifyRequest, name: string): string | undefined {
-  return (request as unknown as { cookies: Record<string, string | undefined> }).cookies[name]
 }

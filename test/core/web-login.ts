@@ -360,3 +360,22 @@ t.test('snsapi_privateinfo: the member\'s private fields sealed with the session
     t.notOk(h.logs.lines.join('\n').includes(value), 'not in a log line')
   }
 })
+
+t.test('a host with its own @fastify/cookie (signing by default): the browser login works as without it', async (t) => {
+  const { fastifyCookie } = await import('@fastify/cookie')
+  for (const order of ['before', 'after'] as const) {
+    const app = (await import('fastify')).default()
+    t.teardown(() => app.close())
+    const h = await harness(t)
+    if (order === 'before') await app.register(fastifyCookie, { secret: 'host-cookie-secret-0123456789', parseOptions: { signed: true } })
+    await app.register((await import('../../src/index.js')).default, {
+      corps: [{ corpId: CORP_A, secret: SECRET_A, web: WEB_A }], jwt: { secret: 'x'.repeat(32) }, web,
+      api: { baseUrl: h.sim.url, authorizeUrl: h.sim.authorizeUrl, ssoUrl: h.sim.ssoUrl }
+    })
+    if (order === 'after') await app.register(fastifyCookie, { secret: 'host-cookie-secret-0123456789', parseOptions: { signed: true } })
+    app.get('/api/me', { onRequest: app.wecom.authenticate }, async (request) => request.wecomUser)
+    const { callback, jar } = await webLogin({ get: browserGet(app) }, 'via=oauth')
+    t.equal(callback.statusCode, 302, `${order}: logged in`)
+    t.equal((await browserGet(app)('/api/me', jar)).statusCode, 200, `${order}: the access cookie passes`)
+  }
+})
