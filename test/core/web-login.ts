@@ -369,7 +369,9 @@ t.test('a host with its own @fastify/cookie (signing by default): the browser lo
     const h = await harness(t)
     if (order === 'before') await app.register(fastifyCookie, { secret: 'host-cookie-secret-0123456789', parseOptions: { signed: true } })
     await app.register((await import('../../src/index.js')).default, {
-      corps: [{ corpId: CORP_A, secret: SECRET_A, web: WEB_A }], jwt: { secret: 'x'.repeat(32) }, web,
+      corps: [{ corpId: CORP_A, secret: SECRET_A, web: WEB_A }],
+      jwt: { secret: 'x'.repeat(32) },
+      web,
       api: { baseUrl: h.sim.url, authorizeUrl: h.sim.authorizeUrl, ssoUrl: h.sim.ssoUrl }
     })
     if (order === 'after') await app.register(fastifyCookie, { secret: 'host-cookie-secret-0123456789', parseOptions: { signed: true } })
