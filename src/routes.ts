@@ -13,7 +13,7 @@ import { jssdkRoutes } from './routes/jssdk.js'
 import { sessionRoutes } from './routes/sessions.js'
 import { webRoutes, type WebRoutesOptions } from './routes/web.js'
 import type { WecomClient } from './wecom/client.js'
-import { cookieValue, createCookies } from './web/cookies.js'
+import { cookieValue, createCookies, type Cookies } from './web/cookies.js'
 import { checkOrigin } from './web/csrf.js'
 import type { WebOptions } from './web/options.js'
 
@@ -90,26 +90,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
     return login(request.body.code, { corpId: request.body.corpId, request, log: request.log })
   })
 
-  const refreshRoute = (child: FastifyInstance) =>
-    child.post<{ Body: { refresh_token?: string } | null }>('/refresh', {
-      schema: schemas.refresh,
-      config: limited,
-      preValidation: async (request) => { request.body ??= null }
-    }, async (request, reply) => {
-      const presented = request.body?.refresh_token
-      if (presented !== undefined || web === undefined) return refresh(presented!, { request, log: request.log })
-      // By cookie: a browser's, so from one of its pages only; the tokens stay in HttpOnly cookies.
-      const byCookie = cookieValue(request, cookies!.names.refresh)
-      if (byCookie === undefined) throw new RefreshInvalidError()
-      checkOrigin(request, web.origins)
-      try {
-        cookies!.session(reply, await refresh(byCookie, { request, log: request.log }))
-      } catch (error) {
-        if ((error as { code?: string }).code === 'WECOM_REFRESH_INVALID') cookies!.clearSession(reply)
-        throw error
-      }
-      return reply.code(204).send()
-    })
+  const refreshRoute = (child: FastifyInstance) => refreshRoutes(child, { refresh, web, cookies, schema: schemas.refresh, config: limited })
   // With cookies, an empty body is a cookie refresh: /refresh joins /logout's JSON parser below.
   if (web === undefined) refreshRoute(child)
 
@@ -124,12 +105,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
       else json(request, body as string, done)
     })
     if (web !== undefined) refreshRoute(child)
-    child.post<{ Body: { refresh_token?: string } | null }>('/logout', {
-      schema: schemas.logout,
-      config: documented,
-      // No body at all is the same as an empty one: the schema takes null, not undefined.
-      preValidation: async (request) => { request.body ??= null }
-    }, async (request, reply) => {
+    child.post<{ Body: { refresh_token?: string } | null }>('/logout', { schema: schemas.logout, config: documented, preValidation: noBodyIsNull }, async (request, reply) => {
       const presented = request.body?.refresh_token
       if (presented !== undefined) {
         // RFC 7009: the same 204 whether the token named a live session or not, so that the
@@ -178,6 +154,38 @@ async function callbackRoutes (child: FastifyInstance, callback: NonNullable<Rou
     // WeCom's acknowledgement: anything else, or no answer within 5 s, and it resends.
     return reply.type('text/plain; charset=utf-8').send('success')
   })
+}
+
+/**
+ * POST /refresh: the refresh token in the body, or with `web` and no body, the refresh cookie (a
+ * browser's, so from one of its pages only; the new tokens stay in HttpOnly cookies, 204).
+ */
+function refreshRoutes (child: FastifyInstance, { refresh, web, cookies, schema, config }: {
+  refresh: RoutesOptions['refresh']
+  web: RoutesOptions['web']
+  cookies: Cookies | undefined
+  schema: object
+  config: object
+}): void {
+  child.post<{ Body: { refresh_token?: string } | null }>('/refresh', { schema, config, preValidation: noBodyIsNull }, async (request, reply) => {
+    const presented = request.body?.refresh_token
+    if (presented !== undefined || web === undefined || cookies === undefined) return refresh(presented!, { request, log: request.log })
+    const byCookie = cookieValue(request, cookies.names.refresh)
+    if (byCookie === undefined) throw new RefreshInvalidError()
+    checkOrigin(request, web.origins)
+    try {
+      cookies.session(reply, await refresh(byCookie, { request, log: request.log }))
+    } catch (error) {
+      if ((error as { code?: string }).code === 'WECOM_REFRESH_INVALID') cookies.clearSession(reply)
+      throw error
+    }
+    return reply.code(204).send()
+  })
+}
+
+/** No body at all is the same as an empty one: the schemas take null, not undefined. */
+async function noBodyIsNull (request: FastifyRequest): Promise<void> {
+  request.body ??= null
 }
 
 function runHook (hook: Authenticate, request: FastifyRequest, reply: FastifyReply): Promise<void> {

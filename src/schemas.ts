@@ -152,6 +152,13 @@ const EXCHANGE: readonly ErrorClass[] = [CorpNotAllowedError, UserForbiddenError
 /** The `schema` of each route: validation and documentation. */
 export function routeSchemas ({ tag, hide }: DocsOptions, cookies = false) {
   const common = { tags: [tag], ...(hide ? { hide: true } : {}) }
+  return { ...coreSchemas(common, cookies), ...browserSchemas(common), ...sessionSchemas(common) }
+}
+
+type Common = { tags: string[], hide?: boolean }
+
+/** The mini program's routes, the JWKS and the callback. */
+function coreSchemas (common: Common, cookies: boolean) {
   return {
     login: {
       ...common,
@@ -207,6 +214,32 @@ export function routeSchemas ({ tag, hide }: DocsOptions, cookies = false) {
         }
       }
     },
+    callbackCheck: {
+      ...common,
+      summary: 'WeCom callback URL check',
+      description: 'Answers the echo WeCom sends when an admin saves the callback URL.',
+      response: {
+        200: { description: 'The decrypted echo', content: { 'text/plain': { schema: { type: 'string' } } } },
+        ...errorResponses([CallbackInvalidError, CallbackForbiddenError])
+      }
+    },
+    callbackEvent: {
+      ...common,
+      summary: 'WeCom callback events',
+      description: 'WeCom posts its encrypted events here (XML); off-boarding events end the member\'s sessions.',
+      response: {
+        200: { description: 'WeCom\'s acknowledgement', content: { 'text/plain': { schema: { type: 'string', enum: ['success'] } } } },
+        // Not acknowledged, so that WeCom resends: the store or WeCom (the recheck) unavailable, a
+        // delivery of the event handled elsewhere, onEvent failed.
+        ...errorResponses([CallbackInvalidError, CallbackForbiddenError, UpstreamError, UnavailableError, StoreUnavailableError, CallbackRetryError])
+      }
+    }
+  }
+}
+
+/** The browser's way in and the JS-SDK signature (with `web`). */
+function browserSchemas (common: Common) {
+  return {
     webLogin: {
       ...common,
       summary: 'Start a web login (a page inside WeCom, or the PC browser)',
@@ -268,7 +301,13 @@ export function routeSchemas ({ tag, hide }: DocsOptions, cookies = false) {
         },
         ...errorResponses([UrlNotAllowedError, WebNotConfiguredError, TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, CsrfError, UpstreamError, UnavailableError], BAD_BODY)
       }
-    },
+    }
+  }
+}
+
+/** The member's own sessions, whatever surface made them. */
+function sessionSchemas (common: Common) {
+  return {
     sessionsList: {
       ...common,
       summary: 'The signed-in member\'s sessions',
@@ -297,26 +336,6 @@ export function routeSchemas ({ tag, hide }: DocsOptions, cookies = false) {
       response: {
         204: { description: 'The other sessions have ended', type: 'null' },
         ...errorResponses([TokenMissingError, TokenInvalidError, TokenExpiredError, TokenRevokedError, CsrfError, StoreUnavailableError])
-      }
-    },
-    callbackCheck: {
-      ...common,
-      summary: 'WeCom callback URL check',
-      description: 'Answers the echo WeCom sends when an admin saves the callback URL.',
-      response: {
-        200: { description: 'The decrypted echo', content: { 'text/plain': { schema: { type: 'string' } } } },
-        ...errorResponses([CallbackInvalidError, CallbackForbiddenError])
-      }
-    },
-    callbackEvent: {
-      ...common,
-      summary: 'WeCom callback events',
-      description: 'WeCom posts its encrypted events here (XML); off-boarding events end the member\'s sessions.',
-      response: {
-        200: { description: 'WeCom\'s acknowledgement', content: { 'text/plain': { schema: { type: 'string', enum: ['success'] } } } },
-        // Not acknowledged, so that WeCom resends: the store or WeCom (the recheck) unavailable, a
-        // delivery of the event handled elsewhere, onEvent failed.
-        ...errorResponses([CallbackInvalidError, CallbackForbiddenError, UpstreamError, UnavailableError, StoreUnavailableError, CallbackRetryError])
       }
     }
   }
