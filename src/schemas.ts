@@ -172,7 +172,8 @@ function coreSchemas (common: Common, cookies: boolean) {
       summary: 'Renew a session',
       description: 'Rotates the refresh token: the one presented is used up, the answer carries the next.' +
         (cookies ? ' Without a body, the refresh cookie is used and the new tokens are set as cookies (204).' : ''),
-      body: cookies ? { ...refreshBody, nullable: true, required: [] } : refreshBody,
+      // With cookies the body may be absent; OpenAPI 3.0 takes no empty `required`.
+      body: cookies ? { type: 'object', nullable: true, properties: refreshBody.properties } : refreshBody,
       response: {
         200: issuedTokens,
         ...(cookies ? { 204: { description: 'The session cookies were renewed', type: 'null' } } : {}),

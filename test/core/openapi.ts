@@ -151,3 +151,18 @@ t.test('with EC keys in jwt.keys, the JWKS route is documented too', async (t) =
   const result = await new Validator().validate(doc as unknown as Spec)
   t.ok(result.valid, JSON.stringify(result.errors))
 })
+
+t.test('with web, the browser\'s routes, the JS-SDK signature and the sessions are documented, and the document is valid', async (t) => {
+  const { doc } = await documentOf(t, 'plain', {
+    corps: [{ corpId: CORP_A, secret: SECRET_A, web: { agentId: 1000005, secret: 'web-secret-0123456789' } }],
+    web: { origins: ['https://app.example.com'] }
+  })
+  for (const [path, method] of [
+    ['/wecom/web/login', 'get'], ['/wecom/web/login/params', 'get'], ['/wecom/web/callback', 'get'],
+    ['/wecom/jssdk/signature', 'post'], ['/wecom/sessions', 'get'], ['/wecom/sessions', 'delete'], ['/wecom/sessions/{sid}', 'delete']
+  ] as const) {
+    t.ok((doc.paths[path] as Record<string, unknown> | undefined)?.[method], `${method.toUpperCase()} ${path}`)
+  }
+  const result = await new Validator().validate(doc as unknown as Spec)
+  t.ok(result.valid, JSON.stringify(result.errors))
+})
