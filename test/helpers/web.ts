@@ -1,6 +1,10 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { request } from 'undici'
-import { WEB_HOST } from './setup.js'
+import type { WecomAuthOptions } from '../../src/index.js'
+import type { WecomSimulator } from '../../src/testing/simulator.js'
+import { KEY_A, TOKEN_A, callbackCorps } from './callback.js'
+import { redisApp, type TestLike } from './redis.js'
+import { CORP_A, WEB_A, WEB_HOST } from './setup.js'
 
 // A browser's web login against the simulator's pages, for the tests of the browser surfaces.
 
@@ -42,4 +46,24 @@ export async function webLogin (h: { get: BrowserGet }, query: string, who = 'us
   const cookies = cookiesOf(callback)
   const jar = ['wecom_access', 'wecom_refresh'].flatMap((name) => cookies.has(name) ? [`${name}=${cookies.get(name)!.value}`] : []).join('; ')
   return { start, back, callback, cookies, jar, stateCookie: state }
+}
+
+/**
+ * Two instances on `store` (a Redis or Cluster), CORP_A with its web app and callback, zhangsan
+ * logged in three ways: by the mini program on one, as a page inside WeCom on the other, and with
+ * the PC browser on the first. The instances and each surface's access token.
+ */
+export async function threeSurfaces (t: TestLike, sim: WecomSimulator, store: WecomAuthOptions['store']) {
+  const [corpA, ...others] = callbackCorps()
+  const options = { corps: [{ ...corpA!, web: WEB_A }, ...others], web: { origins: [`http://${WEB_HOST}`], cookie: { secure: false } } }
+  const a = await redisApp(t, sim, store, options)
+  const b = await redisApp(t, sim, store, options)
+  const address = await a.app.listen({ port: 0, host: '127.0.0.1' })
+  await sim.setCallback(CORP_A, { url: `${address}/wecom/callback`, token: TOKEN_A, encodingAESKey: KEY_A })
+  const tokens = {
+    miniprogram: (await a.login('zhangsan')).json().access_token as string,
+    h5: (await webLogin({ get: browserGet(b.app) }, 'via=oauth')).cookies.get('wecom_access')!.value,
+    pc: (await webLogin({ get: browserGet(a.app) }, 'via=sso')).cookies.get('wecom_access')!.value
+  }
+  return { a, b, tokens }
 }

@@ -7,6 +7,7 @@ import { oneGettokenPerCorp } from '../helpers/processes.js'
 import { eventually, redisApp } from '../helpers/redis.js'
 import { startCluster } from '../helpers/redis-topologies.js'
 import { CORP_A, CORP_B, startSimulator } from '../helpers/setup.js'
+import { threeSurfaces } from '../helpers/web.js'
 
 // The sessions and revocation contract on a Redis Cluster of three primaries that the test starts:
 // given as a list of node URLs (the plugin opens the Cluster) and as an ioredis Cluster client.
@@ -79,6 +80,19 @@ if (cluster !== undefined) {
   }
 
   t.test('4 processes on the Cluster: one gettoken per corp', (t) => oneGettokenPerCorp(t, JSON.stringify(cluster.urls)))
+
+  t.test('a member deleted in WeCom: mini-program, H5 and PC sessions refused on both instances within 1 s', async (t) => {
+    const sim = await startSimulator(t)
+    const { a, b, tokens } = await threeSurfaces(t, sim, store())
+    t.same((await b.app.wecom.sessions(CORP_A, 'zhangsan')).map((s) => s.surface), ['miniprogram', 'h5', 'web'], 'one list on the Cluster')
+    t.equal((await sim.removeMember(CORP_A, 'zhangsan'))?.acknowledged, true)
+    for (const [name, instance] of [['the instance WeCom called', a], ['the other', b]] as const) {
+      for (const [surface, token] of Object.entries(tokens)) {
+        // Pub/sub on loopback takes milliseconds; the issue's bound is a second.
+        t.ok(await eventually(1000, async () => (await instance.me(token)).statusCode === 401), `${name}: the ${surface} session refused`)
+      }
+    }
+  })
 
   t.test('a key holding another type is a store error (503), never a 500', async (t) => {
     const keys = store()
