@@ -33,13 +33,7 @@ export async function jssdkRoutes (child: FastifyInstance, { apps, origins, clie
     const { corpid } = request[kClaims]!
     const app = apps.get(corpid)
     if (app === undefined) throw new WebNotConfiguredError(corpid)
-    let page: URL
-    try {
-      page = new URL(request.body.url)
-    } catch {
-      throw new UrlNotAllowedError()
-    }
-    if (!origins.has(page.origin)) throw new UrlNotAllowedError()
+    if (!onOrigins(request.body.url, origins)) throw new UrlNotAllowedError()
     // Cached, as nearly always: no deadline, no timer. Else fetched (single flight) within api.timeout.
     const tickets = client.cachedTickets(app) ?? await decide(timeout, 'login', request.log, async (deadline) => {
       const [jsapi, agent] = await Promise.all([client.jsapiTicket(app, deadline), client.agentTicket(app, deadline)])
@@ -47,4 +41,16 @@ export async function jssdkRoutes (child: FastifyInstance, { apps, origins, clie
     })
     return { corpId: app.corpId, agentId: app.agentId, ...signPage(request.body.url, tickets) }
   })
+}
+
+/**
+ * Whether `url` is a page of one of `origins` as a browser writes `location.href`: the origin, then
+ * `/`, `?`, `#` or nothing. Stricter than parsing it: `https://app.test@evil.example` and
+ * `http://app.test\@evil.example`, which a URL parser may read either way, are refused.
+ */
+function onOrigins (url: string, origins: ReadonlySet<string>): boolean {
+  for (const origin of origins) {
+    if (url.startsWith(origin) && (url.length === origin.length || '/?#'.includes(url[origin.length]!))) return true
+  }
+  return false
 }
