@@ -386,7 +386,7 @@ t.test('JS-SDK signatures only for a page as a browser writes it on web.origins:
   const h = await harness(t)
   const { jar } = await webLogin(h, 'via=oauth')
   const sign = (url: string) => h.app.inject({ method: 'POST', url: '/wecom/jssdk/signature', headers: { host: WEB_HOST, cookie: jar.split('; ')[0]!, origin: ORIGIN }, payload: { url } })
-  for (const url of [`${ORIGIN}@evil.example/`, `${ORIGIN}\\@evil.example/`, `${ORIGIN}:8080/`, `${ORIGIN}.evil.example/`, `http:app.test/p`, ` ${ORIGIN}/p`, `blob:${ORIGIN}/x`]) {
+  for (const url of [`${ORIGIN}@evil.example/`, `${ORIGIN}\\@evil.example/`, `${ORIGIN}:8080/`, `${ORIGIN}.evil.example/`, 'http:app.test/p', ` ${ORIGIN}/p`, `blob:${ORIGIN}/x`]) {
     t.equal((await sign(url)).json().code, 'WECOM_URL_NOT_ALLOWED', url)
   }
   for (const url of [ORIGIN, `${ORIGIN}/`, `${ORIGIN}?a=1`, `${ORIGIN}/p#frag`]) t.equal((await sign(url)).statusCode, 200, url)
