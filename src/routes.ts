@@ -130,7 +130,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   }
 
   if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
-  await sessionRoutes(child, { sessions, authenticate, schemas, config: documented })
+  await sessionRoutes(child, { sessions, authenticate, cookies, schemas, config: documented })
   if (web !== undefined) {
     await webRoutes(child, { ...web, cookies: cookies!, callbackPath: paths.callback, schemas, config: limited })
     await jssdkRoutes(child, { ...web, authenticate, schema: schemas.jssdkSignature, config: documented })

@@ -1,10 +1,13 @@
 import type { FastifyInstance } from 'fastify'
-import { kClaims, type Authenticate } from '../guard.js'
+import { kByCookie, kClaims, type Authenticate } from '../guard.js'
 import type { Sessions } from '../sessions/sessions.js'
+import type { Cookies } from '../web/cookies.js'
 
 export interface SessionRoutesOptions {
   sessions: Sessions
   authenticate: Authenticate
+  /** The session cookies, with `web`: cleared when a browser ends its own current session. */
+  cookies?: Cookies
   schemas: { sessionsList: object, sessionsEndOne: object, sessionsEndOthers: object }
   config: object
 }
@@ -14,7 +17,7 @@ export interface SessionRoutesOptions {
  * DELETE /sessions/:sid ends one (a sid not theirs ends nothing, answered alike), DELETE /sessions
  * ends all but the current one.
  */
-export async function sessionRoutes (child: FastifyInstance, { sessions, authenticate, schemas, config }: SessionRoutesOptions): Promise<void> {
+export async function sessionRoutes (child: FastifyInstance, { sessions, authenticate, cookies, schemas, config }: SessionRoutesOptions): Promise<void> {
   // By cookie, authenticate itself refuses a DELETE from a page not on web.origins.
   const changing = { onRequest: authenticate }
 
@@ -24,8 +27,10 @@ export async function sessionRoutes (child: FastifyInstance, { sessions, authent
   })
 
   child.delete<{ Params: { sid: string } }>('/sessions/:sid', { schema: schemas.sessionsEndOne, config, ...changing }, async (request, reply) => {
-    const { corpid, userid } = request[kClaims]!
+    const { corpid, userid, sid: current } = request[kClaims]!
     await sessions.end(corpid, userid, (sid) => sid !== request.params.sid, { request })
+    // A browser that ended its own session keeps no dead tokens.
+    if (request.params.sid === current && request[kByCookie]) cookies?.clearSession(reply)
     return reply.code(204).send()
   })
 

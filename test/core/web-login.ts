@@ -391,3 +391,15 @@ t.test('JS-SDK signatures only for a page as a browser writes it on web.origins:
   }
   for (const url of [ORIGIN, `${ORIGIN}/`, `${ORIGIN}?a=1`, `${ORIGIN}/p#frag`]) t.equal((await sign(url)).statusCode, 200, url)
 })
+
+t.test('a browser that ends its own current session keeps no dead cookies', async (t) => {
+  const h = await harness(t)
+  const { jar } = await webLogin(h, 'via=oauth')
+  const access = jar.split('; ')[0]!
+  const [mine] = await h.app.wecom.sessions(CORP_A, 'zhangsan')
+  const res = await h.app.inject({ method: 'DELETE', url: `/wecom/sessions/${mine!.sid}`, headers: { host: WEB_HOST, cookie: access, origin: ORIGIN } })
+  t.equal(res.statusCode, 204)
+  t.equal(cookiesOf(res).get('wecom_access')?.value, '', 'the access cookie cleared')
+  t.match(cookiesOf(res).get('wecom_access')?.attributes, /Max-Age=0/)
+  t.equal((await h.get('/api/me', access)).json().code, 'WECOM_TOKEN_REVOKED')
+})
