@@ -61,6 +61,20 @@ export const webOptions = z.strictObject({
   }, strict()).prefault({}).superRefine((cookie, ctx) => {
     const names = [cookie.access, cookie.refresh, cookie.state]
     if (new Set(names).size !== names.length) ctx.addIssue({ code: 'custom', message: `names must differ (access ${cookie.access}, refresh ${cookie.refresh}, state ${cookie.state})` })
+    // Cookie prefixes (RFC 6265bis §4.1.3): a browser drops a cookie that breaks its prefix's rule,
+    // and the login or refresh would then fail with no word of why.
+    for (const [which, name] of [['access', cookie.access], ['refresh', cookie.refresh], ['state', cookie.state]] as const) {
+      const prefixed = name.startsWith('__Host-') ? '__Host-' : name.startsWith('__Secure-') ? '__Secure-' : undefined
+      if (prefixed === undefined) continue
+      const broken = !cookie.secure
+        ? 'needs secure: true'
+        : prefixed === '__Host-' && cookie.domain !== undefined
+          ? 'allows no domain'
+          : prefixed === '__Host-' && which !== 'access'
+            ? `needs Path=/, and the ${which} cookie is sent to its route only`
+            : undefined
+      if (broken !== undefined) ctx.addIssue({ code: 'custom', path: [which], message: `${name}: the ${prefixed} prefix ${broken}` })
+    }
   })
 }, strict())
 
