@@ -69,7 +69,10 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
   // Read from @opentelemetry/api's globals now: the host installs its SDK before registering plugins.
   const telemetry = createTelemetry()
   const { store, client } = await openBackends(fastify, config, log, telemetry)
-  const accessTokens = createAccessTokens(config.jwt, new Set(config.corps.map((corp) => corp.corpId)), await registerJwtEngine(fastify, config.jwt))
+  const corpIds: ReadonlySet<string> = new Set(config.corps.map((corp) => corp.corpId))
+  const accessTokens = createAccessTokens(config.jwt, corpIds, await registerJwtEngine(fastify, config.jwt))
+  // Once, for the guard, csrfProtection and the web routes alike.
+  const origins: ReadonlySet<string> | undefined = config.web === undefined ? undefined : new Set(config.web.origins)
   const revoked = await followRevocations(store, telemetry)
   const memberCheck = createMemberCheck({ client, authorize: config.authorize })
   const webApps = webAppsOf(config)
@@ -84,9 +87,9 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
       sessions.start(await loginFlow.login(code, context), context)),
     refresh: (refreshToken, context) => telemetry.operation('refresh', () =>
       sessions.refresh(refreshToken, context)),
-    authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: cookieOf(config) }),
-    web: webOf(config, webApps, webLogin, store, client, sessions, telemetry),
-    origins: config.web === undefined ? undefined : new Set(config.web.origins),
+    authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: cookieOf(config, origins) }),
+    web: webOf(config, { apps: webApps, corpIds, origins }, webLogin, store, client, sessions, telemetry),
+    origins,
     wecomApi: createApi({ corps: config.corps, client, timeout: config.api.timeout, log }),
     handleEvent: offboardingOf(config, store, sessions, loginFlow, log).handle,
     log
@@ -94,8 +97,8 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
 }
 
 /** The guard's access cookie and the origins its requests must come from, when browser sessions are on. */
-function cookieOf ({ web }: ResolvedConfig): { name: string, origins: ReadonlySet<string> } | undefined {
-  return web === undefined ? undefined : { name: web.cookie.access, origins: new Set(web.origins) }
+function cookieOf ({ web }: ResolvedConfig, origins: ReadonlySet<string> | undefined): { name: string, origins: ReadonlySet<string> } | undefined {
+  return web === undefined || origins === undefined ? undefined : { name: web.cookie.access, origins }
 }
 
 /** The corps' self-built apps for the browser, by corpId, in the order of `corps`. */
@@ -115,12 +118,16 @@ function loginFlowOf (miniprogram: LoginFlow, webApps: ReadonlyMap<string, WebAp
 }
 
 /** The web login's parts, when a corp has a web app: its apps, states, cookies and flow. */
-function webOf (config: ResolvedConfig, apps: ReadonlyMap<string, WebAppCredentials>, webLogin: WebLogin, store: SessionStore, client: WecomClient, sessions: Sessions, telemetry: Telemetry): RoutesOptions['web'] {
-  if (apps.size === 0 || config.web === undefined) return undefined
+function webOf (
+  config: ResolvedConfig,
+  { apps, corpIds, origins }: { apps: ReadonlyMap<string, WebAppCredentials>, corpIds: ReadonlySet<string>, origins: ReadonlySet<string> | undefined },
+  webLogin: WebLogin, store: SessionStore, client: WecomClient, sessions: Sessions, telemetry: Telemetry
+): RoutesOptions['web'] {
+  if (apps.size === 0 || config.web === undefined || origins === undefined) return undefined
   return {
     apps,
-    corpIds: new Set(config.corps.map(({ corpId }) => corpId)),
-    origins: new Set(config.web.origins),
+    corpIds,
+    origins,
     redirects: config.web.redirects,
     urls: { authorize: config.api.authorizeUrl, sso: config.api.ssoUrl },
     // A state is claimed like a delivery, and never settled: its claim lapses with the state.

@@ -15,18 +15,16 @@ export interface SessionRoutesOptions {
 /**
  * The signed-in member's own sessions, whatever surface made them: GET /sessions lists them,
  * DELETE /sessions/:sid ends one (a sid not theirs ends nothing, answered alike), DELETE /sessions
- * ends all but the current one.
+ * ends all but the current one. By cookie, authenticate itself refuses the DELETEs from a page not
+ * on web.origins.
  */
 export async function sessionRoutes (child: FastifyInstance, { sessions, authenticate, cookies, schemas, config }: SessionRoutesOptions): Promise<void> {
-  // By cookie, authenticate itself refuses a DELETE from a page not on web.origins.
-  const changing = { onRequest: authenticate }
-
   child.get('/sessions', { schema: schemas.sessionsList, config, onRequest: authenticate }, async (request) => {
     const { corpid, userid, sid } = request[kClaims]!
     return { sessions: await sessions.list(corpid, userid, sid) }
   })
 
-  child.delete<{ Params: { sid: string } }>('/sessions/:sid', { schema: schemas.sessionsEndOne, config, ...changing }, async (request, reply) => {
+  child.delete<{ Params: { sid: string } }>('/sessions/:sid', { schema: schemas.sessionsEndOne, config, onRequest: authenticate }, async (request, reply) => {
     const { corpid, userid, sid: current } = request[kClaims]!
     await sessions.end(corpid, userid, (sid) => sid !== request.params.sid, { request })
     // A browser that ended its own session keeps no dead tokens.
@@ -34,7 +32,7 @@ export async function sessionRoutes (child: FastifyInstance, { sessions, authent
     return reply.code(204).send()
   })
 
-  child.delete('/sessions', { schema: schemas.sessionsEndOthers, config, ...changing }, async (request, reply) => {
+  child.delete('/sessions', { schema: schemas.sessionsEndOthers, config, onRequest: authenticate }, async (request, reply) => {
     const { corpid, userid, sid: current } = request[kClaims]!
     await sessions.end(corpid, userid, (sid) => sid === current, { request })
     return reply.code(204).send()
