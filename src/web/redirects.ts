@@ -11,6 +11,8 @@ export function allowedRedirect (redirect: string | undefined, listed: readonly 
   // Printable ASCII only, as a Location header carries it (a path of other characters comes
   // percent-encoded); no backslash, which browsers turn into `/`.
   if (/^\/(?![/\\])[\x21-\x7e]*$/.test(redirect) && !redirect.includes('\\')) return redirect
-  if (listed.includes(redirect)) return redirect
+  // A listed URL may name a host or path in other scripts: written as a Location header carries
+  // it (punycode, percent-encoding), or the callback would fail after the session was made.
+  if (listed.includes(redirect)) return new URL(redirect).href
   throw new RedirectInvalidError()
 }

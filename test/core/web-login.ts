@@ -211,6 +211,10 @@ t.test('the review\'s inputs: odd redirects, a prefix of the host\'s, a forged H
     t.equal((await h.get(`/wecom/web/login?redirect=${encodeURIComponent(redirect)}`)).json().code, 'WECOM_REDIRECT_INVALID', redirect)
   }
   t.equal((await h.get(`/wecom/web/login?redirect=${encodeURIComponent('/%E9%A6%96%E9%A1%B5?q=1')}`)).statusCode, 302, 'a percent-encoded path is a path')
+  const listed = await harness(t, { web: { ...web, redirects: ['https://例子.test/首页'] } })
+  const abroad = await webLogin(listed, `via=oauth&redirect=${encodeURIComponent('https://例子.test/首页')}`)
+  t.equal(abroad.callback.statusCode, 302, 'a listed URL in other scripts: no 500 after the session was made')
+  t.equal(abroad.callback.headers.location, 'https://xn--fsqu00a.test/%E9%A6%96%E9%A1%B5', 'written as a Location header carries it')
   const forged = await h.get('/wecom/web/login?via=oauth', undefined, { host: 'evil.example' })
   t.equal(new URL(forged.headers.location as string).searchParams.get('redirect_uri'), `${ORIGIN}/wecom/web/callback`, 'WeCom is sent back to web.origins, not the Host header')
   const start = await h.get('/wecom/web/login?via=oauth')
