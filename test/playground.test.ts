@@ -1,7 +1,5 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { chromium, type Page } from 'playwright-core'
+import { existsSync } from 'node:fs'
+import { chromium, type Browser, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildExampleServer, connectSimulator, DEMO_CORP_ID } from '../examples/app.js'
 import { jsapiSignature } from '../src/testing/simulator.js'
@@ -26,19 +24,23 @@ async function serve (t: Test) {
   return { base, sim: sim! }
 }
 
-/** Chromium on a fresh profile, showing `base`; what left the server and every script error are collected. */
+// One Chromium for the file, launched by the first test that needs it: each launch costs some
+// 4 CPU-s, a large share of `npm test` on CI's 2 cores. Each page gets a context of its own
+// (its own cookie jar and storage, as a separate browser profile has).
+let launched: Promise<Browser> | undefined
+t.teardown(async () => { await (await launched)?.close() })
+
+/** A fresh browser context showing `base`; what left the server and every script error are collected. */
 async function open (t: Test, base: string, viewport: { width: number, height: number }) {
-  const profile = mkdtempSync(join(tmpdir(), 'playground-chromium-'))
-  t.teardown(() => rmSync(profile, { recursive: true, force: true }))
-  const browser = await chromium.launchPersistentContext(profile, {
+  launched ??= chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    viewport,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     timeout: WAIT
   })
-  t.teardown(() => browser.close())
-  const page = browser.pages()[0] ?? await browser.newPage()
+  const context = await (await launched).newContext({ viewport })
+  t.teardown(() => context.close())
+  const page = await context.newPage()
   page.setDefaultTimeout(WAIT)
   // Nothing but this server: the page must work offline (no CDN).
   const elsewhere: string[] = []
@@ -173,7 +175,7 @@ t.test('the three surfaces in Chromium: a page inside WeCom, the PC browser and 
   const base = await app.listen({ port, host: '127.0.0.1' })
   await connectSimulator(sim!, base)
 
-  // Two browsers (two profiles, two cookie jars): WeCom's in-app browser and a PC browser.
+  // Two browser contexts (two cookie jars, as two browsers have): WeCom's in-app browser and a PC browser.
   const inside = await open(t, `${base}/web`, { width: 390, height: 844 })
   const pc = await open(t, `${base}/web`, { width: 1400, height: 1000 })
   t.match(await inside.page.textContent('#me'), 'not signed in')
