@@ -30,6 +30,27 @@ async function serve (t: Test) {
 let launched: Promise<Browser> | undefined
 t.teardown(async () => { await (await launched)?.close() })
 
+/**
+ * The example server on a port chosen first: the demo web app trusts this server's host and port,
+ * as WeCom's console would. Another process may take a free port before this one listens on it:
+ * then another port.
+ */
+async function serveOnChosenPort (t: Test) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const { app, sim } = await buildExampleServer({ PORT: String(port) }, false)
+    try {
+      const base = await app.listen({ port, host: '127.0.0.1' })
+      t.teardown(() => app.close())
+      await connectSimulator(sim!, base)
+      return { base, sim: sim! }
+    } catch (error) {
+      await app.close()
+      if ((error as { code?: string }).code !== 'EADDRINUSE' || attempt === 3) throw error
+    }
+  }
+}
+
 /** A fresh browser context showing `base`; what left the server and every script error are collected. */
 async function open (t: Test, base: string, viewport: { width: number, height: number }) {
   launched ??= chromium.launch({
@@ -168,12 +189,7 @@ async function steps (page: Page) {
 }
 
 t.test('the three surfaces in Chromium: a page inside WeCom, the PC browser and the mini program, one session list, one off-boarding', { skip: process.env.CI === 'true' ? false : missing }, async (t) => {
-  // A port chosen first: the demo web app trusts this server's host and port, as WeCom's console would.
-  const port = await freePort()
-  const { app, sim } = await buildExampleServer({ PORT: String(port) }, false)
-  t.teardown(() => app.close())
-  const base = await app.listen({ port, host: '127.0.0.1' })
-  await connectSimulator(sim!, base)
+  const { base, sim } = await serveOnChosenPort(t)
 
   // Two browser contexts (two cookie jars, as two browsers have): WeCom's in-app browser and a PC browser.
   const inside = await open(t, `${base}/web`, { width: 390, height: 844 })
@@ -194,7 +210,7 @@ t.test('the three surfaces in Chromium: a page inside WeCom, the PC browser and 
   await pc.page.waitForSelector('#me[data-status="200"]')
 
   // The mini program's login, by the API, for the same member.
-  const code = sim!.issueCode(DEMO_CORP_ID, 'zhangsan')
+  const code = sim.issueCode(DEMO_CORP_ID, 'zhangsan')
   const mini = await (await fetch(`${base}/wecom/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code }) })).json() as { access_token: string }
   const me = () => fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${mini.access_token}` } }).then((res) => res.status)
   t.equal(await me(), 200)
@@ -209,7 +225,7 @@ t.test('the three surfaces in Chromium: a page inside WeCom, the PC browser and 
   await inside.page.click('#sign')
   await inside.page.waitForFunction(() => document.querySelector('#signature')?.textContent !== '')
   const signed = JSON.parse((await inside.page.textContent('#signature'))!) as { config: { timestamp: number, nonceStr: string, signature: string } }
-  t.equal(signed.config.signature, jsapiSignature(sim!.jsapiTicket(DEMO_CORP_ID)!, signed.config.nonceStr, signed.config.timestamp, `${base}/web`))
+  t.equal(signed.config.signature, jsapiSignature(sim.jsapiTicket(DEMO_CORP_ID)!, signed.config.nonceStr, signed.config.timestamp, `${base}/web`))
 
   // The page inside WeCom ends the PC browser's session.
   await inside.page.click('#sessions li[data-surface="web"] button.end')

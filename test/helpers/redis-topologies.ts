@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
-import { Redis } from 'ioredis'
-import { freePort, ping, skipOrFail, type TestLike } from './redis.js'
+import { ask, freePort, serverPid, skipOrFail, type TestLike } from './redis.js'
 import { killAtExit } from './children.js'
 
 // Redis as companies run it, started by the tests from Debian's redis-server and redis-cli on free
@@ -30,20 +29,6 @@ async function orSkip<T> (t: TestLike, start: () => Promise<T>): Promise<T | und
   }
 }
 
-/**
- * One command's reply from the server on `port`, over a connection of its own. Not through
- * redis-cli: a process per poll cost the Redis tests' process seconds of CPU in spawns.
- */
-async function ask (port: number, ...command: string[]): Promise<unknown> {
-  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true })
-  try {
-    await client.connect()
-    return await client.call(command[0], ...command.slice(1))
-  } finally {
-    client.disconnect()
-  }
-}
-
 /** A free port whose cluster bus port (port + 10000) is free too. */
 async function freeClusterPort (): Promise<number> {
   for (;;) {
@@ -54,18 +39,27 @@ async function freeClusterPort (): Promise<number> {
   }
 }
 
-async function spawnNode (t: TestLike, args: string[], port: number): Promise<RedisNode> {
-  const child: ChildProcess = spawn(SERVER, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-  const kill = (): void => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }
-  killAtExit(child)
-  t.teardown(kill)
-  const deadline = Date.now() + 5000
-  while (!await ping(port)) {
-    if (child.exitCode !== null) throw new Error(`${SERVER} ${args.join(' ')} exited with code ${child.exitCode}`)
-    if (Date.now() > deadline) throw new Error(`${SERVER} on port ${port} did not answer PING within 5 s`)
-    await sleep(25)
+/**
+ * redis-server with `args(port)` on a port of `choose`, once it answers as itself. Another
+ * process may take the port between choosing and binding, a Redis of another test even, which
+ * would answer too: then another port.
+ */
+async function spawnNode (t: TestLike, args: (port: number) => string[] | Promise<string[]>, choose: () => Promise<number> = freePort): Promise<RedisNode> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await choose()
+    const argv = await args(port)
+    const child: ChildProcess = spawn(SERVER, argv, { stdio: ['ignore', 'ignore', 'pipe'] })
+    const kill = (): void => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }
+    killAtExit(child)
+    t.teardown(kill)
+    const deadline = Date.now() + 5000
+    while (await serverPid(port) !== child.pid && child.exitCode === null) {
+      if (Date.now() > deadline) throw new Error(`${SERVER} on port ${port} did not answer within 5 s`)
+      await sleep(25)
+    }
+    if (child.exitCode === null) return { port, kill }
+    if (attempt === 3) throw new Error(`${SERVER} ${argv.join(' ')} exited with code ${child.exitCode}`)
   }
-  return { port, kill }
 }
 
 async function workDir (t: TestLike): Promise<string> {
@@ -86,12 +80,11 @@ export function startCluster (t: TestLike, primaries = 3): Promise<RedisCluster 
     const dir = await workDir(t)
     const nodes: RedisNode[] = []
     for (let i = 0; i < primaries; i++) {
-      const port = await freeClusterPort()
-      nodes.push(await spawnNode(t, [
+      nodes.push(await spawnNode(t, (port) => [
         '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
         '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir,
         '--save', '', '--appendonly', 'no', '--daemonize', 'no'
-      ], port))
+      ], freeClusterPort))
     }
     const addresses = nodes.map((node) => `127.0.0.1:${node.port}`)
     await run(CLI, ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'])
@@ -123,26 +116,25 @@ export function startSentinels (t: TestLike): Promise<RedisSentinels | undefined
   return orSkip(t, async () => {
     const dir = await workDir(t)
     const name = 'wecom-auth'
-    const node = async (extra: string[]): Promise<RedisNode> => {
-      const port = await freePort()
-      // --dir: a replica's full sync writes an RDB file even with saving off.
-      return await spawnNode(t, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra], port)
-    }
+    // --dir: a replica's full sync writes an RDB file even with saving off.
+    const node = (extra: string[]): Promise<RedisNode> =>
+      spawnNode(t, (port) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra])
     const primary = await node([])
     const replica = await node(['--replicaof', '127.0.0.1', String(primary.port)])
     const sentinels: RedisNode[] = []
     for (let i = 0; i < 3; i++) {
-      const port = await freePort()
       // Sentinel rewrites its configuration file: one each, in the test's own directory.
-      const file = join(dir, `sentinel-${port}.conf`)
-      await writeFile(file, [
-        `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
-        `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`,
-        `sentinel down-after-milliseconds ${name} 1000`,
-        `sentinel failover-timeout ${name} 5000`,
-        `sentinel parallel-syncs ${name} 1`, ''
-      ].join('\n'))
-      sentinels.push(await spawnNode(t, [file, '--sentinel'], port))
+      sentinels.push(await spawnNode(t, async (port) => {
+        const file = join(dir, `sentinel-${port}.conf`)
+        await writeFile(file, [
+          `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
+          `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`,
+          `sentinel down-after-milliseconds ${name} 1000`,
+          `sentinel failover-timeout ${name} 5000`,
+          `sentinel parallel-syncs ${name} 1`, ''
+        ].join('\n'))
+        return [file, '--sentinel']
+      }))
     }
     // The replica must have synced before anyone relies on it taking over.
     const deadline = Date.now() + 10_000

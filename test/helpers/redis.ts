@@ -3,9 +3,10 @@ import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer, connect } from 'node:net'
+import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { Redis } from 'ioredis'
 import type { WecomAuthOptions } from '../../src/index.js'
 import type { WecomSimulator } from '../../src/testing/simulator.js'
 import { killAtExit } from './children.js'
@@ -84,10 +85,11 @@ async function launch (port: number, dir?: string): Promise<RedisServer> {
     })
     failed.catch(() => {})
     const deadline = Date.now() + START_TIMEOUT
-    while (!await Promise.race([ping(port), failed])) {
+    // Its own process ID: a Redis of another test may have taken the port first.
+    while (await Promise.race([serverPid(port), failed]) !== spawned.pid) {
       if (Date.now() > deadline) {
         spawned.kill('SIGKILL')
-        throw new Error(`redis-server did not answer PING within ${START_TIMEOUT} ms`)
+        throw new Error(`redis-server did not answer within ${START_TIMEOUT} ms`)
       }
       await sleep(25)
     }
@@ -134,23 +136,27 @@ export async function freePort (): Promise<number> {
   }
 }
 
-/** True once the server answers PING; false while it does not accept connections yet. */
-export function ping (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.setTimeout(500)
-    let answer = ''
-    socket.on('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (chunk) => {
-      answer += chunk.toString('latin1')
-      if (answer.includes('\r\n')) {
-        socket.destroy()
-        resolve(answer.startsWith('+PONG'))
-      }
-    })
-    socket.on('timeout', () => { socket.destroy(); resolve(false) })
-    socket.on('error', () => resolve(false))
-  })
+/**
+ * One command's reply from the server on `port`, over a connection of its own. Not through
+ * redis-cli: a process per poll cost the Redis tests' process seconds of CPU in spawns.
+ */
+export async function ask (port: number, ...command: string[]): Promise<unknown> {
+  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true, connectTimeout: 1000 })
+  // Refused while the server starts: the caller asks again; the reason is not news.
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return await client.call(command[0], ...command.slice(1))
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** The process ID of the Redis on `port`; undefined while nothing answers there. */
+export async function serverPid (port: number): Promise<number | undefined> {
+  const info = await ask(port, 'info', 'server').catch(() => undefined)
+  const pid = /process_id:(\d+)/.exec(String(info))?.[1]
+  return pid === undefined ? undefined : Number(pid)
 }
 
 export interface RedisApp {
