@@ -3,7 +3,7 @@ import { UrlNotAllowedError, WebNotConfiguredError } from '../errors.js'
 import { kClaims, type Authenticate } from '../guard.js'
 import type { WebAppCredentials } from '../surfaces/oauth.js'
 import type { WecomClient } from '../wecom/client.js'
-import { signPage } from '../wecom/jssdk.js'
+import { signPage, type PageSignature } from '../wecom/jssdk.js'
 import { decide } from '../wecom/outcome.js'
 
 export interface JssdkRouteOptions {
@@ -24,23 +24,36 @@ export interface JssdkRouteOptions {
  * flight, shared, fetched ahead of expiry, never past half of WeCom's hourly limits).
  */
 export async function jssdkRoutes (child: FastifyInstance, { apps, origins, client, timeout, authenticate, schema, config }: JssdkRouteOptions): Promise<void> {
+  // The answer is written here, not by the plugin's serializer (JSON.stringify, a fifth of the
+  // route's own cost): an app's part is the same for every page, and a signature's fields are
+  // digits and hex, which JSON writes as they are.
+  const signing = new Map([...apps].map(([corpid, app]) => [corpid, { app, head: `{"corpId":${JSON.stringify(app.corpId)},"agentId":${app.agentId}` }]))
   child.post<{ Body: { url: string } }>('/jssdk/signature', {
     schema,
     config,
     // By cookie, authenticate itself refuses a POST from a page not on web.origins.
     onRequest: authenticate
-  }, async (request) => {
+  }, async (request, reply) => {
     const { corpid } = request[kClaims]!
-    const app = apps.get(corpid)
-    if (app === undefined) throw new WebNotConfiguredError(corpid)
-    if (!onOrigins(request.body.url, origins)) throw new UrlNotAllowedError()
+    const { url } = request.body
+    const corp = signing.get(corpid)
+    if (corp === undefined) throw new WebNotConfiguredError(corpid)
+    if (!onOrigins(url, origins)) throw new UrlNotAllowedError()
+    const { app, head } = corp
     // Cached, as nearly always: no deadline, no timer. Else fetched (single flight) within api.timeout.
     const tickets = client.cachedTickets(app) ?? await decide(timeout, 'login', request.log, async (deadline) => {
       const [jsapi, agent] = await Promise.all([client.jsapiTicket(app, deadline), client.agentTicket(app, deadline)])
       return { jsapi, agent }
     })
-    return { corpId: app.corpId, agentId: app.agentId, ...signPage(request.body.url, tickets) }
+    const signed = signPage(url, tickets)
+    return reply.type(JSON_TYPE).send(`${head},"config":${pageJson(signed.config)},"agentConfig":${pageJson(signed.agentConfig)}}`)
   })
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+function pageJson ({ timestamp, nonceStr, signature }: PageSignature): string {
+  return `{"timestamp":${timestamp},"nonceStr":"${nonceStr}","signature":"${signature}"}`
 }
 
 /**

@@ -82,6 +82,9 @@ export function credentialKey (corp: CorpCredentials, kind: TicketKind | undefin
 export class CredentialCache {
   readonly #entries = new Map<string, Entry>()
   readonly #inflight = new Map<string, Promise<CachedToken>>()
+  // The key of each credentials object, built once: a string built per call is hashed per call,
+  // and the JS-SDK signature route asks for two tickets on every request.
+  readonly #keys = new WeakMap<CorpCredentials, string>()
   readonly #options: CredentialCacheOptions
   readonly #now: () => number
   #sharedDown = false
@@ -92,7 +95,16 @@ export class CredentialCache {
   }
 
   async get (corp: CorpCredentials): Promise<string> {
-    return this.cached(corp) ?? (await this.#refresh(credentialKey(corp, this.#options.kind), corp)).value
+    return this.cached(corp) ?? (await this.#refresh(this.#keyOf(corp), corp)).value
+  }
+
+  #keyOf (corp: CorpCredentials): string {
+    let key = this.#keys.get(corp)
+    if (key === undefined) {
+      key = credentialKey(corp, this.#options.kind)
+      this.#keys.set(corp, key)
+    }
+    return key
   }
 
   /**
@@ -100,7 +112,7 @@ export class CredentialCache {
    * undefined when only a fetch could give one. For a hot path that need not wait for anything.
    */
   cached (corp: CorpCredentials): string | undefined {
-    const key = credentialKey(corp, this.#options.kind)
+    const key = this.#keyOf(corp)
     const entry = this.#entries.get(key)
     const now = this.#now()
     if (entry === undefined || now >= entry.staleAt) return undefined
@@ -113,7 +125,7 @@ export class CredentialCache {
 
   /** Forgets `failed` (here and in the shared store) unless a newer token already replaced it. */
   async drop (corp: CorpCredentials, failed: string): Promise<void> {
-    const key = credentialKey(corp, this.#options.kind)
+    const key = this.#keyOf(corp)
     if (this.#entries.get(key)?.token.value === failed) this.#entries.delete(key)
     const shared = this.#options.shared
     if (shared !== undefined) {

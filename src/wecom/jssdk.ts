@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto'
-import { randomBytesPooled } from '../random.js'
+import { randomHex } from '../random.js'
 
 /** What one JS-SDK signature signs (doc path/90506). */
 export interface SignatureInput {
@@ -29,9 +29,7 @@ export interface PageTickets { jsapi: string, agent: string }
  * order and the values as they are, unescaped, as WeCom computes it to check the page's config.
  */
 export function signature ({ ticket, nonceStr, timestamp, url }: SignatureInput): string {
-  const signed = `jsapi_ticket=${ticket}&noncestr=${nonceStr}&timestamp=${timestamp}&url=${withoutFragment(url)}`
-  // The one-shot hash (Node >= 20.12): a Hash object per signature cost more than the sha1 itself.
-  return hash('sha1', signed, 'hex')
+  return signed(ticket, nonceStr, timestamp, withoutFragment(url))
 }
 
 /**
@@ -41,12 +39,20 @@ export function signature ({ ticket, nonceStr, timestamp, url }: SignatureInput)
  */
 export function signPage (url: string, tickets: PageTickets, now: () => number = Date.now): { config: PageSignature, agentConfig: PageSignature } {
   const timestamp = Math.floor(now() / 1000)
-  const sign = (ticket: string): PageSignature => {
-    // 64 random bits: a nonce need not be secret, only never repeated.
-    const nonceStr = randomBytesPooled(8).toString('hex')
-    return { timestamp, nonceStr, signature: signature({ ticket, nonceStr, timestamp, url }) }
+  const page = withoutFragment(url)
+  // 64 random bits each, drawn at once: a nonce need not be secret, only never repeated.
+  const nonces = randomHex(16)
+  const configNonce = nonces.slice(0, 16)
+  const agentNonce = nonces.slice(16)
+  return {
+    config: { timestamp, nonceStr: configNonce, signature: signed(tickets.jsapi, configNonce, timestamp, page) },
+    agentConfig: { timestamp, nonceStr: agentNonce, signature: signed(tickets.agent, agentNonce, timestamp, page) }
   }
-  return { config: sign(tickets.jsapi), agentConfig: sign(tickets.agent) }
+}
+
+function signed (ticket: string, nonceStr: string, timestamp: number, page: string): string {
+  // The one-shot hash (Node >= 20.12): a Hash object per signature cost more than the sha1 itself.
+  return hash('sha1', `jsapi_ticket=${ticket}&noncestr=${nonceStr}&timestamp=${timestamp}&url=${page}`, 'hex')
 }
 
 function withoutFragment (url: string): string {
