@@ -97,7 +97,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   // A context of its own for the JSON parser below, which must not reach /login and /refresh.
   await child.register(async (child) => {
     // A client that always sends `Content-Type: application/json` sends it with the empty body
-    // of a bearer logout too: that is no body, not malformed JSON.
+    // of a bearer logout or a DELETE too: that is no body, not malformed JSON.
     const json = child.getDefaultJsonParser('error', 'error')
     child.removeContentTypeParser('application/json')
     child.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
@@ -105,6 +105,8 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
       else json(request, body as string, done)
     })
     if (web !== undefined) refreshRoute(child)
+    // The sessions' DELETEs take no body: one sent empty with a JSON type is none too.
+    await sessionRoutes(child, { sessions, authenticate, cookies, schemas, config: documented })
     child.post<{ Body: { refresh_token?: string } | null }>('/logout', { schema: schemas.logout, config: documented, preValidation: noBodyIsNull }, async (request, reply) => {
       const presented = request.body?.refresh_token
       if (presented !== undefined) {
@@ -130,7 +132,6 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   }
 
   if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
-  await sessionRoutes(child, { sessions, authenticate, cookies, schemas, config: documented })
   if (web !== undefined) {
     await webRoutes(child, { ...web, cookies: cookies!, callbackPath: paths.callback, schemas, config: limited })
     await jssdkRoutes(child, { ...web, authenticate, schema: schemas.jssdkSignature, config: documented })

@@ -412,3 +412,29 @@ t.test('a browser that ends its own current session keeps no dead cookies', asyn
   t.match(cookiesOf(res).get('wecom_access')?.attributes, /Max-Age=0/)
   t.equal((await h.get('/api/me', access)).json().code, 'WECOM_TOKEN_REVOKED')
 })
+
+// A client (fetch wrappers, axios instances) that always sends `Content-Type: application/json`
+// sends it with an empty body too where a route takes none: that is no body, not malformed JSON.
+t.test('the routes that take no body: an empty body with a JSON type is no body', async (t) => {
+  const h = await harness(t)
+  const empty = { 'content-type': 'application/json' }
+  const byCookie = async () => {
+    const { jar } = await webLogin(h, 'via=oauth')
+    return { host: WEB_HOST, cookie: jar, origin: ORIGIN, ...empty }
+  }
+  const refreshed = await h.app.inject({ method: 'POST', url: '/wecom/refresh', headers: await byCookie(), payload: '' })
+  t.equal(refreshed.statusCode, 204, `POST /refresh by cookie: ${refreshed.body}`)
+  const [other] = await h.app.wecom.sessions(CORP_A, 'zhangsan')
+  const one = await h.app.inject({ method: 'DELETE', url: `/wecom/sessions/${other!.sid}`, headers: await byCookie(), payload: '' })
+  t.equal(one.statusCode, 204, `DELETE /sessions/:sid: ${one.body}`)
+  const all = await h.app.inject({ method: 'DELETE', url: '/wecom/sessions', headers: await byCookie(), payload: '' })
+  t.equal(all.statusCode, 204, `DELETE /sessions: ${all.body}`)
+  const bearer = { authorization: `Bearer ${(await h.login('zhangsan')).json().access_token}`, ...empty }
+  const everyOther = await h.app.inject({ method: 'DELETE', url: '/wecom/sessions', headers: bearer, payload: '' })
+  t.equal(everyOther.statusCode, 204, `DELETE /sessions by bearer: ${everyOther.body}`)
+  const out = await h.app.inject({ method: 'POST', url: '/wecom/logout', headers: bearer, payload: '' })
+  t.equal(out.statusCode, 204, `POST /logout by bearer: ${out.body}`)
+  const fresh = { authorization: `Bearer ${(await h.login('zhangsan')).json().access_token}`, ...empty }
+  const malformed = await h.app.inject({ method: 'DELETE', url: '/wecom/sessions', headers: fresh, payload: '{"a":' })
+  t.equal(malformed.statusCode, 400, `a body that is there and malformed is still refused: ${malformed.body}`)
+})
