@@ -48,13 +48,16 @@ const seconds = () =>
   z.number(required('a number of seconds')).int('must be a whole number').positive('must be positive')
 // setTimeout's limit: past it Node fires at once (a timeout of 25 days would time out every call).
 const MAX_TIMER = 2 ** 31 - 1
-const milliseconds = (fallback: number) =>
+const anyMilliseconds = () =>
   z.number(required('a number of milliseconds')).int('must be a whole number').positive('must be positive')
-    .max(MAX_TIMER, { error: `must be at most ${MAX_TIMER} ms` }).default(fallback)
+    .max(MAX_TIMER, { error: `must be at most ${MAX_TIMER} ms` })
+const milliseconds = (fallback: number) => anyMilliseconds().default(fallback)
 /** The `aud` of access tokens when `jwt.audience` is not set. */
 const DEFAULT_AUDIENCE = 'fastify-wecom-auth'
 /** Seconds: an access token's life, and a refresh token's (30 days), unless one must fit the other. */
 const DEFAULT_EXPIRES_IN = 900
+/** Milliseconds the breaker's failure ratio is taken over, unless api.timeout asks for more. */
+const DEFAULT_BREAKER_WINDOW = 10_000
 const DEFAULT_REFRESH_TTL = 30 * 24 * 3600
 /**
  * Seconds a rotated refresh token still gets its rotation's answer (docs/design.md says why 30):
@@ -176,7 +179,8 @@ const optionsSchema = z.strictObject({
       z.strictObject({
         failures: z.number(required('a whole number')).int('must be a whole number').positive('must be positive').default(5),
         ratio: z.number(required('a number')).gt(0, 'must be above 0').max(1, 'must be at most 1').default(0.5),
-        window: milliseconds(10_000),
+        // Fitted to api.timeout when absent (fitDefaults).
+        window: anyMilliseconds().optional(),
         coolDown: milliseconds(10_000)
       }, strict())
     ], { error: 'must be an object or false' }).prefault({}),
@@ -249,13 +253,18 @@ export type WecomAuthOptions = Omit<z.input<typeof optionsSchema>, 'prefix'> & {
  * values the host gave can contradict each other: an access token lives at most its session and
  * at least twice the grace, a session at least its access token, and the grace at most half an
  * access token's life (the token a retry is handed again is then still good for the other half;
- * 1 s turns the grace off).
+ * 1 s turns the grace off); the breaker's window is at least twice api.timeout.
  */
-function fitDefaults ({ jwt, session, ...rest }: z.output<typeof optionsSchema>) {
+function fitDefaults ({ jwt, session, api, ...rest }: z.output<typeof optionsSchema>) {
   const fitted = Math.max(DEFAULT_EXPIRES_IN, 2 * (session.reuseGrace ?? 0))
   const expiresIn = jwt.expiresIn ?? Math.min(fitted, session.refreshTtl ?? fitted)
+  const { breaker } = api
   return {
     ...rest,
+    // A call is counted when it ends: calls that hang to their deadline end together, after the
+    // calls sent beside them. A window of twice the deadline still holds those, and the ratio is
+    // of all of them, not of the hung ones alone.
+    api: { ...api, breaker: breaker === false ? false as const : { ...breaker, window: breaker.window ?? Math.max(DEFAULT_BREAKER_WINDOW, 2 * api.timeout) } },
     jwt: { ...jwt, expiresIn },
     session: {
       ...session,

@@ -151,6 +151,18 @@ t.test('a default tied to another option fits the value given for it', async (t)
   // Found in review: a grace past the default access token's life failed against that default.
   t.same(fitted({ session: { reuseGrace: 1000 } }), { expiresIn: 2000, refreshTtl: 30 * 24 * 3600, reuseGrace: 1000 }, 'an access token at least twice the grace given')
   t.equal(await registrationError({ ...valid(), jwt: { secret: JWT_SECRET, expiresIn: 5 } }), 'no error', 'jwt.expiresIn alone boots')
+
+  // Calls that hang end together at their deadline, after the calls sent beside them: a window
+  // shorter than twice the deadline took the ratio of the hung ones alone and opened the breaker
+  // on a WeCom that dropped one call in twenty.
+  const window = (api: object) => {
+    const { breaker } = resolveOptions({ ...valid(), api }).api
+    return breaker === false ? false : breaker.window
+  }
+  t.equal(window({}), 10_000, 'the default window')
+  t.equal(window({ timeout: 15_000 }), 30_000, 'twice a longer api.timeout')
+  t.equal(window({ timeout: 15_000, breaker: { window: 5000 } }), 5000, 'a window given is kept')
+  t.equal(window({ breaker: false }), false)
 })
 
 t.test('refreshTtl equal to expiresIn and a reuseGrace of 0 are accepted', async (t) => {
