@@ -10,7 +10,9 @@ import { CsrfError } from '../errors.js'
  */
 export function checkOrigin (request: FastifyRequest, origins: ReadonlySet<string>): void {
   const origin = request.headers.origin
-  if (typeof origin === 'string' && origin !== 'null') {
+  // `Origin: null` (a sandboxed frame, a redirect from elsewhere) is an origin no page of the app
+  // has: refused, whatever Sec-Fetch-Site says (OWASP: "null" is never to be trusted).
+  if (typeof origin === 'string') {
     if (origins.has(origin)) return
     throw new CsrfError()
   }

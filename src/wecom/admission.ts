@@ -162,7 +162,6 @@ export class Admission {
     this.#average.set(endpoint, average + (took - average) * EWMA_WEIGHT)
   }
 
-  /** No answer came (transport failure or deadline): counted against the endpoint's breaker. */
   /**
    * No answer came (transport failure or deadline): counted against the endpoint's breaker. Not
    * against its expected duration: one hung call is WeCom's fault of one call, not a slow WeCom, and

@@ -138,6 +138,11 @@ t.test('refresh and logout by cookie: from the app\'s pages only (Origin, Sec-Fe
   t.equal(crossSite.json().code, 'WECOM_CSRF')
   const noOrigin = await post('/wecom/refresh', refreshCookie, { 'sec-fetch-site': 'cross-site' })
   t.equal(noOrigin.json().code, 'WECOM_CSRF', 'no Origin, and Sec-Fetch-Site not same-origin')
+  // Found in review: `null` was taken for no Origin, and Sec-Fetch-Site then trusted.
+  for (const route of ['/wecom/refresh', '/wecom/logout']) {
+    const opaque = await post(route, jar, { origin: 'null', 'sec-fetch-site': 'same-origin' })
+    t.equal(opaque.json().code, 'WECOM_CSRF', `${route}: Origin null is no page of the app`)
+  }
 
   const renewed = await post('/wecom/refresh', refreshCookie, { origin: ORIGIN })
   t.equal(renewed.statusCode, 204, 'the refresh token was not spent by the refused requests')
