@@ -41,9 +41,23 @@ function cases (t: Test, open: Open): void {
     const a = await open(t)
     // The issue saw every one of 400 pairs end the session; 100 pairs show the race is gone.
     const PAIRS = 100
+    // A Redis that did not answer within the store's 1 s (a saturated machine) makes a refresh
+    // answer 503 WECOM_STORE_UNAVAILABLE, which a client retries: that pair raced nothing and is
+    // sent again, up to three times the pairs in all.
+    const storeDown = (answer: LightMyRequestResponse) => answer.statusCode === 503 && answer.json().code === 'WECOM_STORE_UNAVAILABLE'
+    let sent = 0
     for (let pair = 0; pair < PAIRS; pair++) {
-      const { refresh_token: token } = (await a.login('zhangsan')).json()
-      const [first, second] = await Promise.all([a.refresh(token), a.refresh(token)])
+      if (++sent > 3 * PAIRS) {
+        t.fail(`${sent - 1} pairs sent, ${pair} answered without the store failing`)
+        return
+      }
+      const login = await a.login('zhangsan')
+      const token = login.json().refresh_token
+      const [first, second] = storeDown(login) ? [login, login] : await Promise.all([a.refresh(token), a.refresh(token)])
+      if (storeDown(first) || storeDown(second)) {
+        pair--
+        continue
+      }
       if (first.statusCode !== 200 || second.statusCode !== 200) {
         t.fail(`pair ${pair}: ${first.statusCode} and ${second.statusCode}`)
         return
