@@ -20,6 +20,7 @@ import { stored } from './sessions/kit.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
 import { createSessions, type IssuedTokens, type Sessions } from './sessions/sessions.js'
+import { createSuitePushes } from './suites/pushes.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
 import type { SessionStore } from './stores/store.js'
@@ -220,7 +221,23 @@ function routesOptions (config: ResolvedConfig, parts: Parts): RoutesOptions & {
     jwks: jwksOf(config.jwt.keys),
     rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, parts.store.rateCounter),
     callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: parts.handleEvent },
+    suiteCallback: suiteCallbackOf(config, parts.store, parts.log),
     web: parts.web
+  }
+}
+
+/** The suites' command callback, with `suites`: their Tokens and keys, and what a push does. */
+function suiteCallbackOf ({ suites, provider }: ResolvedConfig, store: SessionStore, log: FastifyBaseLogger): RoutesOptions['suiteCallback'] {
+  if (suites === undefined || provider === undefined) return undefined
+  const tickets = store.suiteTickets
+  return {
+    suites: suites.map(({ suiteId, token, encodingAESKey }) => ({ suiteId, token, encodingAESKey })),
+    providerCorpId: provider.corpId,
+    // Redis down: 503 WECOM_STORE_UNAVAILABLE, and WeCom resends the push.
+    pushes: createSuitePushes({
+      tickets: { save: (...args) => stored(() => tickets.save(...args)), get: (suiteId) => stored(() => tickets.get(suiteId)) },
+      log
+    })
   }
 }
 

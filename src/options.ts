@@ -6,7 +6,9 @@ import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import { parse as parseDuration } from '@lukeed/ms'
 import type { Cluster, Redis } from 'ioredis'
 import type { WecomEvent } from './events/callback.js'
+import { callbackOptions } from './events/callback-options.js'
 import { describeIssue, required, strict } from './option-issues.js'
+import { providerOptions, sealKeysOptions, suitesOptions } from './suites/options.js'
 import { authorizeUrl, ssoUrl, webApp, webOptions } from './web/options.js'
 
 /** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
@@ -66,12 +68,6 @@ const DEFAULT_REFRESH_TTL = 30 * 24 * 3600
 const DEFAULT_REUSE_GRACE = 30
 const redisUrl = z.url({ error: 'must be a redis:// URL', protocol: /^rediss?$/ })
 const fn = <T>() => z.custom<T>((value) => typeof value === 'function', { error: 'must be a function' })
-/** WeCom's EncodingAESKey: 43 characters of base64, the AES-256 key without its trailing '='. */
-const ENCODING_AES_KEY = /^[A-Za-z0-9+/]{43}$/
-const callback = z.strictObject({
-  token: z.string(required('a string')).min(1, { error: 'must not be empty' }).max(128, { error: 'must be at most 128 characters' }),
-  encodingAESKey: z.string(required('a string')).regex(ENCODING_AES_KEY, { error: 'must be the 43 characters WeCom generates' })
-}, strict())
 const keyMaterial = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a PEM string or Buffer' })
 const hmacSecret = z.string(required('a string')).min(32, { error: 'must be at least 32 characters (HS256)' })
 /** A key id: in every token's header and in the JWKS, so short and printable. */
@@ -123,7 +119,7 @@ const rateLimitShape = {
 } satisfies Record<keyof RateLimitPluginOptions, z.ZodType>
 
 const optionsSchema = z.strictObject({
-  corps: z.array(z.strictObject({ corpId: text(), secret: text(), callback: callback.optional(), web: webApp.optional() }, strict()), required('an array'))
+  corps: z.array(z.strictObject({ corpId: text(), secret: text(), callback: callbackOptions.optional(), web: webApp.optional() }, strict()), required('an array'))
     .min(1, { error: 'must list at least one corp' })
     .superRefine((corps, ctx) => {
       const seen = new Set<string>()
@@ -228,6 +224,10 @@ const optionsSchema = z.strictObject({
   }, strict()).prefault({}),
   // The browser surfaces; required when a corp has `web`.
   web: webOptions.optional(),
+  // A service provider's apps (third-party and 代开发), beside the corps.
+  provider: providerOptions.optional(),
+  suites: suitesOptions.optional(),
+  sealKeys: sealKeysOptions.optional(),
   store: z.strictObject({
     redis: z.union([
       redisUrl,
@@ -275,7 +275,19 @@ function fitDefaults ({ jwt, session, api, ...rest }: z.output<typeof optionsSch
 }
 
 /** The rules that tie one option to another. */
-const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, session, corps, web }, ctx) => {
+const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, session, corps, web, provider, suites, sealKeys }, ctx) => {
+  // A suite's URL check is encrypted for the provider's CorpID, and its permanent codes are sealed.
+  if (suites !== undefined && provider === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['provider'], message: 'is required with suites: { corpId }, the service provider\'s own CorpID' })
+  }
+  if (suites !== undefined && sealKeys === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['sealKeys'], message: 'is required with suites: the keys that seal permanent codes at rest' })
+  }
+  for (const name of ['provider', 'sealKeys'] as const) {
+    if (suites === undefined && { provider, sealKeys }[name] !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'is for suites (suites: [{ suiteId, secret, token, encodingAESKey, kind }]), and none is given' })
+    }
+  }
   // A web app's pages need their origins, for the CSRF checks and the URLs the JS-SDK signs.
   const withWeb = corps.findIndex((corp) => corp.web !== undefined)
   if (withWeb !== -1 && web === undefined) {

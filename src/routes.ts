@@ -11,6 +11,7 @@ import { routeSchemas, type DocsOptions } from './schemas.js'
 import type { IssuedTokens, Sessions } from './sessions/sessions.js'
 import { jssdkRoutes } from './routes/jssdk.js'
 import { sessionRoutes } from './routes/sessions.js'
+import { suiteCallbackRoutes, type SuiteCallbackRouteOptions } from './routes/suite-callback.js'
 import { webRoutes, type WebRoutesOptions } from './routes/web.js'
 import type { WecomClient } from './wecom/client.js'
 import { cookieValue, createCookies, type Cookies } from './web/cookies.js'
@@ -33,6 +34,8 @@ export interface RoutesOptions {
     corps: readonly CallbackCorp[]
     handle (corpId: string, event: WecomEvent, request: FastifyRequest): Promise<void>
   }
+  /** The suites' command callback, with `suites`. */
+  suiteCallback?: Omit<SuiteCallbackRouteOptions, 'schemas' | 'config'>
   /** The browser surfaces, when a corp has `web`: the routes, and refresh and logout by cookie. */
   web?: Omit<WebRoutesOptions, 'schemas' | 'config' | 'cookies' | 'callbackPath'> & { options: WebOptions, origins: ReadonlySet<string>, client: WecomClient, timeout: number }
 }
@@ -65,7 +68,7 @@ function serialize (data: unknown): string {
  * /login, /refresh, /logout, the JWKS and the callback. Registered as an encapsulated child so
  * that the compilers and the error handler set here never reach the host's own routes.
  */
-export async function wecomRoutes (child: FastifyInstance, { login, refresh, sessions, authenticate, rateLimit, docs, jwks, callback, web }: RoutesOptions): Promise<void> {
+export async function wecomRoutes (child: FastifyInstance, { login, refresh, sessions, authenticate, rateLimit, docs, jwks, callback, suiteCallback, web }: RoutesOptions): Promise<void> {
   child.setValidatorCompiler(validatorCompiler)
   child.setSerializerCompiler(() => serialize)
   // A host with its own error handler gets every error: it carries its headers and fields (src/errors.ts).
@@ -132,10 +135,22 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   }
 
   if (callback !== undefined) await child.register(async (child) => callbackRoutes(child, callback, schemas, documented))
+  if (suiteCallback !== undefined) {
+    await child.register(async (child) => {
+      xmlBodies(child)
+      await suiteCallbackRoutes(child, { ...suiteCallback, schemas: { check: schemas.suiteCallbackCheck, push: schemas.suiteCallbackPush }, config: documented })
+    })
+  }
   if (web !== undefined) {
     await webRoutes(child, { ...web, cookies: cookies!, callbackPath: paths.callback, schemas, config: limited })
     await jssdkRoutes(child, { ...web, authenticate, schema: schemas.jssdkSignature, config: documented })
   }
+}
+
+/** WeCom posts XML to its callbacks: read as text within a small limit; JSON is not taken. */
+function xmlBodies (child: FastifyInstance): void {
+  child.removeAllContentTypeParsers()
+  child.addContentTypeParser('*', { parseAs: 'string', bodyLimit: CALLBACK_BODY_LIMIT }, (_request, body, done) => done(null, body))
 }
 
 /**
@@ -143,8 +158,7 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
  * of its own: WeCom posts XML, read here as text within a small limit, and JSON is not taken.
  */
 async function callbackRoutes (child: FastifyInstance, callback: NonNullable<RoutesOptions['callback']>, schemas: ReturnType<typeof routeSchemas>, config: object): Promise<void> {
-  child.removeAllContentTypeParsers()
-  child.addContentTypeParser('*', { parseAs: 'string', bodyLimit: CALLBACK_BODY_LIMIT }, (_request, body, done) => done(null, body))
+  xmlBodies(child)
   child.get('/callback', { schema: schemas.callbackCheck, config }, async (request, reply) => {
     const echo = verifyUrl(callback.corps, request.query as CallbackQuery, Date.now())
     return reply.type('text/plain; charset=utf-8').send(echo)

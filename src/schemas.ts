@@ -215,25 +215,43 @@ function coreSchemas (common: Common, cookies: boolean) {
         }
       }
     },
-    callbackCheck: {
-      ...common,
-      summary: 'WeCom callback URL check',
-      description: 'Answers the echo WeCom sends when an admin saves the callback URL.',
-      response: {
-        200: { description: 'The decrypted echo', content: { 'text/plain': { schema: { type: 'string' } } } },
-        ...errorResponses([CallbackInvalidError, CallbackForbiddenError])
-      }
-    },
-    callbackEvent: {
-      ...common,
-      summary: 'WeCom callback events',
-      description: 'WeCom posts its encrypted events here (XML); off-boarding events end the member\'s sessions.',
-      response: {
-        200: { description: 'WeCom\'s acknowledgement', content: { 'text/plain': { schema: { type: 'string', enum: ['success'] } } } },
-        // Not acknowledged, so that WeCom resends: the store or WeCom (the recheck) unavailable, a
-        // delivery of the event handled elsewhere, onEvent failed.
-        ...errorResponses([CallbackInvalidError, CallbackForbiddenError, UpstreamError, UnavailableError, StoreUnavailableError, CallbackRetryError])
-      }
+    callbackCheck: urlCheck(common, 'WeCom callback URL check', 'Answers the echo WeCom sends when an admin saves the callback URL.'),
+    callbackEvent: acknowledged(common, 'WeCom callback events',
+      'WeCom posts its encrypted events here (XML); off-boarding events end the member\'s sessions.',
+      // Not acknowledged, so that WeCom resends: the store or WeCom (the recheck) unavailable, a
+      // delivery of the event handled elsewhere, onEvent failed.
+      [UpstreamError, UnavailableError, StoreUnavailableError, CallbackRetryError]),
+    suiteCallbackCheck: urlCheck(common, 'Suite callback URL check',
+      'Answers the echo WeCom sends when the service provider saves a suite\'s command callback URL (encrypted for the provider\'s CorpID).'),
+    suiteCallbackPush: acknowledged(common, 'Suite pushes',
+      'WeCom posts a suite\'s encrypted pushes here (XML): suite_ticket is kept, newest first, for every instance.',
+      // Not acknowledged, so that WeCom resends: the store unavailable, a push this version does not act on.
+      [StoreUnavailableError, CallbackRetryError])
+  }
+}
+
+/** A callback's URL check: the decrypted echo, as plain text. */
+function urlCheck (common: Common, summary: string, description: string) {
+  return {
+    ...common,
+    summary,
+    description,
+    response: {
+      200: { description: 'The decrypted echo', content: { 'text/plain': { schema: { type: 'string' } } } },
+      ...errorResponses([CallbackInvalidError, CallbackForbiddenError])
+    }
+  }
+}
+
+/** A callback's delivery: WeCom's acknowledgement, or a refusal, or `retried` (not acknowledged: WeCom resends). */
+function acknowledged (common: Common, summary: string, description: string, retried: Parameters<typeof errorResponses>[0]) {
+  return {
+    ...common,
+    summary,
+    description,
+    response: {
+      200: { description: 'WeCom\'s acknowledgement', content: { 'text/plain': { schema: { type: 'string', enum: ['success'] } } } },
+      ...errorResponses([CallbackInvalidError, CallbackForbiddenError, ...retried])
     }
   }
 }

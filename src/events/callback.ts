@@ -73,15 +73,29 @@ export function verifyUrl (corps: readonly CallbackCorp[], query: CallbackQuery,
  * returns the corp it is for and the parsed event inside.
  */
 export function openEvent (corps: readonly CallbackCorp[], query: CallbackQuery, body: unknown, now: number): { corpId: string, event: WecomEvent } {
+  const { receiver, message: event } = openMessage(corps, query, body, now)
+  // The receiver id inside the ciphertext is the corp; the plain ToUserName must agree with it.
+  if (event.ToUserName !== receiver.corpId) throw new CallbackForbiddenError('the event is not addressed to that corp')
+  if (typeof event.CreateTime !== 'string' || !TIMESTAMP.test(event.CreateTime)) throw new CallbackInvalidError('the event has no CreateTime')
+  return { corpId: receiver.corpId, event }
+}
+
+/**
+ * A POST's message, whatever it is: the body's envelope (`<xml>…<Encrypt/></xml>`) checked and
+ * opened for one of `receivers` (each a Token and key, and the receiver id the ciphertext must
+ * name: `corpId`), and the XML inside parsed.
+ */
+export function openMessage (receivers: readonly CallbackCorp[], query: CallbackQuery, body: unknown, now: number): { receiver: CallbackCorp, message: WecomEvent } {
   if (typeof body !== 'string') throw new CallbackInvalidError('the body is not XML')
   const envelope = parseXml(body)
   const encrypted = ciphertext(envelope.Encrypt, 'Encrypt')
-  const { corp, message } = open(corps, query, encrypted, now)
-  const event = parseXml(message)
-  // The receiver id inside the ciphertext is the corp; the plain ToUserName must agree with it.
-  if (event.ToUserName !== corp.corpId) throw new CallbackForbiddenError('the event is not addressed to that corp')
-  if (typeof event.CreateTime !== 'string' || !TIMESTAMP.test(event.CreateTime)) throw new CallbackInvalidError('the event has no CreateTime')
-  return { corpId: corp.corpId, event }
+  const { corp, message } = open(receivers, query, encrypted, now)
+  return { receiver: corp, message: parseXml(message) }
+}
+
+/** Epoch seconds as WeCom writes them in a message: digits only. */
+export function isTimestamp (value: unknown): value is string {
+  return typeof value === 'string' && TIMESTAMP.test(value)
 }
 
 /**

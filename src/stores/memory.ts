@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { byStart, memberKey, sidOf, type DeliveryClaim, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore } from './store.js'
+import { byStart, memberKey, sidOf, type DeliveryClaim, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore, type SuiteTicketStore } from './store.js'
+import { MemorySuiteTickets } from './suite-tickets.js'
 
 /**
  * The keys of `map`, oldest first, for deleting each as it comes: one iterator kept across calls.
@@ -23,6 +24,7 @@ function oldestFirst<K> (map: Map<K, unknown>): () => K {
  * is dropped (its member logs in again), so a million logins cannot grow the heap without limit.
  */
 export class MemorySessionStore implements SessionStore {
+  readonly suiteTickets: SuiteTicketStore
   readonly #sessions = new Map<string, SessionRecord>()
   /** A member's one session id, or a Set of them: most members have one, and a Set costs ~100 bytes. */
   readonly #byMember = new Map<string, string | Set<string>>()
@@ -40,6 +42,7 @@ export class MemorySessionStore implements SessionStore {
   readonly #now: () => number
 
   constructor (options: { maxSessions: number, now?: () => number }) {
+    this.suiteTickets = new MemorySuiteTickets(options.now)
     this.#maxSessions = options.maxSessions
     this.#now = options.now ?? Date.now
   }

@@ -76,6 +76,22 @@ export interface RateCounter {
   incr (key: string, window: number, by?: number): Promise<{ current: number, ttl: number }>
 }
 
+/** A suite's suite_ticket and the `TimeStamp` (epoch seconds) of the push that brought it. */
+export interface SuiteTicket { ticket: string, timestamp: number }
+
+/**
+ * Each suite's newest suite_ticket, shared by every instance (doc path/90628: pushed every 10
+ * minutes, valid 30). Methods reject with StoreDownError when the backend is down.
+ */
+export interface SuiteTicketStore {
+  /**
+   * Keeps `ticket` as the suite's for `ttl` ms, unless the one kept was pushed later: pushes
+   * arrive late, twice or out of order. True when `ticket` is now the suite's.
+   */
+  save (suiteId: string, ticket: SuiteTicket, ttl: number): Promise<boolean>
+  get (suiteId: string): Promise<SuiteTicket | null>
+}
+
 /** What claimDelivery found for a callback delivery. */
 export type DeliveryClaim =
   /** This caller acts on the delivery now, and then settles it with this id. */
@@ -94,6 +110,7 @@ export interface SessionStore {
   readonly tokens?: SharedTokenStore
   /** The shared request counter, when limits are shared between processes. */
   readonly rateCounter?: RateCounter
+  readonly suiteTickets: SuiteTicketStore
   save (session: SessionRecord): Promise<void>
   get (sid: string): Promise<SessionRecord | null>
   /** The member's live sessions, whatever surface made them, oldest first (by `startedAt`). */

@@ -168,3 +168,13 @@ t.test('with web, the browser\'s routes, the JS-SDK signature and the sessions a
   const result = await validator.validate(doc as unknown as Spec)
   t.ok(result.valid, JSON.stringify(result.errors))
 })
+
+t.test('with suites, the suites\' command callback is documented, and the document is valid', async (t) => {
+  const { suiteOptions } = await import('../helpers/suites.js')
+  const { doc } = await documentOf(t, 'plain', suiteOptions as Partial<WecomAuthOptions>)
+  for (const method of ['get', 'post'] as const) {
+    t.ok((doc.paths['/wecom/suite/callback'] as Record<string, unknown> | undefined)?.[method], `${method.toUpperCase()} /wecom/suite/callback`)
+  }
+  const result = await validator.validate(doc as unknown as Spec)
+  t.ok(result.valid, JSON.stringify(result.errors))
+})

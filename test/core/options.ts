@@ -89,7 +89,7 @@ t.test('bad options fail the registration with a message naming the option', asy
 t.test('a misspelt option fails the registration, naming it with its path and the keys its object takes', async (t) => {
   const cases: Array<[string, unknown, RegExp]> = [
     ['top level', { ...valid(), sessoin: { refreshTtl: 60 } },
-      /unknown option "sessoin": the known options are corps, jwt, prefix, api, rateLimit, authorize, hooks, extendClaims, openapi, onEvent, miniprogramAppId, guard, session, web, store$/],
+      /unknown option "sessoin": the known options are corps, jwt, prefix, api, rateLimit, authorize, hooks, extendClaims, openapi, onEvent, miniprogramAppId, guard, session, web, provider, suites, sealKeys, store$/],
     ['two at once', { ...valid(), sessoin: {}, prefx: '/x' }, /unknown options "sessoin", "prefx": the known options are corps, /],
     ['jwt', { ...valid(), jwt: { secret: JWT_SECRET, expiresin: 60 } },
       /unknown option "jwt\.expiresin" \(jwt takes secret, private, public, keys, expiresIn, issuer, audience\)/],

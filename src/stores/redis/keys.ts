@@ -14,7 +14,8 @@ export const redisKeys = {
   token: (prefix: string, key: string) => `${prefix}token:${key}`,
   tokenLock: (prefix: string, key: string) => `${prefix}token-lock:${key}`,
   rate: (prefix: string, key: string) => `${prefix}rate:${key}`,
-  delivery: (prefix: string, key: string) => `${prefix}delivery:${key}`
+  delivery: (prefix: string, key: string) => `${prefix}delivery:${key}`,
+  suiteTicket: (prefix: string, suiteId: string) => `${prefix}suite-ticket:${suiteId}`
 }
 
 /**

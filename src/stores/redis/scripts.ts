@@ -111,10 +111,11 @@ return {
 `)
 
 /**
- * KEYS: session_key. ARGV: answeredAt, `<answeredAt>.<sealed>`, ttl ms. Keeps the key of the
- * latest jscode2session answer: an older answer arriving last does not replace a newer one.
+ * KEYS: a value kept by its time. ARGV: at (an integer), `<at>.<value>`, ttl ms. Keeps the newest
+ * by `at`: an older one arriving last (a jscode2session answer's session_key, a suite_ticket push)
+ * does not replace a newer one. 1 when it kept this one.
  */
-export const SAVE_SESSION_KEY = new Script(`
+export const SAVE_NEWEST = new Script(`
 local kept = redis.call('GET', KEYS[1])
 local keptAt = kept and tonumber(string.match(kept, '^(%d+)%.'))
 if keptAt and keptAt > tonumber(ARGV[1]) then return 0 end

@@ -1,14 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { SharedTokenStore } from '../../wecom/credentials.js'
 import {
-  byStart, sidOf, StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore
+  byStart, sidOf, StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore, type SuiteTicketStore
 } from '../store.js'
 import { commands, parseJson, px, type RedisClient, type Run } from './connection.js'
 import { RedisDeliveries } from './deliveries.js'
 import { redisKeys } from './keys.js'
 import { RedisRateCounter } from './rate-counter.js'
 import { RevocationFeed } from './revocation-feed.js'
-import { DROP_MEMBER, END_IF_STARTED, INDEX, ROTATE, SAVE_SESSION_KEY } from './scripts.js'
+import { DROP_MEMBER, END_IF_STARTED, INDEX, ROTATE, SAVE_NEWEST } from './scripts.js'
+import { RedisSuiteTickets } from './suite-tickets.js'
 import { RedisTokenStore } from './tokens.js'
 
 export interface RedisStoreOptions {
@@ -33,6 +34,7 @@ export interface RedisStoreOptions {
 export class RedisSessionStore implements SessionStore {
   readonly tokens: SharedTokenStore
   readonly rateCounter: RateCounter
+  readonly suiteTickets: SuiteTicketStore
   readonly #run: Run
   readonly #prefix: string
   readonly #feed: RevocationFeed
@@ -48,6 +50,7 @@ export class RedisSessionStore implements SessionStore {
     this.tokens = new RedisTokenStore(client, keyPrefix, this.#now)
     this.rateCounter = new RedisRateCounter(this.#run, keyPrefix)
     this.#deliveries = new RedisDeliveries(this.#run, keyPrefix)
+    this.suiteTickets = new RedisSuiteTickets(this.#run, keyPrefix)
   }
 
   /**
@@ -128,7 +131,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async saveSessionKey (corpid: string, userid: string, sealed: string, ttl: number, answeredAt: number): Promise<void> {
-    await this.#run((client) => SAVE_SESSION_KEY.run(client, [redisKeys.sessionKey(this.#prefix, corpid, userid)], [
+    await this.#run((client) => SAVE_NEWEST.run(client, [redisKeys.sessionKey(this.#prefix, corpid, userid)], [
       answeredAt, `${answeredAt}.${sealed}`, px(ttl)
     ]))
   }

@@ -1,0 +1,31 @@
+import type { FastifyInstance } from 'fastify'
+import { CALLBACK_BODY_LIMIT, type CallbackQuery } from '../events/callback.js'
+import { openSuitePush, verifySuiteUrl, type CallbackSuite } from '../events/suite-callback.js'
+import type { SuitePushes } from '../suites/pushes.js'
+
+export interface SuiteCallbackRouteOptions {
+  suites: readonly CallbackSuite[]
+  /** The service provider's CorpID, the receiver of the URL check. */
+  providerCorpId: string
+  pushes: SuitePushes
+  schemas: { check: object, push: object }
+  config: object
+}
+
+/**
+ * The suites' command callback, `GET {prefix}/suite/callback` (the URL check when the provider
+ * saves it) and `POST` (pushes), in a context whose body parser reads XML as text (routes.ts).
+ * Every refusal is a 4xx from the errors table, with no side effect.
+ */
+export async function suiteCallbackRoutes (child: FastifyInstance, { suites, providerCorpId, pushes, schemas, config }: SuiteCallbackRouteOptions): Promise<void> {
+  child.get('/suite/callback', { schema: schemas.check, config }, async (request, reply) => {
+    const echo = verifySuiteUrl(suites, providerCorpId, request.query as CallbackQuery, Date.now())
+    return reply.type('text/plain; charset=utf-8').send(echo)
+  })
+  child.post('/suite/callback', { bodyLimit: CALLBACK_BODY_LIMIT, schema: schemas.push, config }, async (request, reply) => {
+    const { suite, push } = openSuitePush(suites, request.query as CallbackQuery, request.body, Date.now())
+    await pushes.handle(suite, push)
+    // WeCom's acknowledgement: anything else, or no answer within 5 s, and it resends.
+    return reply.type('text/plain; charset=utf-8').send('success')
+  })
+}

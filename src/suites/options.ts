@@ -1,0 +1,47 @@
+import { z } from 'zod'
+import { callbackSettings } from '../events/callback-options.js'
+import { required, strict } from '../option-issues.js'
+
+// The options of a service provider's apps (issue 19), beside src/options.ts, which composes them.
+
+const text = () => z.string(required('a non-empty string')).min(1, { error: 'must not be empty' })
+
+/**
+ * `provider`: the service provider's own CorpID. WeCom encrypts a suite callback's URL check for
+ * it, while pushes carry the SuiteId (doc path/95373).
+ */
+export const providerOptions = z.strictObject({ corpId: text() }, strict())
+
+/**
+ * One of `suites`: a third-party app (第三方应用, `third-party`) or a 代开发 template (`custom`), as
+ * the provider's admin console shows it: SuiteID, Secret, and its callback's Token and
+ * EncodingAESKey.
+ */
+const suite = z.strictObject({
+  suiteId: text(),
+  secret: text(),
+  ...callbackSettings,
+  kind: z.enum(['third-party', 'custom'], { error: 'must be \'third-party\' or \'custom\'' })
+}, strict())
+
+export const suitesOptions = z.array(suite, required('an array'))
+  .min(1, { error: 'must list at least one suite' })
+  .superRefine((suites, ctx) => {
+    const seen = new Set<string>()
+    suites.forEach(({ suiteId }, index) => {
+      if (seen.has(suiteId)) ctx.addIssue({ code: 'custom', path: [index, 'suiteId'], message: `repeats ${suiteId}` })
+      seen.add(suiteId)
+    })
+  })
+
+/**
+ * `sealKeys`: what seals permanent codes at rest. The first seals; every one opens, so that a key
+ * is rotated by putting the new one first and dropping the old once nothing it sealed is left.
+ */
+export const sealKeysOptions = z.array(
+  z.string(required('a string of at least 32 characters')).min(32, { error: 'must be at least 32 characters' }),
+  required('an array of strings')
+).min(1, { error: 'must hold at least one key' })
+
+export type SuiteKind = z.output<typeof suite>['kind']
+export type SuiteOptions = z.output<typeof suite>

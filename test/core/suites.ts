@@ -1,0 +1,89 @@
+import t from 'tap'
+import { callbackRequest } from '../../src/testing/envelope.js'
+import { setup } from '../helpers/setup.js'
+import { now, OTHER, PROVIDER, push, SEAL_KEYS, SUITE, suiteOptions, ticketPush, type TestSuite } from '../helpers/suites.js'
+
+// A service provider's suites (issue 19): the options, and the suite's command callback: the URL
+// check for the provider's CorpID, suite_ticket pushes for the SuiteId, the newest kept.
+
+t.test('suites need the provider\'s CorpID and seal keys; each option is checked, naming the bad one', async (t) => {
+  const h = await setup(t)
+  const boot = async (options: object) => {
+    const { default: Fastify } = await import('fastify')
+    const { default: plugin } = await import('../../src/index.js')
+    const app = Fastify()
+    try {
+      await app.register(plugin, { corps: [{ corpId: 'wwcorp', secret: 's' }], jwt: { secret: 'a-jwt-secret-of-at-least-32-characters!!' }, api: { baseUrl: h.sim.url }, ...options })
+      await app.ready()
+      return 'no error'
+    } catch (error) {
+      return (error as Error).message
+    } finally {
+      await app.close()
+    }
+  }
+  t.equal(await boot(suiteOptions), 'no error')
+  t.match(await boot({ suites: [SUITE], sealKeys: SEAL_KEYS }), /provider is required with suites/)
+  t.match(await boot({ suites: [SUITE], provider: { corpId: PROVIDER } }), /sealKeys is required with suites/)
+  t.match(await boot({ provider: { corpId: PROVIDER } }), /provider is for suites/)
+  t.match(await boot({ sealKeys: SEAL_KEYS }), /sealKeys is for suites/)
+  t.match(await boot({ ...suiteOptions, sealKeys: ['short'] }), /sealKeys\[0\] must be at least 32 characters/)
+  t.match(await boot({ ...suiteOptions, sealKeys: [] }), /sealKeys must hold at least one key/)
+  t.match(await boot({ ...suiteOptions, suites: [{ ...SUITE, kind: 'isv' }] }), /suites\[0\]\.kind must be 'third-party' or 'custom'/)
+  t.match(await boot({ ...suiteOptions, suites: [SUITE, { ...OTHER, suiteId: SUITE.suiteId }] }), /suites\[1\]\.suiteId repeats/)
+  t.match(await boot({ ...suiteOptions, suites: [{ ...SUITE, encodingAESKey: 'short' }] }), /suites\[0\]\.encodingAESKey must be the 43 characters/)
+  t.match(await boot({ ...suiteOptions, suites: [{ ...SUITE, suiteSecret: 'x' }] }), /unknown option "suites\[0\]\.suiteSecret"/)
+  const message = await boot({ ...suiteOptions, suites: [{ ...SUITE, kind: 'isv' }], sealKeys: ['short-but-secret'] })
+  t.notMatch(message, SUITE.secret)
+  t.notMatch(message, 'short-but-secret')
+})
+
+t.test('the URL check: echostr encrypted for the provider\'s CorpID, with a suite\'s Token', async (t) => {
+  const h = await setup(t, suiteOptions)
+  const check = (receiver: string, suite: TestSuite = SUITE) => {
+    const { query } = callbackRequest(receiver, suite, 'echo-1234', { echostr: true }, now())
+    return h.app.inject({ url: `/wecom/suite/callback?${query}` })
+  }
+  const ok = await check(PROVIDER)
+  t.equal(ok.statusCode, 200)
+  t.equal(ok.body, 'echo-1234')
+  t.equal((await check(PROVIDER, OTHER)).body, 'echo-1234', 'the other suite\'s Token and key')
+  t.equal((await check(SUITE.suiteId)).json().code, 'WECOM_CALLBACK_FORBIDDEN', 'encrypted for the SuiteId: not a URL check')
+  t.equal((await check(PROVIDER, { ...SUITE, token: 'forged' })).json().code, 'WECOM_CALLBACK_FORBIDDEN', 'another Token')
+})
+
+t.test('suite_ticket pushes: the newest by TimeStamp is kept; late, repeated or reordered pushes never replace it', async (t) => {
+  const h = await setup(t, suiteOptions)
+  const kept = () => h.logs.records.filter((r) => /suite_ticket/.test(String(r.msg))).map((r) => r.kept)
+  const send = async (request: ReturnType<typeof push>) => {
+    const res = await h.app.inject(request)
+    return res.statusCode === 200 ? res.body : res.json().code
+  }
+  const stamp = now()
+  t.equal(await send(ticketPush(SUITE, 'ticket-b', stamp)), 'success')
+  t.equal(await send(ticketPush(SUITE, 'ticket-a', stamp - 600)), 'success', 'an older push, late: acknowledged')
+  t.equal(await send(ticketPush(SUITE, 'ticket-b', stamp)), 'success', 'a push twice')
+  t.equal(await send(ticketPush(SUITE, 'ticket-c', stamp + 600)), 'success')
+  t.same(kept(), [true, false, true, true], 'the late one was not kept')
+  t.equal(await send(ticketPush(OTHER, 'other-ticket', stamp - 1200)), 'success', 'each suite its own: an old stamp of another suite is kept')
+  t.same(kept().at(-1), true)
+
+  // Refused with no effect.
+  t.equal(await send(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'suite_ticket', TimeStamp: stamp + 1200, SuiteTicket: 'x' }, PROVIDER)), 'WECOM_CALLBACK_FORBIDDEN', 'a push encrypted for another receiver')
+  t.equal(await send(push(SUITE, { SuiteId: OTHER.suiteId, InfoType: 'suite_ticket', TimeStamp: stamp + 1200, SuiteTicket: 'x' })), 'WECOM_CALLBACK_FORBIDDEN', 'a SuiteId that is not the receiver')
+  t.equal(await send(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'suite_ticket', TimeStamp: 'soon', SuiteTicket: 'x' })), 'WECOM_CALLBACK_INVALID', 'no TimeStamp')
+  t.equal(await send(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'suite_ticket', TimeStamp: stamp + 1200 })), 'WECOM_CALLBACK_INVALID', 'no SuiteTicket')
+  t.equal(await send(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'suite_ticket', TimeStamp: stamp + 1200, SuiteTicket: 'x'.repeat(513) })), 'WECOM_CALLBACK_INVALID', 'a SuiteTicket over 512 bytes')
+  t.equal(kept().length, 5, 'none of those was kept')
+
+  // Not acted on yet: not acknowledged, so that WeCom resends it rather than it being lost.
+  const install = await h.app.inject(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'create_auth', TimeStamp: stamp, AuthCode: 'auth-code-1' }))
+  t.equal(install.statusCode, 503)
+  t.equal(install.json().code, 'WECOM_CALLBACK_RETRY')
+
+  const logged = h.logs.lines.join('\n')
+  for (const secret of ['ticket-a', 'ticket-b', 'ticket-c', 'other-ticket', SUITE.secret, SUITE.encodingAESKey, 'auth-code-1']) {
+    t.notMatch(logged, secret, 'no ticket, secret, key or auth code in a log line')
+    t.notMatch(install.body, secret)
+  }
+})

@@ -1,0 +1,36 @@
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { redisKeys } from '../../src/stores/redis/keys.js'
+import { createWecomSimulator } from '../../src/testing/simulator.js'
+import { redisApp, startRedis } from '../helpers/redis.js'
+import { simulatorCorps } from '../helpers/setup.js'
+import { now, SUITE, suiteOptions, ticketPush } from '../helpers/suites.js'
+
+const redis = await startRedis(t)
+if (redis !== undefined) {
+  t.test('suite_ticket pushes to two instances on one Redis: the newest by TimeStamp is the suite\'s, whichever came last', async (t) => {
+    const sim = await createWecomSimulator({ corps: simulatorCorps() })
+    t.teardown(() => sim.close())
+    const store = { redis: redis.url, keyPrefix: 'suites:' }
+    const a = await redisApp(t, sim, store, suiteOptions)
+    const b = await redisApp(t, sim, store, suiteOptions)
+    const inspector = new Redis(redis.url)
+    t.teardown(() => inspector.quit())
+    const stored = () => inspector.get(redisKeys.suiteTicket('suites:', SUITE.suiteId))
+
+    const stamp = now()
+    t.equal((await a.app.inject(ticketPush(SUITE, 'ticket-new', stamp))).body, 'success')
+    t.equal((await b.app.inject(ticketPush(SUITE, 'ticket-old', stamp - 600))).body, 'success', 'the late one, on the other instance')
+    t.equal(await stored(), `${stamp}.ticket-new`, 'the newer one stays')
+    t.equal((await b.app.inject(ticketPush(SUITE, 'ticket-newer', stamp + 600))).body, 'success')
+    t.equal(await stored(), `${stamp + 600}.ticket-newer`)
+    const ttl = await inspector.pttl(redisKeys.suiteTicket('suites:', SUITE.suiteId))
+    t.ok(ttl > 29 * 60_000 && ttl <= 30 * 60_000, `kept for WeCom's 30 minutes (${ttl} ms)`)
+
+    await redis.stop()
+    const down = await a.app.inject(ticketPush(SUITE, 'ticket-lost', stamp + 1200))
+    t.equal(down.statusCode, 503, 'Redis down: not acknowledged, WeCom resends')
+    t.equal(down.json().code, 'WECOM_STORE_UNAVAILABLE')
+    await redis.start()
+  })
+}
