@@ -15,7 +15,7 @@ if (redis !== undefined) {
     const a = await redisApp(t, sim, store, suiteOptions)
     const b = await redisApp(t, sim, store, suiteOptions)
     const inspector = new Redis(redis.url)
-    t.teardown(() => inspector.quit())
+    t.teardown(() => inspector.disconnect())
     const stored = () => inspector.get(redisKeys.suiteTicket('suites:', SUITE.suiteId))
 
     const stamp = now()
@@ -27,6 +27,8 @@ if (redis !== undefined) {
     const ttl = await inspector.pttl(redisKeys.suiteTicket('suites:', SUITE.suiteId))
     t.ok(ttl > 29 * 60_000 && ttl <= 30 * 60_000, `kept for WeCom's 30 minutes (${ttl} ms)`)
 
+    // Closed first: a client left connected to a stopped Redis reports every reconnection attempt.
+    await inspector.quit()
     await redis.stop()
     const down = await a.app.inject(ticketPush(SUITE, 'ticket-lost', stamp + 1200))
     t.equal(down.statusCode, 503, 'Redis down: not acknowledged, WeCom resends')
