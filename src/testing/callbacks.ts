@@ -37,6 +37,17 @@ const CALLBACK_TIMEOUT = 5000
 
 function noop (): void {}
 
+/** One request to a callback URL as WeCom makes it, given up after WeCom's 5 s or on `signal`. */
+export async function sendCallback (url: string, request: CallbackRequest, method: 'GET' | 'POST', signal: AbortSignal): Promise<CallbackAnswer> {
+  const response = await fetch(`${url}${url.includes('?') ? '&' : '?'}${request.query}`, {
+    method,
+    headers: method === 'POST' ? { 'content-type': 'text/xml' } : {},
+    body: method === 'POST' ? request.body : undefined,
+    signal: AbortSignal.any([signal, AbortSignal.timeout(CALLBACK_TIMEOUT)]),
+  })
+  return { status: response.status, body: await response.text() }
+}
+
 export class Callbacks {
   readonly deliveries: DeliveryState[] = []
   /** What each delivery sent first, for redeliver('same'). */
@@ -89,6 +100,11 @@ export class Callbacks {
     return this.call(config.url, request, 'POST')
   }
 
+  /** Aborted when the simulator closes: for its other outgoing requests too. */
+  get signal (): AbortSignal {
+    return this.outgoing.signal
+  }
+
   /** Ends the requests in flight; no resend is scheduled afterwards. */
   abort (): void {
     this.outgoing.abort()
@@ -117,14 +133,8 @@ export class Callbacks {
     return callbackRequest(corpId, config, xml, { agentId: this.directory.corp(corpId).agentId }, this.seconds())
   }
 
-  private async call (url: string, request: CallbackRequest, method: 'GET' | 'POST'): Promise<CallbackAnswer> {
-    const response = await fetch(`${url}${url.includes('?') ? '&' : '?'}${request.query}`, {
-      method,
-      headers: method === 'POST' ? { 'content-type': 'text/xml' } : {},
-      body: method === 'POST' ? request.body : undefined,
-      signal: AbortSignal.any([this.outgoing.signal, AbortSignal.timeout(CALLBACK_TIMEOUT)]),
-    })
-    return { status: response.status, body: await response.text() }
+  private call (url: string, request: CallbackRequest, method: 'GET' | 'POST'): Promise<CallbackAnswer> {
+    return sendCallback(url, request, method, this.outgoing.signal)
   }
 
   /** WeCom's URL check: the plain text of an encrypted echostr must come back. */

@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Callbacks, type CallbackAnswer, type SimulatedDelivery } from './callbacks.js'
+import { SuitePushes, type SimulatedSuite, type SuiteTicketPush } from './suite-pushes.js'
 import { Credentials } from './credentials.js'
 import { Directory, type SimulatedCorp, type SimulatedMember } from './directory.js'
 import { AUTHORIZE_PATH, SSO_PATH } from './pages.js'
@@ -29,6 +30,7 @@ import { sealUserInfo } from './user-info.js'
 import { WebLogins, type WebScope, type WebVisitor } from './web-logins.js'
 
 export type { CallbackAnswer, SimulatedDelivery } from './callbacks.js'
+export type { SimulatedSuite, SuiteTicketPush } from './suite-pushes.js'
 export type { SimulatedCorp, SimulatedMember, SimulatedOutsider, SimulatedWebApp } from './directory.js'
 export type { WecomEndpoint } from './endpoints.js'
 export { callbackSignature, encryptCallbackMessage, type SimulatedCallback } from './envelope.js'
@@ -64,6 +66,10 @@ export interface WecomSimulatorOptions {
    * errcode 40066 as WeCom answers; the command-line simulator serves its /sim/ routes here.
    */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void
+  /** The service provider's own CorpID, for which its suites' URL checks are encrypted. */
+  provider?: { corpId: string }
+  /** The provider's suites (third-party or 代开发 apps), whose command callback gets suite_ticket pushes. */
+  suites?: SimulatedSuite[]
 }
 
 export interface WecomSimulator {
@@ -158,6 +164,19 @@ export interface WecomSimulator {
   /** Faults of the mixes met so far, all endpoints together. */
   readonly faultsMet: number
   clearFaults(): void
+  /**
+   * Saves the suites' command callback URL (`{prefix}/suite/callback`) once WeCom's URL check of
+   * each suite passed there (echostr encrypted for the provider's CorpID); rejects if one failed.
+   */
+  connectSuites(url: string): Promise<void>
+  /**
+   * Pushes a suite_ticket to the suites' callback, encrypted for the SuiteId: a new ticket dated
+   * now, or the `ticket` and `timestamp` (epoch seconds) given, for a late or repeated push.
+   * @throws SimulatorNotFoundError for an unknown suite
+   */
+  pushSuiteTicket(suiteId: string, options?: { ticket?: string, timestamp?: number }): Promise<SuiteTicketPush>
+  /** The suite_tickets pushed to a suite so far, oldest first. */
+  suiteTickets(suiteId: string): readonly SuiteTicketPush[]
   /** Moves the simulator clock forward, for code and token expiry. */
   advance(ms: number): void
   /** Closes the server and every socket, including requests held by a timeout fault. */
@@ -173,6 +192,7 @@ interface Parts {
   web: WebLogins
   tickets: JsapiTickets
   callbacks: Callbacks
+  suites: SuitePushes
   server: SimulatorServer
   messages: EndpointContext['messages']
 }
@@ -195,13 +215,14 @@ export async function createWecomSimulator (
     latency: options.latency ?? 0,
     fallback: options.fallback,
   })
+  const suites = new SuitePushes(options.provider?.corpId ?? '', options.suites ?? [], clock, callbacks.signal)
   for (const corp of options.corps ?? []) directory.add(corp)
   const url = await server.listen()
-  return simulator({ url, clock, timers, directory, credentials, web, tickets, callbacks, server, messages })
+  return simulator({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, server, messages })
 }
 
 /** The public face of the parts: a plain object, so that its methods work detached too. */
-function simulator ({ url, clock, timers, directory, credentials, web, tickets, callbacks, server, messages }: Parts): WecomSimulator {
+function simulator ({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, server, messages }: Parts): WecomSimulator {
   return {
     url,
     authorizeUrl: `${url}${AUTHORIZE_PATH}`,
@@ -235,6 +256,9 @@ function simulator ({ url, clock, timers, directory, credentials, web, tickets, 
     },
     get deliveries () { return callbacks.deliveries.slice() },
     redeliver: (delivery, envelope) => callbacks.redeliver(delivery, envelope),
+    connectSuites: (url) => suites.connect(url),
+    pushSuiteTicket: (suiteId, options) => suites.pushTicket(suiteId, options),
+    suiteTickets: (suiteId) => suites.ticketsOf(suiteId),
     get messages () { return messages.slice() },
     issueCode: (corpId, userid) => credentials.issueCode(corpId, userid),
     issueWebCode: (corpId, visitor, { agentId, scope = 'snsapi_base' } = {}) => web.issueCode({ corpId, agentId, visitor, scope }),

@@ -87,3 +87,28 @@ t.test('suite_ticket pushes: the newest by TimeStamp is kept; late, repeated or 
     t.notMatch(install.body, secret)
   }
 })
+
+t.test('the simulator as WeCom: the URL check of every suite, then suite_ticket pushes late, twice and out of order', async (t) => {
+  const { createWecomSimulator } = await import('../../src/testing/simulator.js')
+  const sim = await createWecomSimulator({ provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
+  t.teardown(() => sim.close())
+  const h = await setup(t, suiteOptions)
+  const base = await h.app.listen({ port: 0, host: '127.0.0.1' })
+  await sim.connectSuites(`${base}/wecom/suite/callback`)
+  const kept = () => h.logs.records.filter((r) => /suite_ticket/.test(String(r.msg))).map((r) => r.kept)
+
+  const first = await sim.pushSuiteTicket(SUITE.suiteId)
+  t.same(first.answer, { status: 200, body: 'success' })
+  const newer = await sim.pushSuiteTicket(SUITE.suiteId, { timestamp: first.timestamp + 600 })
+  await sim.pushSuiteTicket(SUITE.suiteId, { ticket: first.ticket, timestamp: first.timestamp })
+  await sim.pushSuiteTicket(SUITE.suiteId, { ticket: newer.ticket, timestamp: newer.timestamp })
+  t.same(kept(), [true, true, false, true], 'the late one not kept; the repeat of the newest kept')
+  t.equal(sim.suiteTickets(SUITE.suiteId).length, 4)
+  await t.rejects(sim.pushSuiteTicket('wwnosuch'), { code: 'SIMULATOR_NOT_FOUND' })
+
+  // A URL where the check fails: no suite is connected.
+  await t.rejects(sim.connectSuites(`${base}/wecom/nowhere`), /failed WeCom's check/)
+  const elsewhere = await createWecomSimulator({ provider: { corpId: 'wwanotherprovider' }, suites: [SUITE] })
+  t.teardown(() => elsewhere.close())
+  await t.rejects(elsewhere.connectSuites(`${base}/wecom/suite/callback`), /failed WeCom's check \(HTTP 403\)/, 'checked for another provider\'s CorpID')
+})

@@ -1,0 +1,73 @@
+/**
+ * The service provider's side of WeCom (issue 19), as far as it goes yet: its suites' command
+ * callback, checked for the provider's CorpID, and `suite_ticket` pushed to it, encrypted for the
+ * SuiteId (doc path/90628, path/95373), on demand: late, twice or out of order as a test asks.
+ */
+import { randomBytes } from 'node:crypto'
+import { sendCallback, type CallbackAnswer } from './callbacks.js'
+import { callbackRequest, eventXml } from './envelope.js'
+import { SimulatorNotFoundError } from './errors.js'
+import type { SimulatorClock } from './time.js'
+
+/** A suite as the provider's admin console has it: its id, secret, and its callback's Token and EncodingAESKey. */
+export interface SimulatedSuite { suiteId: string, secret: string, token: string, encodingAESKey: string }
+
+/** A suite_ticket pushed: the ticket, the push's TimeStamp (epoch seconds), and what the callback answered. */
+export interface SuiteTicketPush { ticket: string, timestamp: number, answer: CallbackAnswer | undefined }
+
+export class SuitePushes {
+  readonly #suites: Map<string, SimulatedSuite>
+  /** The tickets pushed, per suite, newest last. */
+  readonly #tickets = new Map<string, SuiteTicketPush[]>()
+  #url: string | undefined
+
+  constructor (
+    private readonly provider: string,
+    suites: readonly SimulatedSuite[],
+    private readonly clock: SimulatorClock,
+    private readonly signal: AbortSignal
+  ) {
+    this.#suites = new Map(suites.map((suite) => [suite.suiteId, { ...suite }]))
+  }
+
+  /** Saves the suites' callback URL once each suite's URL check passed there (echostr for the provider's CorpID). */
+  async connect (url: string): Promise<void> {
+    for (const suite of this.#suites.values()) {
+      const echo = randomBytes(9).toString('base64url')
+      const request = callbackRequest(this.provider, suite, echo, { echostr: true }, this.#seconds())
+      const answer = await sendCallback(url, request, 'GET', this.signal).catch(() => undefined)
+      if (answer?.status !== 200 || answer.body !== echo) {
+        throw new Error(`WeCom simulator: the command callback URL of suite ${JSON.stringify(suite.suiteId)} failed WeCom's check (${answer === undefined ? 'no answer' : `HTTP ${answer.status}`})`)
+      }
+    }
+    this.#url = url
+  }
+
+  /**
+   * Pushes a suite_ticket: a new one dated now unless `options` give the ticket or TimeStamp (a
+   * late or repeated push). Resolves with the callback's answer, undefined when none came.
+   */
+  async pushTicket (suiteId: string, options: { ticket?: string, timestamp?: number } = {}): Promise<SuiteTicketPush> {
+    const suite = this.#suites.get(suiteId)
+    if (suite === undefined) throw new SimulatorNotFoundError(`unknown suite ${JSON.stringify(suiteId)}`)
+    if (this.#url === undefined) throw new Error('WeCom simulator: no suite callback URL yet (connectSuites)')
+    const ticket = options.ticket ?? randomBytes(24).toString('base64url')
+    const timestamp = options.timestamp ?? this.#seconds()
+    const xml = eventXml({ SuiteId: suiteId, InfoType: 'suite_ticket', TimeStamp: timestamp, SuiteTicket: ticket })
+    const request = callbackRequest(suiteId, suite, xml, { agentId: 0 }, this.#seconds())
+    const answer = await sendCallback(this.#url, request, 'POST', this.signal).catch(() => undefined)
+    const push = { ticket, timestamp, answer }
+    this.#tickets.set(suiteId, [...(this.#tickets.get(suiteId) ?? []), push])
+    return push
+  }
+
+  /** The tickets pushed to the suite so far, oldest first. */
+  ticketsOf (suiteId: string): readonly SuiteTicketPush[] {
+    if (!this.#suites.has(suiteId)) throw new SimulatorNotFoundError(`unknown suite ${JSON.stringify(suiteId)}`)
+    return this.#tickets.get(suiteId) ?? []
+  }
+
+  #seconds (): number {
+    return Math.floor(this.clock.wall() / 1000)
+  }
+}
