@@ -145,7 +145,14 @@ function webOf (
 /** The store and WeCom's client, closed with the instance. */
 async function openBackends (fastify: FastifyInstance, config: ResolvedConfig, log: FastifyBaseLogger, telemetry: Telemetry): Promise<{ store: SessionStore, client: WecomClient }> {
   const { store, closeConnection } = await openStore(fastify, config, log)
-  const client = new WecomClient({ ...config.api, counter: store.rateCounter, shared: store.tokens, log, telemetry })
+  const client = new WecomClient({
+    ...config.api,
+    counter: store.rateCounter,
+    shared: store.tokens,
+    suiteTicketOf: async (suiteId) => (await stored(() => store.suiteTickets.get(suiteId)))?.ticket ?? null,
+    log,
+    telemetry
+  })
   // Right after opening them, so that a registration failing further on still closes them.
   fastify.addHook('onClose', async () => {
     await Promise.all([client.close(), store.close().then(closeConnection)])

@@ -4,6 +4,8 @@
  */
 import type { Credentials } from './credentials.js'
 import type { Directory } from './directory.js'
+import type { SuitePushes } from './suite-pushes.js'
+import type { SuiteTokens } from './suite-tokens.js'
 import type { JsapiTickets } from './tickets.js'
 import type { WebLogins } from './web-logins.js'
 import type { Reply } from './wire.js'
@@ -15,6 +17,9 @@ export interface EndpointContext {
   /** The codes and user_tickets of the web pages. */
   web: WebLogins
   tickets: JsapiTickets
+  /** The provider's suites and the tickets pushed to them; the suite tokens issued. */
+  suites: SuitePushes
+  suiteTokens: SuiteTokens
   /** The bodies message/send accepted, per corp, oldest first. */
   messages: Array<{ corpId: string, body: Record<string, unknown> }>
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Endpoint, EndpointContext } from './context.js'
+import { getSuiteToken } from './suite-endpoints.js'
 import { getJsapiTicket, getTicket, getUserDetail, getUserInfo } from './web-endpoints.js'
 import { jsonObject, type Reply } from './wire.js'
 
@@ -70,6 +71,7 @@ export const ENDPOINTS = {
   'auth/getuserdetail': { path: '/cgi-bin/auth/getuserdetail', method: 'POST', answer: getUserDetail },
   get_jsapi_ticket: { path: '/cgi-bin/get_jsapi_ticket', method: 'GET', answer: getJsapiTicket },
   'ticket/get': { path: '/cgi-bin/ticket/get', method: 'GET', answer: getTicket },
+  'service/get_suite_token': { path: '/cgi-bin/service/get_suite_token', method: 'POST', answer: getSuiteToken },
 } as const satisfies Record<string, Endpoint>
 
 export type WecomEndpoint = keyof typeof ENDPOINTS

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Callbacks, type CallbackAnswer, type SimulatedDelivery } from './callbacks.js'
 import { SuitePushes, type SimulatedSuite, type SuiteTicketPush } from './suite-pushes.js'
+import { SuiteTokens } from './suite-tokens.js'
 import { Credentials } from './credentials.js'
 import { Directory, type SimulatedCorp, type SimulatedMember } from './directory.js'
 import { AUTHORIZE_PATH, SSO_PATH } from './pages.js'
@@ -209,13 +210,13 @@ export async function createWecomSimulator (
   const tickets = new JsapiTickets(clock)
   const callbacks = new Callbacks(directory, clock, timers, nonNegative('callbackRetryDelay', options.callbackRetryDelay ?? 5000))
   const messages: EndpointContext['messages'] = []
-  const server = new SimulatorServer({ directory, credentials, web, tickets, messages }, timers, {
+  const suites = new SuitePushes(options.provider?.corpId ?? '', options.suites ?? [], clock, callbacks.signal)
+  const server = new SimulatorServer({ directory, credentials, web, tickets, suites, suiteTokens: new SuiteTokens(clock), messages }, timers, {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     latency: options.latency ?? 0,
     fallback: options.fallback,
   })
-  const suites = new SuitePushes(options.provider?.corpId ?? '', options.suites ?? [], clock, callbacks.signal)
   for (const corp of options.corps ?? []) directory.add(corp)
   const url = await server.listen()
   return simulator({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, server, messages })

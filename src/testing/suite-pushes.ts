@@ -15,6 +15,9 @@ export interface SimulatedSuite { suiteId: string, secret: string, token: string
 /** A suite_ticket pushed: the ticket, the push's TimeStamp (epoch seconds), and what the callback answered. */
 export interface SuiteTicketPush { ticket: string, timestamp: number, answer: CallbackAnswer | undefined }
 
+/** Seconds a suite_ticket is valid after its push (doc path/90628). */
+const TICKET_LIFE_S = 30 * 60
+
 export class SuitePushes {
   readonly #suites: Map<string, SimulatedSuite>
   /** The tickets pushed, per suite, newest last. */
@@ -59,6 +62,17 @@ export class SuitePushes {
     const push = { ticket, timestamp, answer }
     this.#tickets.set(suiteId, [...(this.#tickets.get(suiteId) ?? []), push])
     return push
+  }
+
+  /** The suite, if the simulator has it. */
+  suite (suiteId: string): SimulatedSuite | undefined {
+    return this.#suites.get(suiteId)
+  }
+
+  /** Whether `ticket` was pushed to the suite within WeCom's 30 minutes of validity. */
+  ticketValid (suiteId: string, ticket: string): boolean {
+    const now = this.#seconds()
+    return (this.#tickets.get(suiteId) ?? []).some((push) => push.ticket === ticket && now - push.timestamp < TICKET_LIFE_S)
   }
 
   /** The tickets pushed to the suite so far, oldest first. */

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTelemetry, type Telemetry } from '../telemetry.js'
 import { Admission, type AdmissionOptions, type CallScope, type WecomLogger } from './admission.js'
-import { CredentialCache, TokenCache, tokenKey, type CorpCredentials, type CredentialCacheOptions, type SharedTokenStore, type TicketKind } from './credentials.js'
+import { CredentialCache, TokenCache, tokenKey, type CorpCredentials, type CredentialCacheOptions, type FetchedCredential, type SharedTokenStore, type TicketKind } from './credentials.js'
 import { DeadlineExceededError, withDeadline, type Deadline } from './deadline.js'
-import { getAgentTicket, getJsapiTicket, gettoken, type EndpointSpec, type WecomTicket } from './endpoints.js'
-import { WecomApiError, WecomTransportError } from './failures.js'
+import { getAgentTicket, getJsapiTicket, getSuiteToken, gettoken, type EndpointSpec, type WecomTicket } from './endpoints.js'
+import { WecomApiError, WecomFailFastError, WecomTransportError } from './failures.js'
 import { Transport, type TransportOptions } from './transport.js'
 
 export interface WecomClientOptions extends TransportOptions, Omit<AdmissionOptions, 'log' | 'telemetry'> {
@@ -12,6 +12,8 @@ export interface WecomClientOptions extends TransportOptions, Omit<AdmissionOpti
   retryDelay?: number
   /** Where access tokens and JS-SDK tickets are shared between processes (Redis). */
   shared?: SharedTokenStore
+  /** The newest suite_ticket WeCom pushed to a suite, null when none is within its 30 minutes. */
+  suiteTicketOf?: (suiteId: string) => Promise<string | null>
   log: WecomLogger
   /** Spans and metrics of each exchange and breaker change; no-ops when absent. */
   telemetry?: Pick<Telemetry, 'call' | 'breakerChanged' | 'tokenFetch' | 'storeDown'>
@@ -24,6 +26,8 @@ export interface CallRequest {
 }
 
 const MAX_RETRIES = 3
+/** Milliseconds a caller is told to wait while a suite has no suite_ticket. */
+const NO_TICKET_RETRY = 30_000
 
 /**
  * Every WeCom call of the plugin: admitted (admission.ts), sent (transport.ts), its errcode typed
@@ -35,6 +39,9 @@ const MAX_RETRIES = 3
 export class WecomClient {
   readonly tokens: TokenCache
   readonly #tickets: Record<TicketKind, CredentialCache>
+  readonly #suiteTokens: CredentialCache
+  /** Suites whose missing suite_ticket was said, until a suite token is had again. */
+  readonly #ticketMissing = new Set<string>()
   readonly #transport: Transport
   readonly #admission: Admission
   readonly #retryDelay: number
@@ -62,6 +69,37 @@ export class WecomClient {
       jsapi_ticket: this.#ticketCache('jsapi_ticket', getJsapiTicket, {}),
       agent_ticket: this.#ticketCache('agent_ticket', getAgentTicket, { type: 'agent_config' })
     }
+    this.#suiteTokens = new CredentialCache({
+      kind: 'suite_access_token',
+      fetch: (suite) => withDeadline(this.#timeout, (deadline) => this.#fetchSuiteToken(suite, deadline)),
+      ...this.#sharing('suite access token'),
+      onBackgroundRefreshError: () => options.log.warn({}, 'wecom: refreshing a suite access token ahead of expiry failed; will retry on expiry')
+    })
+  }
+
+  /**
+   * A suite's access token (`suite`: its SuiteId as `corpId`, and its secret) within `deadline`:
+   * cached, shared, single-flight, fetched with the newest suite_ticket. Throws WecomFailFastError
+   * ('no-ticket') while the suite has none: WeCom pushes one every 10 minutes.
+   */
+  suiteToken (suite: CorpCredentials, deadline: Deadline): Promise<string> {
+    return deadline.race(this.#suiteTokens.get(suite))
+  }
+
+  async #fetchSuiteToken (suite: CorpCredentials, deadline: Deadline): Promise<FetchedCredential> {
+    const suiteId = suite.corpId
+    const ticket = await deadline.race(this.#options.suiteTicketOf?.(suiteId) ?? Promise.resolve(null))
+    if (ticket === null) {
+      // Said once until a token is had: a fresh deployment has none until WeCom's next push.
+      if (!this.#ticketMissing.has(suiteId)) {
+        this.#ticketMissing.add(suiteId)
+        this.#options.log.warn({ suiteId }, 'wecom: no suite_ticket for the suite within its 30 minutes: what needs the suite\'s token answers 503 until WeCom pushes one (every 10 minutes); to have one now, push it again from the provider\'s admin console (刷新 Ticket)')
+      }
+      throw new WecomFailFastError(getSuiteToken.name, 'no-ticket', NO_TICKET_RETRY)
+    }
+    const answer = await this.call(getSuiteToken, { body: { suite_id: suiteId, suite_secret: suite.secret, suite_ticket: ticket } }, { deadline, corpId: suiteId, app: tokenKey(suite) })
+    this.#ticketMissing.delete(suiteId)
+    return { value: answer.suite_access_token, expiresIn: answer.expires_in }
   }
 
   /**

@@ -9,10 +9,12 @@ export interface AccessToken { accessToken: string, expiresIn: number }
 export interface FetchedCredential { value: string, expiresIn: number }
 
 /**
- * The JS-SDK tickets an app's access token fetches (doc path/90506): the corp's (`jsapi_ticket`,
- * for wx.config / ww.register) and the app's (`agent_ticket`, for agentConfig).
+ * The credentials cached beside an app's access token: the JS-SDK tickets its token fetches (doc
+ * path/90506), the corp's (`jsapi_ticket`, for wx.config / ww.register) and the app's
+ * (`agent_ticket`, for agentConfig); and a suite's own token (`suite_access_token`, doc path/90600).
  */
 export type TicketKind = 'jsapi_ticket' | 'agent_ticket'
+export type CredentialKind = TicketKind | 'suite_access_token'
 
 /** A token or ticket, the epoch ms at which WeCom says it ends, and when it was asked for. */
 export interface CachedToken { value: string, expiresAt: number, fetchedAt: number }
@@ -31,8 +33,8 @@ export interface SharedTokenStore {
 }
 
 export interface CredentialCacheOptions {
-  /** The ticket cached, or none for the app's access token. */
-  kind?: TicketKind
+  /** What is cached: a ticket, or a suite's token; none for an app's access token. */
+  kind?: CredentialKind
   fetch: (corp: CorpCredentials) => Promise<FetchedCredential>
   shared?: SharedTokenStore
   now?: () => number
@@ -70,7 +72,7 @@ export function tokenKey (corp: CorpCredentials): string {
  * ticket's that key and the ticket's kind. A token key ends in 16 hex digits, which no kind is,
  * so that a ticket's key is never a token's, whatever the corpId.
  */
-export function credentialKey (corp: CorpCredentials, kind: TicketKind | undefined): string {
+export function credentialKey (corp: CorpCredentials, kind: CredentialKind | undefined): string {
   return kind === undefined ? tokenKey(corp) : `${tokenKey(corp)}:${kind}`
 }
 

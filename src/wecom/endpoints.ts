@@ -57,6 +57,19 @@ export const gettoken: EndpointSpec<{ access_token: string, expires_in: number }
   answer: z.object({ access_token: text.max(512), expires_in: z.number().positive() })
 }
 
+/**
+ * POST /cgi-bin/service/get_suite_token `{ suite_id, suite_secret, suite_ticket }` (doc path/90600):
+ * a suite's own access token, with the newest suite_ticket WeCom pushed.
+ */
+export const getSuiteToken: EndpointSpec<{ suite_access_token: string, expires_in: number }> = {
+  name: 'service/get_suite_token',
+  path: '/cgi-bin/service/get_suite_token',
+  method: 'POST',
+  credential: 'secret',
+  maxBody: SMALL_BODY,
+  answer: z.object({ suite_access_token: text.max(512), expires_in: z.number().positive() })
+}
+
 /** GET /cgi-bin/miniprogram/jscode2session?access_token&js_code&grant_type (doc path/91507). */
 export const jscode2session: EndpointSpec<{ corpid: string, userid: string, session_key: string }> = {
   name: 'jscode2session',

@@ -57,6 +57,8 @@ export type FailFastReason =
   | 'backoff'
   /** The time left could not cover the calls still to make: nothing is spent on a late answer. */
   | 'deadline'
+  /** A suite has no suite_ticket within its 30 minutes: WeCom pushes the next within 10, or a person re-pushes it. */
+  | 'no-ticket'
 
 /** Refused here without calling WeCom. */
 export class WecomFailFastError extends Error {

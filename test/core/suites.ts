@@ -112,3 +112,49 @@ t.test('the simulator as WeCom: the URL check of every suite, then suite_ticket 
   t.teardown(() => elsewhere.close())
   await t.rejects(elsewhere.connectSuites(`${base}/wecom/suite/callback`), /failed WeCom's check \(HTTP 403\)/, 'checked for another provider\'s CorpID')
 })
+
+t.test('the suite token: none without a suite_ticket (said once), then get_suite_token with the newest, once for many callers', async (t) => {
+  const { createWecomSimulator } = await import('../../src/testing/simulator.js')
+  const { WecomClient } = await import('../../src/wecom/client.js')
+  const { withDeadline } = await import('../../src/wecom/deadline.js')
+  const sim = await createWecomSimulator({ provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
+  t.teardown(() => sim.close())
+  const h = await setup(t, suiteOptions)
+  await sim.connectSuites(`${await h.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
+
+  const warnings: string[] = []
+  const log = { debug () {}, info () {}, warn (_fields: object, message: string) { warnings.push(message) }, error () {} }
+  // What the plugin's store keeps is checked above; here, the ticket WeCom pushed last.
+  const client = new WecomClient({
+    baseUrl: sim.url,
+    timeout: 10_000,
+    breaker: false,
+    refusals: { config: 60_000, frequency: 60_000, concurrency: 5000 },
+    budget: false,
+    clientShare: 1,
+    log,
+    suiteTicketOf: async (suiteId) => sim.suiteTickets(suiteId).at(-1)?.ticket ?? null
+  })
+  t.teardown(() => client.close())
+  // 10 s: what is checked is which calls WeCom saw, not how fast, on a loaded machine.
+  const suiteToken = () => withDeadline(10_000, (deadline) => client.suiteToken({ corpId: SUITE.suiteId, secret: SUITE.secret }, deadline))
+
+  for (let i = 0; i < 3; i++) t.match(await suiteToken().catch((error: unknown) => error), { reason: 'no-ticket' })
+  t.equal(warnings.filter((line) => /no suite_ticket/.test(line)).length, 1, 'said once, naming the fix')
+  t.match(warnings[0], /push it again from the provider's admin console/)
+  t.equal(sim.calls['service/get_suite_token'], 0, 'WeCom was not asked without a ticket')
+
+  await sim.pushSuiteTicket(SUITE.suiteId)
+  const tokens = await Promise.all(Array.from({ length: 100 }, suiteToken))
+  t.equal(new Set(tokens).size, 1)
+  t.equal(sim.calls['service/get_suite_token'], 1, '100 callers, one get_suite_token')
+
+  // The simulator refuses what WeCom refuses: a wrong secret, an unknown ticket.
+  const wrong = await (await fetch(`${sim.url}/cgi-bin/service/get_suite_token`, { method: 'POST', body: JSON.stringify({ suite_id: SUITE.suiteId, suite_secret: 'nope', suite_ticket: sim.suiteTickets(SUITE.suiteId)[0]!.ticket }) })).json()
+  t.match(wrong, { errcode: 40001 })
+  const stale = await (await fetch(`${sim.url}/cgi-bin/service/get_suite_token`, { method: 'POST', body: JSON.stringify({ suite_id: SUITE.suiteId, suite_secret: SUITE.secret, suite_ticket: 'never-pushed' }) })).json()
+  t.match(stale, { errcode: 40085 })
+  for (const secret of [SUITE.secret, sim.suiteTickets(SUITE.suiteId)[0]!.ticket, tokens[0]!]) {
+    t.notMatch(warnings.join('\n'), secret, 'no secret, ticket or token in what was said')
+  }
+})

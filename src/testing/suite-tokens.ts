@@ -1,0 +1,18 @@
+/** The suite access tokens the simulator issued (service/get_suite_token, suite-endpoints.ts). */
+import { Expiring } from './expiring.js'
+import type { SimulatorClock } from './time.js'
+
+/** Seconds a suite_access_token lives, as WeCom says in expires_in. */
+const SUITE_TOKEN_LIFE_S = 7200
+
+export class SuiteTokens {
+  readonly #tokens: Expiring<{ suiteId: string }>
+
+  constructor (clock: SimulatorClock) {
+    this.#tokens = new Expiring(clock, SUITE_TOKEN_LIFE_S * 1000)
+  }
+
+  issue (suiteId: string): { token: string, expiresIn: number } {
+    return { token: this.#tokens.issue({ suiteId }, 48), expiresIn: SUITE_TOKEN_LIFE_S }
+  }
+}
