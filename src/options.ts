@@ -283,6 +283,9 @@ const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, s
   if (suites !== undefined && sealKeys === undefined) {
     ctx.addIssue({ code: 'custom', path: ['sealKeys'], message: 'is required with suites: the keys that seal permanent codes at rest' })
   }
+  // WeCom tells a suite's URL check from its pushes by the receiver id inside: they must differ.
+  const same = suites?.findIndex(({ suiteId }) => suiteId === provider?.corpId) ?? -1
+  if (same !== -1) ctx.addIssue({ code: 'custom', path: ['suites', same, 'suiteId'], message: 'must differ from provider.corpId' })
   for (const name of ['provider', 'sealKeys'] as const) {
     if (suites === undefined && { provider, sealKeys }[name] !== undefined) {
       ctx.addIssue({ code: 'custom', path: [name], message: 'is for suites (suites: [{ suiteId, secret, token, encodingAESKey, kind }]), and none is given' })

@@ -86,11 +86,29 @@ export function openEvent (corps: readonly CallbackCorp[], query: CallbackQuery,
  * name: `corpId`), and the XML inside parsed.
  */
 export function openMessage (receivers: readonly CallbackCorp[], query: CallbackQuery, body: unknown, now: number): { receiver: CallbackCorp, message: WecomEvent } {
+  signedQuery(query, now)
   if (typeof body !== 'string') throw new CallbackInvalidError('the body is not XML')
   const envelope = parseXml(body)
   const encrypted = ciphertext(envelope.Encrypt, 'Encrypt')
   const { corp, message } = open(receivers, query, encrypted, now)
   return { receiver: corp, message: parseXml(message) }
+}
+
+/**
+ * The query's signature, timestamp and nonce, well formed and the timestamp within the window of
+ * this server's clock: checked before anything of the body is read, so that a request without
+ * them costs no XML parsing.
+ */
+function signedQuery (query: CallbackQuery, now: number): { signature: string, timestamp: string, nonce: string } {
+  const { msg_signature: signature, timestamp, nonce } = query
+  if (typeof signature !== 'string' || !SIGNATURE.test(signature) || typeof timestamp !== 'string' ||
+      !TIMESTAMP.test(timestamp) || typeof nonce !== 'string' || !NONCE.test(nonce)) {
+    throw new CallbackInvalidError('msg_signature, timestamp and nonce are required')
+  }
+  if (Math.abs(now / 1000 - Number(timestamp)) > TIMESTAMP_WINDOW) {
+    throw new CallbackForbiddenError(`the timestamp is more than ${TIMESTAMP_WINDOW} s away from this server's clock`)
+  }
+  return { signature, timestamp, nonce }
 }
 
 /** Epoch seconds as WeCom writes them in a message: digits only. */
@@ -104,14 +122,7 @@ export function isTimestamp (value: unknown): value is string {
  * matched, until the receiver id inside names that corp.
  */
 function open (corps: readonly CallbackCorp[], query: CallbackQuery, encrypted: string, now: number): { corp: CallbackCorp, message: string } {
-  const { msg_signature: signature, timestamp, nonce } = query
-  if (typeof signature !== 'string' || !SIGNATURE.test(signature) || typeof timestamp !== 'string' ||
-      !TIMESTAMP.test(timestamp) || typeof nonce !== 'string' || !NONCE.test(nonce)) {
-    throw new CallbackInvalidError('msg_signature, timestamp and nonce are required')
-  }
-  if (Math.abs(now / 1000 - Number(timestamp)) > TIMESTAMP_WINDOW) {
-    throw new CallbackForbiddenError(`the timestamp is more than ${TIMESTAMP_WINDOW} s away from this server's clock`)
-  }
+  const { signature, timestamp, nonce } = signedQuery(query, now)
   const signed = corps.filter((corp) => sameHex(getSignature(corp.token, timestamp, nonce, encrypted), signature))
   if (signed.length === 0) throw new CallbackForbiddenError('msg_signature does not match')
   let decrypted = false
@@ -122,7 +133,7 @@ function open (corps: readonly CallbackCorp[], query: CallbackQuery, encrypted: 
     if (opened.id === corp.corpId) return { corp, message: opened.message }
   }
   throw decrypted
-    ? new CallbackForbiddenError('the receiver id is not that corp')
+    ? new CallbackForbiddenError('the receiver id is not one this route takes')
     : new CallbackInvalidError('the message does not decrypt')
 }
 

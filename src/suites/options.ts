@@ -5,12 +5,14 @@ import { required, strict } from '../option-issues.js'
 // The options of a service provider's apps (issue 19), beside src/options.ts, which composes them.
 
 const text = () => z.string(required('a non-empty string')).min(1, { error: 'must not be empty' })
+/** A CorpID or SuiteID as WeCom writes it: letters and digits (a space or slash would fail every request). */
+const wecomId = () => z.string(required('WeCom\'s id, a string')).regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be WeCom\'s id: 1 to 64 letters, digits, - or _' })
 
 /**
  * `provider`: the service provider's own CorpID. WeCom encrypts a suite callback's URL check for
  * it, while pushes carry the SuiteId (doc path/95373).
  */
-export const providerOptions = z.strictObject({ corpId: text() }, strict())
+export const providerOptions = z.strictObject({ corpId: wecomId() }, strict())
 
 /**
  * One of `suites`: a third-party app (第三方应用, `third-party`) or a 代开发 template (`custom`), as
@@ -18,7 +20,7 @@ export const providerOptions = z.strictObject({ corpId: text() }, strict())
  * EncodingAESKey.
  */
 const suite = z.strictObject({
-  suiteId: text(),
+  suiteId: wecomId(),
   secret: text(),
   ...callbackSettings,
   kind: z.enum(['third-party', 'custom'], { error: 'must be \'third-party\' or \'custom\'' })

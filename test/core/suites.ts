@@ -33,6 +33,8 @@ t.test('suites need the provider\'s CorpID and seal keys; each option is checked
   t.match(await boot({ ...suiteOptions, suites: [SUITE, { ...OTHER, suiteId: SUITE.suiteId }] }), /suites\[1\]\.suiteId repeats/)
   t.match(await boot({ ...suiteOptions, suites: [{ ...SUITE, encodingAESKey: 'short' }] }), /suites\[0\]\.encodingAESKey must be the 43 characters/)
   t.match(await boot({ ...suiteOptions, suites: [{ ...SUITE, suiteSecret: 'x' }] }), /unknown option "suites\[0\]\.suiteSecret"/)
+  t.match(await boot({ ...suiteOptions, provider: { corpId: ' wwprov ' } }), /provider\.corpId must be WeCom's id/)
+  t.match(await boot({ ...suiteOptions, suites: [{ ...SUITE, suiteId: PROVIDER }] }), /suites\[0\]\.suiteId must differ from provider\.corpId/)
   const message = await boot({ ...suiteOptions, suites: [{ ...SUITE, kind: 'isv' }], sealKeys: ['short-but-secret'] })
   t.notMatch(message, SUITE.secret)
   t.notMatch(message, 'short-but-secret')
@@ -59,14 +61,21 @@ t.test('suite_ticket pushes: the newest by TimeStamp is kept; late, repeated or 
     const res = await h.app.inject(request)
     return res.statusCode === 200 ? res.body : res.json().code
   }
-  const stamp = now()
+  // Fifteen minutes ago: WeCom's tickets live 30 minutes from their TimeStamp.
+  const stamp = now() - 900
   t.equal(await send(ticketPush(SUITE, 'ticket-b', stamp)), 'success')
-  t.equal(await send(ticketPush(SUITE, 'ticket-a', stamp - 600)), 'success', 'an older push, late: acknowledged')
+  t.equal(await send(ticketPush(SUITE, 'ticket-a', stamp - 300)), 'success', 'an older push, late: acknowledged')
   t.equal(await send(ticketPush(SUITE, 'ticket-b', stamp)), 'success', 'a push twice')
   t.equal(await send(ticketPush(SUITE, 'ticket-c', stamp + 600)), 'success')
   t.same(kept(), [true, false, true, true], 'the late one was not kept')
-  t.equal(await send(ticketPush(OTHER, 'other-ticket', stamp - 1200)), 'success', 'each suite its own: an old stamp of another suite is kept')
+  t.equal(await send(ticketPush(OTHER, 'other-ticket', stamp - 600)), 'success', 'each suite its own: an old stamp of another suite is kept')
   t.same(kept().at(-1), true)
+  // Found in review: a ticket past its 30 minutes was kept 30 more from its arrival, and one dated
+  // ahead outranked every genuine push after it.
+  t.equal(await send(ticketPush(SUITE, 'ticket-expired', now() - 1801)), 'success', 'a ticket past its 30 minutes: acknowledged')
+  t.equal(h.logs.records.filter((r) => /suite_ticket/.test(String(r.msg))).at(-1)?.msg, 'wecom: suite_ticket past its 30 minutes; ignored')
+  t.equal(await send(ticketPush(SUITE, 'ticket-ahead', now() + 1000)), 'WECOM_CALLBACK_FORBIDDEN', 'a ticket dated ahead')
+  t.equal(kept().filter((one) => one === true).length, 4, 'neither was kept')
 
   // Refused with no effect.
   t.equal(await send(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'suite_ticket', TimeStamp: stamp + 1200, SuiteTicket: 'x' }, PROVIDER)), 'WECOM_CALLBACK_FORBIDDEN', 'a push encrypted for another receiver')
@@ -74,12 +83,17 @@ t.test('suite_ticket pushes: the newest by TimeStamp is kept; late, repeated or 
   t.equal(await send(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'suite_ticket', TimeStamp: 'soon', SuiteTicket: 'x' })), 'WECOM_CALLBACK_INVALID', 'no TimeStamp')
   t.equal(await send(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'suite_ticket', TimeStamp: stamp + 1200 })), 'WECOM_CALLBACK_INVALID', 'no SuiteTicket')
   t.equal(await send(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'suite_ticket', TimeStamp: stamp + 1200, SuiteTicket: 'x'.repeat(513) })), 'WECOM_CALLBACK_INVALID', 'a SuiteTicket over 512 bytes')
-  t.equal(kept().length, 5, 'none of those was kept')
+  t.equal(kept().length, 6, 'none of those was kept')
 
   // Not acted on yet: not acknowledged, so that WeCom resends it rather than it being lost.
   const install = await h.app.inject(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'create_auth', TimeStamp: stamp, AuthCode: 'auth-code-1' }))
   t.equal(install.statusCode, 503)
   t.equal(install.json().code, 'WECOM_CALLBACK_RETRY')
+  t.match(install.json().message, 'create_auth')
+  // What was decrypted is not written back, unless it is one of WeCom's own names.
+  const odd = await h.app.inject(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'DECRYPTED-TEXT', TimeStamp: stamp }))
+  t.equal(odd.json().code, 'WECOM_CALLBACK_RETRY')
+  t.notMatch(odd.body, 'DECRYPTED')
 
   const logged = h.logs.lines.join('\n')
   for (const secret of ['ticket-a', 'ticket-b', 'ticket-c', 'other-ticket', SUITE.secret, SUITE.encodingAESKey, 'auth-code-1']) {
@@ -97,9 +111,9 @@ t.test('the simulator as WeCom: the URL check of every suite, then suite_ticket 
   await sim.connectSuites(`${base}/wecom/suite/callback`)
   const kept = () => h.logs.records.filter((r) => /suite_ticket/.test(String(r.msg))).map((r) => r.kept)
 
-  const first = await sim.pushSuiteTicket(SUITE.suiteId)
+  const first = await sim.pushSuiteTicket(SUITE.suiteId, { timestamp: now() - 600 })
   t.same(first.answer, { status: 200, body: 'success' })
-  const newer = await sim.pushSuiteTicket(SUITE.suiteId, { timestamp: first.timestamp + 600 })
+  const newer = await sim.pushSuiteTicket(SUITE.suiteId)
   await sim.pushSuiteTicket(SUITE.suiteId, { ticket: first.ticket, timestamp: first.timestamp })
   await sim.pushSuiteTicket(SUITE.suiteId, { ticket: newer.ticket, timestamp: newer.timestamp })
   t.same(kept(), [true, true, false, true], 'the late one not kept; the repeat of the newest kept')

@@ -130,6 +130,8 @@ t.test('Redis stopped while a delivery is handled: not acknowledged; WeCom\'s re
   // The client of the instance WeCom calls stops Redis once the first command after `armed`
   // (the delivery's claim) has succeeded, before the off-boarding's first command is sent.
   const client = new Redis(redis.url, { maxRetriesPerRequest: 0 })
+  // Redis is stopped on purpose below: its reconnection attempts are no news.
+  client.on('error', () => {})
   t.teardown(() => client.disconnect())
   let armed = false
   const send = client.sendCommand.bind(client)
