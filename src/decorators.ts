@@ -4,6 +4,7 @@ import { kByCookie, kClaims, type Authenticate } from './guard.js'
 import { isPrintableAscii, MAX_CODE, MAX_CORP_ID } from './schemas.js'
 import type { IssuedTokens, SessionSummary, Sessions } from './sessions/sessions.js'
 import type { LoginContext, WecomProfile } from './member.js'
+import type { AccessClaims } from './jwt.js'
 import type { WecomApi } from './wecom/api.js'
 import { checkOrigin } from './web/csrf.js'
 
@@ -122,17 +123,13 @@ export function createDecorator ({ authenticate, origins, login, sessions, wecom
       await sessions.revokeUser(argument('corpId', corpId), argument('userid', userid))
     },
     async profile (request) {
-      const claims = typeof request === 'object' && request !== null ? request[kClaims] : undefined
-      if (claims === null || claims === undefined) throw new TokenMissingError()
-      return sessions.profile(claims.sid)
+      return sessions.profile(verifiedClaims(request).sid)
     },
     async sessions (corpId, userid) {
       return sessions.list(corpIdArgument(corpId), argument('userid', userid))
     },
     async decrypt (request, data) {
-      const claims = typeof request === 'object' && request !== null ? request[kClaims] : undefined
-      if (claims === null || claims === undefined) throw new TokenMissingError()
-      return sessions.decrypt(claims, data)
+      return sessions.decrypt(verifiedClaims(request), data)
     },
     api (corpId) {
       return wecomApi.api(corpId === undefined ? undefined : corpIdArgument(corpId))
@@ -141,6 +138,13 @@ export function createDecorator ({ authenticate, origins, login, sessions, wecom
       return wecomApi.accessToken(corpId === undefined ? undefined : corpIdArgument(corpId))
     }
   }
+}
+
+/** The claims `authenticate` verified on `request`; WECOM_TOKEN_MISSING when it did not run (or the host passed no request). */
+function verifiedClaims (request: FastifyRequest): AccessClaims {
+  const claims = typeof request === 'object' && request !== null ? request[kClaims] : undefined
+  if (claims === null || claims === undefined) throw new TokenMissingError()
+  return claims
 }
 
 /** Without `web` no request is authenticated by cookie: never read, but never allocated per request either. */

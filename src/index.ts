@@ -23,7 +23,7 @@ import { createSessions, type IssuedTokens, type Sessions } from './sessions/ses
 import { createSuitePushes } from './suites/pushes.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
-import type { SessionStore } from './stores/store.js'
+import type { SessionStore, SuiteTicketStore } from './stores/store.js'
 
 import { createApi } from './wecom/api.js'
 import { WecomClient } from './wecom/client.js'
@@ -145,11 +145,12 @@ function webOf (
 /** The store and WeCom's client, closed with the instance. */
 async function openBackends (fastify: FastifyInstance, config: ResolvedConfig, log: FastifyBaseLogger, telemetry: Telemetry): Promise<{ store: SessionStore, client: WecomClient }> {
   const { store, closeConnection } = await openStore(fastify, config, log)
+  const tickets = storedTickets(store)
   const client = new WecomClient({
     ...config.api,
     counter: store.rateCounter,
     shared: store.tokens,
-    suiteTicketOf: async (suiteId) => (await stored(() => store.suiteTickets.get(suiteId)))?.ticket ?? null,
+    suiteTicketOf: async (suiteId) => (await tickets.get(suiteId))?.ticket ?? null,
     log,
     telemetry
   })
@@ -233,16 +234,23 @@ function routesOptions (config: ResolvedConfig, parts: Parts): RoutesOptions & {
   }
 }
 
+/** The store's suite tickets, its backend's failures answered as 503 WECOM_STORE_UNAVAILABLE. */
+function storedTickets ({ suiteTickets }: SessionStore): SuiteTicketStore {
+  return {
+    save: (...args) => stored(() => suiteTickets.save(...args)),
+    get: (suiteId) => stored(() => suiteTickets.get(suiteId))
+  }
+}
+
 /** The suites' command callback, with `suites`: their Tokens and keys, and what a push does. */
 function suiteCallbackOf ({ suites, provider }: ResolvedConfig, store: SessionStore, log: FastifyBaseLogger): RoutesOptions['suiteCallback'] {
   if (suites === undefined || provider === undefined) return undefined
-  const tickets = store.suiteTickets
   return {
     suites: suites.map(({ suiteId, token, encodingAESKey }) => ({ suiteId, token, encodingAESKey })),
     providerCorpId: provider.corpId,
     // Redis down: 503 WECOM_STORE_UNAVAILABLE, and WeCom resends the push.
     pushes: createSuitePushes({
-      tickets: { save: (...args) => stored(() => tickets.save(...args)), get: (suiteId) => stored(() => tickets.get(suiteId)) },
+      tickets: storedTickets(store),
       log
     })
   }

@@ -2,11 +2,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { CorpUnknownError, InvalidCodeError, WebNotConfiguredError } from '../errors.js'
 import type { LoginContext, VerifiedLogin } from '../member.js'
 import type { IssuedTokens } from '../sessions/sessions.js'
-import { authorizeUrl, type WebAppCredentials } from '../surfaces/oauth.js'
+import { authorizeUrl, type OAuthScope, type WebAppCredentials } from '../surfaces/oauth.js'
 import { loginPanelParams, ssoUrl } from '../surfaces/sso.js'
 import { cookieValue, type Cookies } from '../web/cookies.js'
 import { allowedRedirect } from '../web/redirects.js'
-import type { LoginStates, WebScope, WebVia } from '../web/state.js'
+import type { LoginStates, WebVia } from '../web/state.js'
 
 export interface WebRoutesOptions {
   /** The corps' web apps, by corpId, in the order of `corps`. */
@@ -30,7 +30,7 @@ export interface WebRoutesOptions {
   config: object
 }
 
-interface LoginQuery { corpId?: string, redirect?: string, scope?: WebScope, via?: WebVia }
+interface LoginQuery { corpId?: string, redirect?: string, scope?: OAuthScope, via?: WebVia }
 
 /** WeCom's in-app browser says so in its User-Agent (wxwork); anything else is a PC browser. */
 const INSIDE_WECOM = /\bwxwork\//i
@@ -41,11 +41,12 @@ const INSIDE_WECOM = /\bwxwork\//i
  */
 export async function webRoutes (child: FastifyInstance, options: WebRoutesOptions): Promise<void> {
   const { apps, states, cookies, schemas, config } = options
+  const [firstCorp] = apps.keys()
 
   /** The login's app and redirect, refused (400) before anything else when either is not allowed. */
   function begin (query: LoginQuery): { app: WebAppCredentials, redirect: string } {
     const redirect = allowedRedirect(query.redirect, options.redirects)
-    const corpId = query.corpId ?? apps.keys().next().value!
+    const corpId = query.corpId ?? firstCorp!
     const app = apps.get(corpId)
     if (app === undefined) throw options.corpIds.has(corpId) ? new WebNotConfiguredError(corpId) : new CorpUnknownError(corpId)
     return { app, redirect }

@@ -10,7 +10,7 @@ import type { MemberCheck } from './member-check.js'
 /** A corp's self-built app whose pages log members in: its agentid and its own credentials. */
 export interface WebAppCredentials extends CorpCredentials { agentId: number }
 
-/** `snsapi_base` (userid only, silent) or `snsapi_privateinfo` (the member confirms). */
+/** `snsapi_base` (userid only, silent) or `snsapi_privateinfo` (the member confirms; a user_ticket too). */
 export type OAuthScope = 'snsapi_base' | 'snsapi_privateinfo'
 
 /**

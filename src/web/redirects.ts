@@ -9,8 +9,8 @@ import { RedirectInvalidError } from '../errors.js'
 export function allowedRedirect (redirect: string | undefined, listed: readonly string[]): string {
   if (redirect === undefined || redirect === '') return '/'
   // Printable ASCII only, as a Location header carries it (a path of other characters comes
-  // percent-encoded); no backslash, which browsers turn into `/`.
-  if (/^\/(?![/\\])[\x21-\x7e]*$/.test(redirect) && !redirect.includes('\\')) return redirect
+  // percent-encoded); no backslash, which browsers turn into `/`, and no `//` at the start.
+  if (/^\/(?!\/)[\x21-\x5b\x5d-\x7e]*$/.test(redirect)) return redirect
   // A listed URL may name a host or path in other scripts: written as a Location header carries
   // it (punycode, percent-encoding), or the callback would fail after the session was made.
   if (listed.includes(redirect)) return new URL(redirect).href

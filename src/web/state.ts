@@ -1,11 +1,10 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { StateInvalidError } from '../errors.js'
+import type { OAuthScope } from '../surfaces/oauth.js'
 
 /** Milliseconds a web login may take from the redirect to WeCom to the callback: a code's life (5 min). */
 export const STATE_TTL = 5 * 60 * 1000
 
-/** `snsapi_base` (userid only, silent) or `snsapi_privateinfo` (the member confirms; a user_ticket too). */
-export type WebScope = 'snsapi_base' | 'snsapi_privateinfo'
 /** `oauth`: the authorize page inside WeCom; `sso`: the PC login page. */
 export type WebVia = 'oauth' | 'sso'
 
@@ -14,7 +13,7 @@ export interface LoginState {
   corpId: string
   /** Where the callback sends the browser: a same-origin path or a listed URL. */
   redirect: string
-  scope: WebScope
+  scope: OAuthScope
   via: WebVia
 }
 
