@@ -6,11 +6,14 @@ import type { IssuedTokens, SessionSummary, Sessions } from './sessions/sessions
 import type { LoginContext, WecomProfile } from './member.js'
 import type { AccessClaims } from './jwt.js'
 import type { WecomApi } from './wecom/api.js'
+import type { AuthorizedCorp } from './suites/options.js'
 import { checkOrigin } from './web/csrf.js'
 
 export interface WecomLoginOptions {
   /** The corp to exchange the code with; the first configured corp when absent. */
   corpId?: string
+  /** The suite whose mini program gave the code (one of `suites`); the configured corps' when absent. */
+  suiteId?: string
   /** Handed to `authorize`. */
   request?: FastifyRequest
 }
@@ -78,6 +81,11 @@ export interface WecomAuthDecorator {
    * make. A secret: never log it, never send it to a client. Rejects as `api()` calls do.
    */
   accessToken (corpId?: string): Promise<string>
+  /**
+   * The corps that installed one of `suites`, suite by suite (none without `suites`): ids as WeCom
+   * wrote them, names, AgentIDs, and the install's time; never a permanent code.
+   */
+  corps (): Promise<AuthorizedCorp[]>
 }
 
 /** What `app.wecom` hands the host's calls to, once their arguments are checked. */
@@ -89,6 +97,8 @@ export interface DecoratorParts {
   login (code: string, context: LoginContext): Promise<IssuedTokens>
   sessions: Pick<Sessions, 'revokeSession' | 'revokeUser' | 'decrypt' | 'list' | 'profile'>
   wecomApi: { api (corpId?: string): WecomApi, accessToken (corpId?: string): Promise<string> }
+  /** The service provider's installs, with `suites`. */
+  provider?: { corps (): Promise<AuthorizedCorp[]> } | undefined
   log: FastifyBaseLogger
 }
 
@@ -96,7 +106,7 @@ export interface DecoratorParts {
  * `app.wecom`. The decorators take values from the host, often straight from a client: each is
  * checked here, so that a wrong type or size is a typed 4xx and never reaches WeCom or the store.
  */
-export function createDecorator ({ authenticate, origins, login, sessions, wecomApi, log }: DecoratorParts): WecomAuthDecorator {
+export function createDecorator ({ authenticate, origins, login, sessions, wecomApi, provider, log }: DecoratorParts): WecomAuthDecorator {
   return {
     authenticate,
     csrfProtection (request, _reply, done) {
@@ -112,9 +122,10 @@ export function createDecorator ({ authenticate, origins, login, sessions, wecom
     },
     async login (code, loginOptions) {
       if (!isPrintableAscii(code, MAX_CODE)) throw new InvalidCodeError()
-      const { corpId, request } = loginOptions ?? {}
+      const { corpId, suiteId, request } = loginOptions ?? {}
       if (corpId !== undefined) corpIdArgument(corpId)
-      return login(code, { corpId, request, log })
+      if (suiteId !== undefined) corpIdArgument(suiteId, 'suiteId')
+      return login(code, { corpId, suiteId, request, log })
     },
     async revokeSession (sid) {
       await sessions.revokeSession(argument('sid', sid))
@@ -136,6 +147,9 @@ export function createDecorator ({ authenticate, origins, login, sessions, wecom
     },
     async accessToken (corpId) {
       return wecomApi.accessToken(corpId === undefined ? undefined : corpIdArgument(corpId))
+    },
+    async corps () {
+      return provider === undefined ? [] : await provider.corps()
     }
   }
 }
@@ -153,9 +167,9 @@ const NO_ORIGINS: ReadonlySet<string> = new Set()
 /** Far above any WeCom corpid, userid or our sid, far below a size that costs anything. */
 const MAX_ARGUMENT = 256
 
-function corpIdArgument (corpId: unknown): string {
+function corpIdArgument (corpId: unknown, name = 'corpId'): string {
   if (!isPrintableAscii(corpId, MAX_CORP_ID)) {
-    throw new InvalidArgumentError('corpId', `a string of 1 to ${MAX_CORP_ID} printable ASCII characters`)
+    throw new InvalidArgumentError(name, `a string of 1 to ${MAX_CORP_ID} printable ASCII characters`)
   }
   return corpId
 }

@@ -56,6 +56,7 @@ function wecomError (code: string, message: string, statusCode: number): Fastify
 }
 
 export const CorpUnknownError = wecomError<[string]>('WECOM_CORP_UNKNOWN', 'corpId %s is not configured on this server', 400)
+export const SuiteUnknownError = wecomError<[string]>('WECOM_SUITE_UNKNOWN', 'suiteId %s is not configured on this server', 400)
 export const InvalidCodeError = wecomError('WECOM_INVALID_CODE', 'The login code is invalid, expired or already used: call wx.qy.login again', 401)
 export const CorpNotAllowedError = wecomError('WECOM_CORP_NOT_ALLOWED', 'This corp is not served by this app', 403)
 export const UserForbiddenError = wecomError('WECOM_USER_FORBIDDEN', 'This member may not use this app', 403)

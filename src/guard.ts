@@ -7,7 +7,12 @@ import type { Revocations } from './sessions/revocations.js'
 import { VerificationCache } from './verification-cache.js'
 
 /** The member a verified access token names: what `request.wecomUser` holds. */
-export interface WecomUser { userid: string, corpid: string }
+export interface WecomUser {
+  userid: string
+  corpid: string
+  /** The SuiteId, for a member of a corp that installed one of `suites`; absent otherwise. */
+  suiteId?: string
+}
 
 /** The session of a verified access token: what `request.wecomSession` holds. `iat`, `exp`: epoch seconds. */
 export interface WecomSession { sid: string, iat: number, exp: number }
@@ -89,7 +94,7 @@ export function createGuard (options: {
       return
     }
     // A copy per request: a route that edits its user must not edit the next request's.
-    request.wecomUser = { userid: claims.userid, corpid: claims.corpid }
+    request.wecomUser = claims.suite === undefined ? { userid: claims.userid, corpid: claims.corpid } : { userid: claims.userid, corpid: claims.corpid, suiteId: claims.suite }
     request.wecomSession = { sid: claims.sid, iat: claims.iat, exp: claims.exp }
     // Frozen when verified: shared by the token's requests without a copy each.
     request.wecomClaims = claims.extra

@@ -1,9 +1,10 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createDecorator, type DecoratorParts, type WecomAuthDecorator } from './decorators.js'
-import { UserForbiddenError } from './errors.js'
+import { InvalidArgumentError, UserForbiddenError } from './errors.js'
 import type { WecomEvent } from './events/callback.js'
-import { createOffboarding, deliveryLease } from './events/offboarding.js'
+import { createOffboarding } from './events/offboarding.js'
+import { deliveryLease, type DeliveryClaims } from './events/deliveries.js'
 import { createGuard, kByCookie, kClaims, type WecomSession, type WecomUser } from './guard.js'
 import { createAccessTokens, jwksOf, registerJwtEngine, type AccessTokens } from './jwt.js'
 import { resolveOptions, type ResolvedConfig, type WecomAuthOptions } from './options.js'
@@ -20,10 +21,10 @@ import { stored } from './sessions/kit.js'
 import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
 import { createSessions, type IssuedTokens, type Sessions } from './sessions/sessions.js'
-import { createSuitePushes } from './suites/pushes.js'
+import { createProvider, storedTickets, type Provider } from './suites/provider.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
-import type { SessionStore, SuiteTicketStore } from './stores/store.js'
+import type { SessionStore } from './stores/store.js'
 
 import { createApi } from './wecom/api.js'
 import { WecomClient } from './wecom/client.js'
@@ -64,6 +65,8 @@ interface Parts extends DecoratorParts {
   web?: RoutesOptions['web']
   refresh (refreshToken: string, context: LoginContext): Promise<IssuedTokens>
   handleEvent (corpId: string, event: WecomEvent, request: FastifyRequest): Promise<void>
+  /** The service provider's parts, with `suites`. */
+  provider: Provider | undefined
 }
 
 async function createParts (fastify: FastifyInstance, config: ResolvedConfig, log: FastifyBaseLogger): Promise<Parts> {
@@ -71,15 +74,28 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
   const telemetry = createTelemetry()
   const { store, client } = await openBackends(fastify, config, log, telemetry)
   const corpIds: ReadonlySet<string> = new Set(config.corps.map((corp) => corp.corpId))
-  const accessTokens = createAccessTokens(config.jwt, corpIds, await registerJwtEngine(fastify, config.jwt))
+  const suiteIds: ReadonlySet<string> = new Set(config.suites?.map((suite) => suite.suiteId))
+  const accessTokens = createAccessTokens(config.jwt, { corpIds, suiteIds }, await registerJwtEngine(fastify, config.jwt))
   // Once, for the guard, csrfProtection and the web routes alike.
   const origins: ReadonlySet<string> | undefined = config.web === undefined ? undefined : new Set(config.web.origins)
   const revoked = await followRevocations(store, telemetry)
   const memberCheck = createMemberCheck({ client, authorize: config.authorize })
   const webApps = webAppsOf(config)
   const webLogin = createWebLogin({ client, memberCheck, timeout: config.api.timeout })
-  const loginFlow = loginFlowOf(createMiniprogramLogin({ corps: config.corps, client, timeout: config.api.timeout, memberCheck }), webApps, webLogin)
+  // The off-boarding is built after the sessions, which need the login flow, which needs the
+  // provider: a push reaches it only once the plugin is ready.
+  const provider = createProvider(config, {
+    store,
+    client,
+    memberCheck,
+    claims: deliveryClaims(config, store),
+    contactEvent: (corpId, event, request) => offboarding.handle(corpId, event, request),
+    log
+  })
+  const miniprogram = createMiniprogramLogin({ corps: config.corps, client, timeout: config.api.timeout, memberCheck })
+  const loginFlow = loginFlowOf({ miniprogram, provider, corpIds }, webApps, webLogin)
   const sessions = sessionsOf(config, store, accessTokens, loginFlow, log)
+  const offboarding = offboardingOf(config, store, sessions, loginFlow, log)
   return {
     store,
     sessions,
@@ -91,8 +107,9 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
     authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: cookieOf(config, origins) }),
     web: webOf(config, { apps: webApps, corpIds, origins }, webLogin, store, client, sessions, telemetry),
     origins,
-    wecomApi: createApi({ corps: config.corps, client, timeout: config.api.timeout, log }),
-    handleEvent: offboardingOf(config, store, sessions, loginFlow, log).handle,
+    wecomApi: createApi({ corps: config.corps, installed: provider?.installedCorp, client, timeout: config.api.timeout, log }),
+    handleEvent: offboarding.handle,
+    provider,
     log
   }
 }
@@ -107,14 +124,33 @@ function webAppsOf (config: ResolvedConfig): ReadonlyMap<string, WebAppCredentia
   return new Map(config.corps.flatMap(({ corpId, web }) => web === undefined ? [] : [[corpId, { corpId, ...web }] as const]))
 }
 
-/** The mini program's login; a session's recheck on the app of its surface. */
-function loginFlowOf (miniprogram: LoginFlow, webApps: ReadonlyMap<string, WebAppCredentials>, webLogin: WebLogin): LoginFlow {
+/**
+ * The mini program's login, a configured corp's or a suite's; a session's recheck on the app of
+ * its surface, or of its suite; whether a suite's corp still has it installed.
+ */
+function loginFlowOf (
+  { miniprogram, provider, corpIds }: { miniprogram: LoginFlow, provider: Provider | undefined, corpIds: ReadonlySet<string> },
+  webApps: ReadonlyMap<string, WebAppCredentials>, webLogin: WebLogin
+): LoginFlow {
+  // With suites alone and one of them, a login need not name it.
+  const onlySuite = corpIds.size === 0 && provider?.suiteIds.length === 1 ? provider.suiteIds[0] : undefined
   return {
-    login: miniprogram.login,
-    checkMember (corpId, userid, context, surface) {
+    login (code, context) {
+      if (provider === undefined || (context.suiteId === undefined && corpIds.size > 0)) return miniprogram.login(code, context)
+      const suiteId = context.suiteId ?? onlySuite
+      if (suiteId === undefined) return Promise.reject(new InvalidArgumentError('suiteId', 'given: this server serves several suites'))
+      return provider.login.login(code, { ...context, suiteId })
+    },
+    async checkMember (corpId, userid, context, surface, suiteId) {
+      // A contact event of a suite's corp names no suite: the first of the suites it installed.
+      if (suiteId === undefined && !corpIds.has(corpId) && provider !== undefined) {
+        suiteId = await provider.installedSuite(corpId) ?? undefined
+      }
+      if (suiteId !== undefined && provider !== undefined) return provider.login.checkMember(suiteId, corpId, userid, context)
       const app = surface === 'h5' || surface === 'web' ? webApps.get(corpId) : undefined
       return app === undefined ? miniprogram.checkMember(corpId, userid, context) : webLogin.checkMember(app, userid, context)
-    }
+    },
+    ...(provider === undefined ? {} : { installed: provider.login.installed })
   }
 }
 
@@ -206,15 +242,24 @@ function offboardingOf (config: ResolvedConfig, store: SessionStore, sessions: S
         throw error
       }
     },
-    // Redis down: 503, and WeCom resends until it is back. Each as the errors table says it: an
-    // ioredis error carries its command, which must not reach the log lines of a failed settle.
-    claimDelivery: (key, lease) => stored(() => store.claimDelivery(key, lease)),
-    settleDelivery: (key, id, done, ttl) => stored(() => store.settleDelivery(key, id, done, ttl)),
-    renewDelivery: (key, id, lease) => stored(() => store.renewDelivery(key, id, lease)),
-    lease: deliveryLease(config.api.timeout),
+    ...deliveryClaims(config, store),
     onEvent: config.onEvent,
     log
   })
+}
+
+/**
+ * The store's claims on callback deliveries. Redis down: 503, and WeCom resends until it is back.
+ * Each as the errors table says it: an ioredis error carries its command, which must not reach the
+ * log lines of a failed settle.
+ */
+function deliveryClaims (config: ResolvedConfig, store: SessionStore): Omit<DeliveryClaims, 'log'> {
+  return {
+    claimDelivery: (key, lease) => stored(() => store.claimDelivery(key, lease)),
+    settleDelivery: (key, id, done, ttl) => stored(() => store.settleDelivery(key, id, done, ttl)),
+    renewDelivery: (key, id, lease) => stored(() => store.renewDelivery(key, id, lease)),
+    lease: deliveryLease(config.api.timeout)
+  }
 }
 
 function routesOptions (config: ResolvedConfig, parts: Parts): RoutesOptions & { prefix: string } {
@@ -229,30 +274,18 @@ function routesOptions (config: ResolvedConfig, parts: Parts): RoutesOptions & {
     jwks: jwksOf(config.jwt.keys),
     rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, parts.store.rateCounter),
     callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: parts.handleEvent },
-    suiteCallback: suiteCallbackOf(config, parts.store, parts.log),
+    suiteCallback: suiteCallbackOf(config, parts.provider),
     web: parts.web
   }
 }
 
-/** The store's suite tickets, its backend's failures answered as 503 WECOM_STORE_UNAVAILABLE. */
-function storedTickets ({ suiteTickets }: SessionStore): SuiteTicketStore {
-  return {
-    save: (...args) => stored(() => suiteTickets.save(...args)),
-    get: (suiteId) => stored(() => suiteTickets.get(suiteId))
-  }
-}
-
 /** The suites' command callback, with `suites`: their Tokens and keys, and what a push does. */
-function suiteCallbackOf ({ suites, provider }: ResolvedConfig, store: SessionStore, log: FastifyBaseLogger): RoutesOptions['suiteCallback'] {
-  if (suites === undefined || provider === undefined) return undefined
+function suiteCallbackOf ({ suites, provider: providerOptions }: ResolvedConfig, provider: Provider | undefined): RoutesOptions['suiteCallback'] {
+  if (suites === undefined || providerOptions === undefined || provider === undefined) return undefined
   return {
     suites: suites.map(({ suiteId, token, encodingAESKey }) => ({ suiteId, token, encodingAESKey })),
-    providerCorpId: provider.corpId,
-    // Redis down: 503 WECOM_STORE_UNAVAILABLE, and WeCom resends the push.
-    pushes: createSuitePushes({
-      tickets: storedTickets(store),
-      log
-    })
+    providerCorpId: providerOptions.corpId,
+    pushes: provider.pushes
   }
 }
 

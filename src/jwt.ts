@@ -14,6 +14,8 @@ export interface AccessClaims {
   sid: string
   /** Where the session was made; a token without the claim (signed before it existed) is the mini program's. */
   surface: Surface
+  /** The SuiteId of a session of a corp that installed a suite; absent for a configured corp's. */
+  suite?: string
   iat: number
   /**
    * The issue time in epoch ms. `iat` has one-second steps: a member off-boarded and logging in
@@ -34,12 +36,12 @@ export type VerifyOutcome =
 export interface AccessTokens {
   /** `extra`: the host's claims; a name of RESERVED_CLAIMS, or a non-object, throws WECOM_CLAIMS_INVALID. */
   /** `claims.surface`: `miniprogram` when absent. */
-  sign (claims: Pick<AccessClaims, 'userid' | 'corpid' | 'sid'> & { surface?: Surface }, extra?: Record<string, unknown>): string
+  sign (claims: Pick<AccessClaims, 'userid' | 'corpid' | 'sid'> & { surface?: Surface, suite?: string }, extra?: Record<string, unknown>): string
   verify (token: string): VerifyOutcome
 }
 
 /** What the plugin signs itself, and JWT's registered names (RFC 7519): never the host's to set. */
-export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['userid', 'corpid', 'sid', 'surface', 'iat', 'iat_ms', 'exp', 'aud', 'iss', 'jti', 'nbf', 'sub'])
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['userid', 'corpid', 'sid', 'surface', 'suite', 'iat', 'iat_ms', 'exp', 'aud', 'iss', 'jti', 'nbf', 'sub'])
 
 const SURFACES: ReadonlySet<Surface> = new Set(['miniprogram', 'h5', 'web'])
 
@@ -99,10 +101,13 @@ export async function registerJwtEngine (fastify: FastifyInstance, config: Resol
  * Signs and verifies the access JWT with @fastify/jwt (`registerJwtEngine`).
  *
  * A host may sign its own JWTs with the same key: only a token shaped as this plugin issues them
- * passes (typed `at+jwt`, our audience, a configured corp, a non-empty member and session, a life
- * no longer than `expiresIn`). These checks run once per token: the guard caches the outcome.
+ * passes (typed `at+jwt`, our audience, a configured corp or one of a configured suite's, a
+ * non-empty member and session, a life no longer than `expiresIn`). These checks run once per
+ * token: the guard caches the outcome. A suite's corps come and go: an uninstalled corp's tokens
+ * are refused by the revocations (Revocations), its refresh by the sessions.
  */
-export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: ReadonlySet<string>, engine: JwtEngine): AccessTokens {
+export function createAccessTokens (config: ResolvedConfig['jwt'], accepted: { corpIds: ReadonlySet<string>, suiteIds: ReadonlySet<string> }, engine: JwtEngine): AccessTokens {
+  const { corpIds, suiteIds } = accepted
   const [signing, ...older] = config.keys
   // The first key is @fastify/jwt's own; an older key's tokens (a rotation) are verified with that
   // key and its own pinned algorithm, the other checks alike: rare, and once per token.
@@ -122,7 +127,8 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
       const now = Date.now()
       // jti makes every token distinct, even two of one session signed within the same second.
       // randomUUID draws from a buffered pool: cheaper than a randomBytes call per token.
-      const own = { userid: claims.userid, corpid: claims.corpid, sid: claims.sid, surface: claims.surface ?? 'miniprogram', iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID() }
+      const own: Record<string, unknown> = { userid: claims.userid, corpid: claims.corpid, sid: claims.sid, surface: claims.surface ?? 'miniprogram', iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID() }
+      if (claims.suite !== undefined) own.suite = claims.suite
       return engine.sign(extra === undefined ? own : { ...checkedExtra(extra), ...own })
     },
     verify (token) {
@@ -134,17 +140,19 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], corpIds: Read
         const expired = error instanceof TokenError && error.code === TokenError.codes.expired
         return { ok: false, reason: expired ? 'expired' : 'invalid' }
       }
-      const { userid, corpid, sid, iat, exp } = payload
+      const { userid, corpid, sid, iat, exp, suite } = payload
       const iatMs = payload.iat_ms ?? (typeof iat === 'number' ? iat * 1000 : undefined)
       if (typeof userid !== 'string' || userid === '' || typeof sid !== 'string' || sid === '' ||
-          typeof corpid !== 'string' || !corpIds.has(corpid) ||
+          typeof corpid !== 'string' || corpid === '' || !(suite === undefined ? corpIds.has(corpid) : typeof suite === 'string' && suiteIds.has(suite)) ||
           typeof iat !== 'number' || typeof iatMs !== 'number' || Math.floor(iatMs / 1000) !== iat ||
           typeof exp !== 'number' || exp - iat > config.expiresIn) {
         return { ok: false, reason: 'invalid' }
       }
       const surface = payload.surface ?? 'miniprogram'
       if (!SURFACES.has(surface as Surface)) return { ok: false, reason: 'invalid' }
-      return { ok: true, claims: { userid, corpid, sid, surface: surface as Surface, iat, iat_ms: iatMs, exp, extra: extraOf(payload) } }
+      const claims: AccessClaims = { userid, corpid, sid, surface: surface as Surface, iat, iat_ms: iatMs, exp, extra: extraOf(payload) }
+      if (suite !== undefined) claims.suite = suite as string
+      return { ok: true, claims }
     }
   }
 }

@@ -7,6 +7,8 @@ import type { WecomUserDetail } from './wecom/endpoints.js'
 export interface LoginContext {
   /** The corp to log in with; the first configured corp when absent. */
   corpId?: string
+  /** The suite whose mini program logs in (one of `suites`); the configured corps' when absent. */
+  suiteId?: string
   request?: FastifyRequest
   log: FastifyBaseLogger
 }
@@ -22,6 +24,8 @@ export interface VerifiedLogin {
   member: WecomMember
   /** The way in; `miniprogram` when absent. */
   surface?: Surface
+  /** The suite the member's corp installed, for a suite's login; absent for a configured corp. */
+  suiteId?: string
   /** WeCom's session_key for this member (the mini program's only): for the vault only, never for a reply. */
   sessionKey?: string
   /**
@@ -41,5 +45,10 @@ export interface LoginFlow {
    * user/get + status + authorize, as at login: for rechecks of a living session, on the app of its
    * `surface` (the web app's visible range for `h5` and `web`; the mini program's otherwise).
    */
-  checkMember (corpId: string, userid: string, context: LoginContext, surface?: Surface): Promise<WecomMember>
+  checkMember (corpId: string, userid: string, context: LoginContext, surface?: Surface, suiteId?: string): Promise<WecomMember>
+  /**
+   * Whether the corp still has the suite installed since before `startedAt` (epoch ms): a session
+   * of a suite's corp is refreshed only then. Absent without `suites`.
+   */
+  installed? (suiteId: string, corpId: string, startedAt: number): Promise<boolean>
 }

@@ -8,7 +8,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { WecomEvent } from './events/callback.js'
 import { callbackOptions } from './events/callback-options.js'
 import { describeIssue, required, strict } from './option-issues.js'
-import { providerOptions, sealKeysOptions, suitesOptions } from './suites/options.js'
+import { providerOptions, sealKeysOptions, suitesOptions, type AuthorizedCorp } from './suites/options.js'
 import { authorizeUrl, ssoUrl, webApp, webOptions } from './web/options.js'
 
 /** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
@@ -18,6 +18,8 @@ export interface WecomMember {
   name?: string
   department?: number[]
   position?: string
+  /** A suite's member: the provider's own id for them, the same in every corp (doc path/92423). */
+  open_userid?: string
 }
 
 export type AuthorizeFn = (user: WecomMember, request?: FastifyRequest) => boolean | Promise<boolean>
@@ -33,11 +35,19 @@ export type SessionHook = (member: WecomMember, sid: string, request?: FastifyRe
  * was known), `member` alone for an off-boarding (revokeUser, or WeCom's event).
  */
 export type RevokeHook = (member: WecomMember | undefined, sid: string | undefined, request?: FastifyRequest) => void | Promise<void>
+/**
+ * Told when a corp installed one of `suites` (create_auth) and when it uninstalled it (cancel_auth,
+ * after its sessions ended): for the provider's own tables. Awaited; a hook that throws leaves the
+ * push unacknowledged, and WeCom resends it.
+ */
+export type CorpHook = (corp: AuthorizedCorp) => void | Promise<void>
 export interface WecomHooks {
   onLogin?: SessionHook
   onRefresh?: SessionHook
   onLogout?: SessionHook
   onRevoke?: RevokeHook
+  onCorpAuthorized?: CorpHook
+  onCorpCancelled?: CorpHook
 }
 /** The host's own claims for an access token; names the plugin sets are refused (WECOM_CLAIMS_INVALID). */
 export type ExtendClaimsFn = (member: WecomMember, request?: FastifyRequest) => Record<string, unknown> | Promise<Record<string, unknown>>
@@ -121,7 +131,8 @@ const rateLimitShape = {
 const optionsSchema = z.strictObject({
   corps: z.array(z.strictObject({ corpId: text(), secret: text(), callback: callbackOptions.optional(), web: webApp.optional() }, strict()), required('an array'))
     .min(1, { error: 'must list at least one corp' })
-    .superRefine((corps, ctx) => {
+    .optional()
+    .superRefine((corps = [], ctx) => {
       const seen = new Set<string>()
       corps.forEach((corp, index) => {
         if (seen.has(corp.corpId)) {
@@ -200,7 +211,9 @@ const optionsSchema = z.strictObject({
     onLogin: fn<SessionHook>().optional(),
     onRefresh: fn<SessionHook>().optional(),
     onLogout: fn<SessionHook>().optional(),
-    onRevoke: fn<RevokeHook>().optional()
+    onRevoke: fn<RevokeHook>().optional(),
+    onCorpAuthorized: fn<CorpHook>().optional(),
+    onCorpCancelled: fn<CorpHook>().optional()
   }, strict()).prefault({}),
   extendClaims: fn<ExtendClaimsFn>().optional(),
   // How the routes appear in the host's @fastify/swagger document.
@@ -261,6 +274,8 @@ function fitDefaults ({ jwt, session, api, ...rest }: z.output<typeof optionsSch
   const { breaker } = api
   return {
     ...rest,
+    // With suites alone, the corps come from installs: none configured.
+    corps: rest.corps ?? [],
     // A call is counted when it ends: calls that hang to their deadline end together, after the
     // calls sent beside them. A window of twice the deadline still holds those, and the ratio is
     // of all of them, not of the hung ones alone.
@@ -368,7 +383,12 @@ function resolveKey (key: KeyOption, where: string): JwtKey {
  * is never mutated, and a bad option fails the boot with a message naming it.
  */
 export function resolveOptions (input: unknown): ResolvedConfig {
-  const result = checkedSchema.safeParse(withoutRegisterOptions(input))
+  const given = withoutRegisterOptions(input)
+  // Said first: without corps or suites the plugin has no one to log in, whatever else is wrong.
+  if (typeof given === 'object' && given !== null && (given as { corps?: unknown }).corps === undefined && (given as { suites?: unknown }).suites === undefined) {
+    throw new Error('fastify-wecom-auth: corps is required (an array of { corpId, secret }), unless suites are given')
+  }
+  const result = checkedSchema.safeParse(given)
   if (!result.success) {
     throw new Error(`fastify-wecom-auth: ${describeIssue(result.error.issues[0]!)}`)
   }

@@ -89,8 +89,8 @@ export async function wecomRoutes (child: FastifyInstance, { login, refresh, ses
   const documented: Record<string, unknown> = { swaggerTransform }
   const limited = { rateLimit: rateLimit === false ? false : {}, ...documented }
 
-  child.post<{ Body: { code: string, corpId?: string } }>('/login', { schema: schemas.login, config: limited }, async (request): Promise<IssuedTokens> => {
-    return login(request.body.code, { corpId: request.body.corpId, request, log: request.log })
+  child.post<{ Body: { code: string, corpId?: string, suiteId?: string } }>('/login', { schema: schemas.login, config: limited }, async (request): Promise<IssuedTokens> => {
+    return login(request.body.code, { corpId: request.body.corpId, suiteId: request.body.suiteId, request, log: request.log })
   })
 
   const refreshRoute = (child: FastifyInstance) => refreshRoutes(child, { refresh, web, cookies, schema: schemas.refresh, config: limited })

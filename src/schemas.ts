@@ -45,7 +45,8 @@ const loginBody = {
   required: ['code'],
   properties: {
     code: ascii(MAX_CODE, 'The code wx.qy.login gave the mini program'),
-    corpId: ascii(MAX_CORP_ID, 'The corp to exchange the code with; the first configured corp when absent')
+    corpId: ascii(MAX_CORP_ID, 'The corp to exchange the code with; the first configured corp when absent'),
+    suiteId: ascii(MAX_CORP_ID, 'The suite whose mini program gave the code; the configured corps\' when absent')
   }
 }
 const refreshBody = { type: 'object', required: ['refresh_token'], properties: { refresh_token: refreshToken } }

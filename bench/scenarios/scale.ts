@@ -50,7 +50,7 @@ function es256 (): BenchKeyPair {
 async function bearers (count: number, keyPair?: BenchKeyPair): Promise<string[]> {
   const config = resolveOptions({ corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret })), jwt: pluginJwt(keyPair) })
   const engine = Fastify({ logger: false })
-  const tokens = createAccessTokens(config.jwt, new Set([CORP_A.corpId]), await registerJwtEngine(engine, config.jwt))
+  const tokens = createAccessTokens(config.jwt, { corpIds: new Set([CORP_A.corpId]), suiteIds: new Set() }, await registerJwtEngine(engine, config.jwt))
   await engine.close()
   return Array.from({ length: count }, (_, i) => `Bearer ${tokens.sign({ userid: `m${i}`, corpid: CORP_A.corpId, sid: randomUUID() })}`)
 }

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto'
 import { CallbackRetryError } from '../errors.js'
-import type { DeliveryClaim } from '../stores/store.js'
 import type { WecomEvent } from './callback.js'
+import { actOnce, deliveryKey, RETRY, type DeliveryClaims } from './deliveries.js'
 
 /**
  * What WeCom's events do to sessions (doc path/90970 "成员变更通知", path/90240 "成员关注及取消关注
@@ -23,53 +22,16 @@ import type { WecomEvent } from './callback.js'
 /** Why a member's sessions end, as the log line says it. */
 export type OffboardingCause = 'deleted' | 'not active' | 'userid changed' | 'left the visible range'
 
-/** The slice of a pino logger this module writes to. */
-export interface EventLogger {
-  info (fields: object, message: string): void
-  warn (fields: object, message: string): void
-  error (fields: object, message: string): void
-}
-
-export interface OffboardingDependencies<R> {
+export interface OffboardingDependencies<R> extends DeliveryClaims {
   /** Ends the member's sessions and access tokens made until `at` (epoch ms). */
   revokeUser (corpId: string, userid: string, at: number, request: R): Promise<void>
   /** Asks WeCom about the member now: false when they may no longer use the app. */
   stillAllowed (corpId: string, userid: string, request: R): Promise<boolean>
-  /** The store's claims on deliveries (SessionStore.claimDelivery, settleDelivery). */
-  claimDelivery (key: string, lease: number): Promise<DeliveryClaim>
-  settleDelivery (key: string, id: string, done: boolean, ttl: number): Promise<void>
-  renewDelivery (key: string, id: string, lease: number): Promise<boolean>
-  /** Milliseconds a delivery's claim holds: deliveryLease(api.timeout). */
-  lease: number
   onEvent?: (event: WecomEvent, request: R) => void | Promise<void>
-  log: EventLogger
-}
-
-/**
- * How long a delivery is remembered as done. WeCom resends within seconds, three times at most; a
- * recorded delivery is refused after TIMESTAMP_WINDOW; a day is far beyond both, and costs one
- * small key per event.
- */
-export const DELIVERY_MEMORY = 24 * 60 * 60 * 1000
-
-/**
- * Milliseconds a delivery's claim holds, for `timeout` (api.timeout). Longer than the work of one
- * delivery on a live instance, so that a resend arriving meanwhile never acts beside it: a few
- * store commands (a second each at most), the recheck (one deadline of `timeout` for the token
- * and user/get), the host's onRevoke and onEvent; twice the timeout leaves as much again for all
- * but the recheck. Shorter than WeCom's resends last (the third comes 15 s or more after the first
- * POST), so that the claim of an instance that died mid-work lapses and a resend acts: 10 s at
- * least, which the default timeout (5 s) gives. A timeout above 7.5 s trades that for the first:
- * an instance dying then may leave the event to no resend.
- */
-export function deliveryLease (timeout: number): number {
-  return Math.max(10_000, 2 * timeout)
 }
 
 /** WeCom's Status: 1 active; 2 disabled, 4 not activated, 5 left (doc path/90970). */
 const ACTIVE = '1'
-
-const RETRY = 'not acknowledged, WeCom\'s resend will retry it'
 
 export function createOffboarding<R> (deps: OffboardingDependencies<R>): {
   /**
@@ -84,41 +46,7 @@ export function createOffboarding<R> (deps: OffboardingDependencies<R>): {
 }
 
 async function handle<R> (deps: OffboardingDependencies<R>, corpId: string, event: WecomEvent, request: R): Promise<void> {
-  const key = deliveryKey(corpId, event)
-  const fields = { corpId, event: kindOf(event) }
-  const claim = await deps.claimDelivery(key, deps.lease)
-  if (claim.state === 'done') {
-    deps.log.info({ ...fields, action: 'none' }, 'wecom: event delivered again; answered without a second effect')
-    return
-  }
-  if (claim.state === 'busy') {
-    deps.log.info({ ...fields, action: 'none' }, `wecom: event delivered again while another delivery of it is being handled; ${RETRY}`)
-    throw new CallbackRetryError('another delivery of this event is being handled')
-  }
-  let done = false
-  const renewal = keepClaimed(deps, key, claim.id, fields)
-  try {
-    await act(deps, corpId, event, request)
-    done = true
-  } finally {
-    clearInterval(renewal)
-    await settle(deps, key, claim.id, done, fields)
-  }
-}
-
-/**
- * Renews the claim every third of its lease while the work goes on, however long the host's hooks
- * take: a resend then finds it busy rather than lapsed, and acts only once this instance stopped
- * renewing (it died mid-work). unref: a renewal never keeps the process alive.
- */
-function keepClaimed<R> (deps: OffboardingDependencies<R>, key: string, id: string, fields: object): NodeJS.Timeout {
-  return setInterval(() => {
-    deps.renewDelivery(key, id, deps.lease).then((held) => {
-      if (!held) deps.log.warn({ ...fields, action: 'renew' }, 'wecom: the event\'s claim lapsed while it was being handled; another delivery may act on it too')
-    }, (error: unknown) => {
-      deps.log.warn({ err: error, ...fields, action: 'renew' }, 'wecom: the event\'s claim could not be renewed (store unavailable); it lapses after its lease')
-    })
-  }, Math.max(1, Math.floor(deps.lease / 3))).unref()
+  await actOnce(deps, deliveryKey(corpId, event), { corpId, event: kindOf(event) }, () => act(deps, corpId, event, request))
 }
 
 /** Every effect of the event, in order; rejects at the first that failed. */
@@ -172,32 +100,6 @@ async function recheck<R> (deps: OffboardingDependencies<R>, corpId: string, use
   }
   if (allowed) deps.log.info({ corpId, userid, event: kindOf(event), action: 'recheck' }, 'wecom: member still allowed after their departments changed')
   else await revoke(deps, corpId, userid, 'left the visible range', event, request)
-}
-
-async function settle<R> (deps: OffboardingDependencies<R>, key: string, id: string, done: boolean, fields: object): Promise<void> {
-  try {
-    await deps.settleDelivery(key, id, done, DELIVERY_MEMORY)
-  } catch (error) {
-    // Done: answered `success` all the same, since a resend would act a second time. Not done:
-    // the answer is the failure's, and the claim lapses after its lease.
-    deps.log.warn({ err: error, ...fields, action: 'settle' }, done
-      ? 'wecom: event acted on, but not remembered as done (store unavailable); answered success'
-      : `wecom: event's claim not released (store unavailable); it lapses in ${deps.lease} ms`)
-  }
-}
-
-/**
- * The same event whatever its envelope or the XML's spacing: a digest of its fields in a fixed
- * order. Two different events differ in a field (the member, the change, the time).
- */
-function deliveryKey (corpId: string, event: WecomEvent): string {
-  return createHash('sha256').update(JSON.stringify([corpId, canonical(event)])).digest('base64url')
-}
-
-function canonical (value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical)
-  if (typeof value !== 'object' || value === null) return value
-  return Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])])
 }
 
 function text (value: unknown): string {

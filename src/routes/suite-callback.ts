@@ -24,7 +24,7 @@ export async function suiteCallbackRoutes (child: FastifyInstance, { suites, pro
   })
   child.post('/suite/callback', { bodyLimit: CALLBACK_BODY_LIMIT, schema: schemas.push, config }, async (request, reply) => {
     const { suite, push } = openSuitePush(suites, request.query as CallbackQuery, request.body, Date.now())
-    await pushes.handle(suite, push)
+    await pushes.handle(suite, push, request)
     // WeCom's acknowledgement: anything else, or no answer within 5 s, and it resends.
     return reply.type('text/plain; charset=utf-8').send('success')
   })

@@ -103,7 +103,7 @@ export function createKit (deps: SessionDependencies): SessionKit {
     answer,
     async issue (session, refreshToken, request) {
       const extra = deps.extendClaims === undefined ? undefined : await deps.extendClaims(session.member, request)
-      const claims = { userid: session.userid, corpid: session.corpid, sid: session.sid, surface: session.surface ?? 'miniprogram' }
+      const claims = { userid: session.userid, corpid: session.corpid, sid: session.sid, surface: session.surface ?? 'miniprogram', suite: session.suiteId }
       return answer(session, deps.tokens.sign(claims, extra), refreshToken)
     },
     revoke,

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { RefreshInvalidError, UserForbiddenError } from '../errors.js'
+import { CorpNotAllowedError, RefreshInvalidError, UserForbiddenError } from '../errors.js'
 import type { SessionRecord } from '../stores/store.js'
 import type { LoginContext } from '../member.js'
 import { stored, type IssuedTokens, type OperationContext, type SessionKit } from './kit.js'
@@ -66,9 +66,18 @@ function retryAnswer (kit: SessionKit, session: SessionRecord, presented: Presen
 async function rotate (kit: SessionKit, session: SessionRecord, presented: PresentedToken, context: LoginContext): Promise<IssuedTokens | null> {
   const { deps, now } = kit
   let { member, checkedAt } = session
+  const { suiteId } = session
+  // A suite's corp that uninstalled it (or installed it again since) ends the session at once.
+  if (suiteId !== undefined && deps.loginFlow.installed !== undefined &&
+      !await deps.loginFlow.installed(suiteId, session.corpid, session.startedAt ?? 0)) {
+    await kit.end(session, context.request)
+    throw new CorpNotAllowedError()
+  }
   if (now() - checkedAt > deps.recheckInterval * 1000) {
     try {
-      member = await deps.loginFlow.checkMember(session.corpid, session.userid, context, session.surface)
+      member = await deps.loginFlow.checkMember(session.corpid, session.userid, context, session.surface, suiteId)
+      // user/get knows no open_userid: the login's stays with the member.
+      if (session.member.open_userid !== undefined) member = { ...member, open_userid: session.member.open_userid }
     } catch (error) {
       if (error instanceof UserForbiddenError) await kit.end(session, context.request)
       throw error

@@ -82,6 +82,7 @@ function starter (kit: SessionKit): Sessions['start'] {
       expiresAt: startedAt + deps.refreshTtl * 1000,
       startedAt,
       surface: login.surface ?? 'miniprogram',
+      ...(login.suiteId === undefined ? {} : { suiteId: login.suiteId }),
       ...userAgentOf(request),
       ...(login.profile === undefined ? {} : { profile: deps.vault.seal(JSON.stringify(login.profile)) })
     }

@@ -14,7 +14,15 @@ export interface Vault {
 
 /** Seals with the current signing key's material; opens with any key still configured (a rotation). */
 export function createVault (keyMaterial: string | Buffer, ...olderKeys: Array<string | Buffer>): Vault {
-  const keys = [keyMaterial, ...olderKeys].map((material) => deriveKey(material, 'session_key vault'))
+  return createVaultFor('session_key vault', [keyMaterial, ...olderKeys])
+}
+
+/**
+ * A vault whose keys derive from `materials` for `purpose` alone (a key of one purpose never opens
+ * another's): the first seals, every one opens. `sealKeys` seal permanent codes so.
+ */
+export function createVaultFor (purpose: string, materials: readonly [string | Buffer, ...Array<string | Buffer>]): Vault {
+  const keys = materials.map((material) => deriveKey(material, purpose))
   const [key] = keys
   return {
     seal (plain) {

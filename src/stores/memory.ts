@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { byStart, memberKey, sidOf, type DeliveryClaim, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore, type SuiteTicketStore } from './store.js'
+import { byStart, memberKey, sidOf, type DeliveryClaim, type MemberRevocation, type Revocation, type RevokedSession, type SessionRecord, type SessionStore, type SuiteTicketStore, type CorpAuthorizationStore } from './store.js'
 import { MemorySuiteTickets } from './suite-tickets.js'
+import { MemoryCorpAuthorizations } from './corp-authorizations.js'
 
 /**
  * The keys of `map`, oldest first, for deleting each as it comes: one iterator kept across calls.
@@ -25,6 +26,7 @@ function oldestFirst<K> (map: Map<K, unknown>): () => K {
  */
 export class MemorySessionStore implements SessionStore {
   readonly suiteTickets: SuiteTicketStore
+  readonly corpAuthorizations: CorpAuthorizationStore = new MemoryCorpAuthorizations()
   readonly #sessions = new Map<string, SessionRecord>()
   /** A member's one session id, or a Set of them: most members have one, and a Set costs ~100 bytes. */
   readonly #byMember = new Map<string, string | Set<string>>()

@@ -30,6 +30,8 @@ export interface SessionRecord {
   startedAt?: number
   /** Where the session was made; `miniprogram` when absent (a session stored before surfaces). */
   surface?: Surface
+  /** The SuiteId, for a session of a corp that installed one of `suites`: its refresh asks that the install still holds. */
+  suiteId?: string
   /** Epoch ms of the last refresh (rotation); absent until the first. */
   refreshedAt?: number
   /** The User-Agent of the login's request, at most 256 characters: for the member's session list. */
@@ -49,7 +51,8 @@ export interface SessionRevocation { sid: string, until: number }
 
 /**
  * An off-boarded member: every access token of theirs issued at or before `notBefore` (epoch ms) is
- * refused, until `until`, when each of them has expired anyway.
+ * refused, until `until`, when each of them has expired anyway. With `userid` WHOLE_CORP, every
+ * member of the corp: a corp that uninstalled a suite (cancel_auth).
  */
 export interface MemberRevocation { corpid: string, userid: string, notBefore: number, until: number }
 
@@ -92,6 +95,36 @@ export interface SuiteTicketStore {
   get (suiteId: string): Promise<SuiteTicket | null>
 }
 
+/**
+ * A corp that installed a suite (create_auth, doc path/90603), as kept: its ids exactly as WeCom
+ * wrote them (an encrypted corpid is case-sensitive), and its permanent code sealed, never in clear.
+ */
+export interface CorpAuthorization {
+  suiteId: string
+  corpId: string
+  corpName: string
+  /** The AgentIDs of the suite's apps in the corp. */
+  agentIds: number[]
+  /** The permanent code, sealed with `sealKeys` (AES-256-GCM): only the suite's token fetch opens it. */
+  sealedCode: string
+  /** Epoch ms of the install: the corp's sessions started before it are never refreshed. */
+  authorizedAt: number
+}
+
+/**
+ * The corps that installed each suite, shared by every instance. Methods reject with
+ * StoreDownError when the backend is down.
+ */
+export interface CorpAuthorizationStore {
+  /** Keeps the authorization, replacing the corp's former one for the suite (change_auth, a new code). */
+  save (authorization: CorpAuthorization): Promise<void>
+  get (suiteId: string, corpId: string): Promise<CorpAuthorization | null>
+  /** Erases the corp's authorization of the suite: the one erased, null when there was none. */
+  remove (suiteId: string, corpId: string): Promise<CorpAuthorization | null>
+  /** Every corp that installed the suite, in no set order. */
+  list (suiteId: string): Promise<CorpAuthorization[]>
+}
+
 /** What claimDelivery found for a callback delivery. */
 export type DeliveryClaim =
   /** This caller acts on the delivery now, and then settles it with this id. */
@@ -111,6 +144,7 @@ export interface SessionStore {
   /** The shared request counter, when limits are shared between processes. */
   readonly rateCounter?: RateCounter
   readonly suiteTickets: SuiteTicketStore
+  readonly corpAuthorizations: CorpAuthorizationStore
   save (session: SessionRecord): Promise<void>
   get (sid: string): Promise<SessionRecord | null>
   /** The member's live sessions, whatever surface made them, oldest first (by `startedAt`). */
@@ -162,6 +196,9 @@ export interface SessionStore {
    */
   renewDelivery (key: string, id: string, lease: number): Promise<boolean>
 }
+
+/** The `userid` of a revocation that ends every member's access tokens of its corp: no member has it. */
+export const WHOLE_CORP = ''
 
 /** One key per member, the same in every part of the process. */
 export function memberKey (corpid: string, userid: string): string {

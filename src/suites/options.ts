@@ -47,3 +47,16 @@ export const sealKeysOptions = z.array(
 
 export type SuiteKind = z.output<typeof suite>['kind']
 export type SuiteOptions = z.output<typeof suite>
+
+/**
+ * A corp that installed one of `suites`, as `app.wecom.corps()` lists it and the corp hooks get
+ * it: its ids exactly as WeCom wrote them (an encrypted corpid is case-sensitive), never its
+ * permanent code. `authorizedAt`: epoch ms of the install.
+ */
+export interface AuthorizedCorp {
+  suiteId: string
+  corpId: string
+  corpName: string
+  agentIds: number[]
+  authorizedAt: number
+}

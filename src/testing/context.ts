@@ -5,6 +5,7 @@
 import type { Credentials } from './credentials.js'
 import type { Directory } from './directory.js'
 import type { SuitePushes } from './suite-pushes.js'
+import type { SuiteInstalls } from './suite-installs.js'
 import type { SuiteTokens } from './suite-tokens.js'
 import type { JsapiTickets } from './tickets.js'
 import type { WebLogins } from './web-logins.js'
@@ -20,6 +21,8 @@ export interface EndpointContext {
   /** The provider's suites and the tickets pushed to them; the suite tokens issued. */
   suites: SuitePushes
   suiteTokens: SuiteTokens
+  /** The corps that installed the suites. */
+  installs: SuiteInstalls
   /** The bodies message/send accepted, per corp, oldest first. */
   messages: Array<{ corpId: string, body: Record<string, unknown> }>
 }

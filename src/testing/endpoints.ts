@@ -5,17 +5,19 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Endpoint, EndpointContext } from './context.js'
-import { getSuiteToken } from './suite-endpoints.js'
+import { getAuthInfo, getCorpToken, getPermanentCode, getSuiteToken, serviceJscode2session } from './suite-endpoints.js'
 import { getJsapiTicket, getTicket, getUserDetail, getUserInfo } from './web-endpoints.js'
 import { jsonObject, type Reply } from './wire.js'
 
-function gettoken ({ directory, credentials }: EndpointContext, query: Record<string, string>): Reply {
+function gettoken ({ directory, credentials, installs, suites }: EndpointContext, query: Record<string, string>): Reply {
   const { corpid, corpsecret } = query
   if (!corpid) return { errcode: 41002 }
   if (!corpsecret) return { errcode: 41004 }
   const corp = directory.find(corpid)
   if (!corp) return { errcode: 40013 }
-  const agentId = directory.appOf(corp, corpsecret)
+  // A 代开发 app's secret is its permanent code (doc path/97164); a third-party one's is not a secret.
+  const install = installs.byCode(corpid, corpsecret)
+  const agentId = install !== undefined && suites.suite(install.suiteId)?.kind === 'custom' ? install.agentId : directory.appOf(corp, corpsecret)
   if (agentId === undefined) return { errcode: 40001 }
   const { token, expiresIn } = credentials.token(corpid, corpsecret, agentId)
   return { errcode: 0, access_token: token, expires_in: expiresIn }
@@ -72,6 +74,10 @@ export const ENDPOINTS = {
   get_jsapi_ticket: { path: '/cgi-bin/get_jsapi_ticket', method: 'GET', answer: getJsapiTicket },
   'ticket/get': { path: '/cgi-bin/ticket/get', method: 'GET', answer: getTicket },
   'service/get_suite_token': { path: '/cgi-bin/service/get_suite_token', method: 'POST', answer: getSuiteToken },
+  'service/get_permanent_code': { path: '/cgi-bin/service/get_permanent_code', method: 'POST', answer: getPermanentCode },
+  'service/get_auth_info': { path: '/cgi-bin/service/get_auth_info', method: 'POST', answer: getAuthInfo },
+  'service/get_corp_token': { path: '/cgi-bin/service/get_corp_token', method: 'POST', answer: getCorpToken },
+  'service/miniprogram/jscode2session': { path: '/cgi-bin/service/miniprogram/jscode2session', method: 'GET', answer: serviceJscode2session },
 } as const satisfies Record<string, Endpoint>
 
 export type WecomEndpoint = keyof typeof ENDPOINTS

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Callbacks, type CallbackAnswer, type SimulatedDelivery } from './callbacks.js'
 import { SuitePushes, type SimulatedSuite, type SuiteTicketPush } from './suite-pushes.js'
+import { SuiteInstalls } from './suite-installs.js'
 import { SuiteTokens } from './suite-tokens.js'
 import { Credentials } from './credentials.js'
 import { Directory, type SimulatedCorp, type SimulatedMember } from './directory.js'
@@ -178,6 +179,23 @@ export interface WecomSimulator {
   pushSuiteTicket(suiteId: string, options?: { ticket?: string, timestamp?: number }): Promise<SuiteTicketPush>
   /** The suite_tickets pushed to a suite so far, oldest first. */
   suiteTickets(suiteId: string): readonly SuiteTicketPush[]
+  /**
+   * The corp installs the suite (the only suite unless named): WeCom keeps the install and pushes
+   * create_auth with a single-use AuthCode for get_permanent_code. Resolves with the callback's
+   * answer, undefined when none came.
+   * @throws SimulatorNotFoundError for an unknown corp or suite
+   */
+  install(corpId: string, options?: { suiteId?: string }): Promise<CallbackAnswer | undefined>
+  /** The corp uninstalls the suite: its permanent code and tokens stop working, and cancel_auth is pushed. */
+  uninstall(corpId: string, options?: { suiteId?: string }): Promise<CallbackAnswer | undefined>
+  /** 代开发: a new permanent code for the corp (the old one stops working), pushed as reset_permanent_code with an AuthCode. */
+  resetPermanentCode(corpId: string, options?: { suiteId?: string }): Promise<CallbackAnswer | undefined>
+  /** Pushes any fields to a suite's callback (InfoType and its own; SuiteId and TimeStamp filled in unless given). */
+  pushSuite(suiteId: string, fields: Record<string, string | number>): Promise<CallbackAnswer | undefined>
+  /** The member's open_userid for this provider, as service/miniprogram/jscode2session answers it. */
+  openUserid(corpId: string, userid: string): string
+  /** The corp's permanent code for the suite, while it is installed: for tests that look for it where it must not be. */
+  permanentCode(corpId: string, options?: { suiteId?: string }): string | undefined
   /** Moves the simulator clock forward, for code and token expiry. */
   advance(ms: number): void
   /** Closes the server and every socket, including requests held by a timeout fault. */
@@ -194,6 +212,7 @@ interface Parts {
   tickets: JsapiTickets
   callbacks: Callbacks
   suites: SuitePushes
+  installs: SuiteInstalls
   server: SimulatorServer
   messages: EndpointContext['messages']
 }
@@ -211,7 +230,8 @@ export async function createWecomSimulator (
   const callbacks = new Callbacks(directory, clock, timers, nonNegative('callbackRetryDelay', options.callbackRetryDelay ?? 5000))
   const messages: EndpointContext['messages'] = []
   const suites = new SuitePushes(options.provider?.corpId ?? '', options.suites ?? [], clock, callbacks.signal)
-  const server = new SimulatorServer({ directory, credentials, web, tickets, suites, suiteTokens: new SuiteTokens(clock), messages }, timers, {
+  const installs = new SuiteInstalls(clock, options.provider?.corpId ?? '', directory)
+  const server = new SimulatorServer({ directory, credentials, web, tickets, suites, suiteTokens: new SuiteTokens(clock), installs, messages }, timers, {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     latency: options.latency ?? 0,
@@ -219,11 +239,11 @@ export async function createWecomSimulator (
   })
   for (const corp of options.corps ?? []) directory.add(corp)
   const url = await server.listen()
-  return simulator({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, server, messages })
+  return simulator({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, installs, server, messages })
 }
 
 /** The public face of the parts: a plain object, so that its methods work detached too. */
-function simulator ({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, server, messages }: Parts): WecomSimulator {
+function simulator ({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, installs, server, messages }: Parts): WecomSimulator {
   return {
     url,
     authorizeUrl: `${url}${AUTHORIZE_PATH}`,
@@ -260,6 +280,20 @@ function simulator ({ url, clock, timers, directory, credentials, web, tickets, 
     connectSuites: (url) => suites.connect(url),
     pushSuiteTicket: (suiteId, options) => suites.pushTicket(suiteId, options),
     suiteTickets: (suiteId) => suites.ticketsOf(suiteId),
+    install (corpId, { suiteId = onlySuite(suites) } = {}) {
+      return suites.push(suiteId, { InfoType: 'create_auth', AuthCode: installs.install(suiteId, corpId) })
+    },
+    uninstall (corpId, { suiteId = onlySuite(suites) } = {}) {
+      installs.uninstall(suiteId, corpId)
+      return suites.push(suiteId, { InfoType: 'cancel_auth', AuthCorpId: corpId })
+    },
+    resetPermanentCode (corpId, { suiteId = onlySuite(suites) } = {}) {
+      if (installs.of(suiteId, corpId) === undefined) throw new SimulatorNotFoundError(`corp ${JSON.stringify(corpId)} has not installed suite ${JSON.stringify(suiteId)}`)
+      return suites.push(suiteId, { InfoType: 'reset_permanent_code', AuthCode: installs.install(suiteId, corpId) })
+    },
+    pushSuite: (suiteId, fields) => suites.push(suiteId, fields),
+    openUserid: (corpId, userid) => installs.openUserid(corpId, userid),
+    permanentCode: (corpId, { suiteId = onlySuite(suites) } = {}) => installs.of(suiteId, corpId)?.permanentCode,
     get messages () { return messages.slice() },
     issueCode: (corpId, userid) => credentials.issueCode(corpId, userid),
     issueWebCode: (corpId, visitor, { agentId, scope = 'snsapi_base' } = {}) => web.issueCode({ corpId, agentId, visitor, scope }),
@@ -295,4 +329,11 @@ function simulator ({ url, clock, timers, directory, credentials, web, tickets, 
       return server.close()
     },
   }
+}
+
+/** The suite a call names, or the only one there is. */
+function onlySuite (suites: SuitePushes): string {
+  const only = suites.only()
+  if (only === undefined) throw new SimulatorNotFoundError('name the suite: the simulator has none, or several')
+  return only
 }

@@ -10,7 +10,14 @@ import { SimulatorNotFoundError } from './errors.js'
 import type { SimulatorClock } from './time.js'
 
 /** A suite as the provider's admin console has it: its id, secret, and its callback's Token and EncodingAESKey. */
-export interface SimulatedSuite { suiteId: string, secret: string, token: string, encodingAESKey: string }
+export interface SimulatedSuite {
+  suiteId: string
+  secret: string
+  token: string
+  encodingAESKey: string
+  /** A third-party app (the default) or a 代开发 template, whose corps' tokens come from gettoken with the permanent code. */
+  kind?: 'third-party' | 'custom'
+}
 
 /** A suite_ticket pushed: the ticket, the push's TimeStamp (epoch seconds), and what the callback answered. */
 export interface SuiteTicketPush { ticket: string, timestamp: number, answer: CallbackAnswer | undefined }
@@ -51,17 +58,30 @@ export class SuitePushes {
    * late or repeated push). Resolves with the callback's answer, undefined when none came.
    */
   async pushTicket (suiteId: string, options: { ticket?: string, timestamp?: number } = {}): Promise<SuiteTicketPush> {
-    const suite = this.#suites.get(suiteId)
-    if (suite === undefined) throw new SimulatorNotFoundError(`unknown suite ${JSON.stringify(suiteId)}`)
-    if (this.#url === undefined) throw new Error('WeCom simulator: no suite callback URL yet (connectSuites)')
     const ticket = options.ticket ?? randomBytes(24).toString('base64url')
     const timestamp = options.timestamp ?? this.#seconds()
-    const xml = eventXml({ SuiteId: suiteId, InfoType: 'suite_ticket', TimeStamp: timestamp, SuiteTicket: ticket })
-    const request = callbackRequest(suiteId, suite, xml, { agentId: 0 }, this.#seconds())
-    const answer = await sendCallback(this.#url, request, 'POST', this.signal).catch(() => undefined)
+    const answer = await this.push(suiteId, { InfoType: 'suite_ticket', TimeStamp: timestamp, SuiteTicket: ticket })
     const push = { ticket, timestamp, answer }
     this.#tickets.set(suiteId, [...(this.#tickets.get(suiteId) ?? []), push])
     return push
+  }
+
+  /**
+   * Pushes `fields` (InfoType and its own; TimeStamp now unless given) to the suites' callback,
+   * encrypted for the SuiteId: the callback's answer, undefined when none came.
+   */
+  async push (suiteId: string, fields: Record<string, string | number>): Promise<CallbackAnswer | undefined> {
+    const suite = this.#suites.get(suiteId)
+    if (suite === undefined) throw new SimulatorNotFoundError(`unknown suite ${JSON.stringify(suiteId)}`)
+    if (this.#url === undefined) throw new Error('WeCom simulator: no suite callback URL yet (connectSuites)')
+    const xml = eventXml({ SuiteId: suiteId, TimeStamp: this.#seconds(), ...fields })
+    const request = callbackRequest(suiteId, suite, xml, { agentId: 0 }, this.#seconds())
+    return await sendCallback(this.#url, request, 'POST', this.signal).catch(() => undefined)
+  }
+
+  /** The suite's id when there is exactly one. */
+  only (): string | undefined {
+    return this.#suites.size === 1 ? [...this.#suites.keys()][0] : undefined
   }
 
   /** The suite, if the simulator has it. */

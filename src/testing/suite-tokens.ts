@@ -15,4 +15,9 @@ export class SuiteTokens {
   issue (suiteId: string): { token: string, expiresIn: number } {
     return { token: this.#tokens.issue({ suiteId }, 48), expiresIn: SUITE_TOKEN_LIFE_S }
   }
+
+  /** The suite a live token was issued to, or 40082 (WeCom's invalid suite_access_token) for any other. */
+  check (token: string | undefined): string | number {
+    return (token === undefined ? undefined : this.#tokens.get(token)?.suiteId) ?? 40082
+  }
 }

@@ -29,28 +29,35 @@ export interface WecomApi {
 
 export interface ApiDependencies {
   corps: readonly CorpCredentials[]
+  /** A corp that installed one of `suites`: its credentials, null when none of the suites is installed there. */
+  installed?: (corpId: string) => Promise<CorpCredentials | null>
   client: WecomClient
   /** Milliseconds all the WeCom work of one call may take (`api.timeout`), as for a login. */
   timeout: number
   log: Pick<WecomLogger, 'debug' | 'info'>
 }
 
-/** `app.wecom.api` and `app.wecom.accessToken`, for the configured corps. */
-export function createApi ({ corps, client, timeout, log }: ApiDependencies): {
+/** `app.wecom.api` and `app.wecom.accessToken`, for the configured corps and the corps that installed a suite. */
+export function createApi ({ corps, installed, client, timeout, log }: ApiDependencies): {
   api (corpId?: string): WecomApi
   accessToken (corpId?: string): Promise<string>
 } {
   const corpsById = new Map(corps.map((corp) => [corp.corpId, corp]))
 
   // The corpId's type and size are checked by the decorator, with every other argument of the host's.
-  function corpOf (corpId: string | undefined): CorpCredentials {
-    if (corpId === undefined) return corps[0]
-    const corp = corpsById.get(corpId)
-    if (corp === undefined) throw new CorpUnknownError(corpId)
-    return corp
+  // A configured corp's at once; an installed corp's from the store, so its refusal comes as a rejection.
+  function corpOf (corpId: string | undefined): CorpCredentials | Promise<CorpCredentials> {
+    const corp = corpId === undefined ? corps[0] : corpsById.get(corpId)
+    if (corp !== undefined) return corp
+    if (corpId === undefined) throw new InvalidArgumentError('corpId', 'given: no corp is configured, only suites')
+    if (installed === undefined) throw new CorpUnknownError(corpId)
+    return installed(corpId).then((found) => {
+      if (found === null) throw new CorpUnknownError(corpId)
+      return found
+    })
   }
 
-  function call (corp: CorpCredentials, path: unknown, method: 'GET' | 'POST', request: CallRequest): Promise<WecomAnswer> {
+  function call (corp: CorpCredentials | Promise<CorpCredentials>, path: unknown, method: 'GET' | 'POST', request: CallRequest): Promise<WecomAnswer> {
     const spec = typeof path === 'string' ? apiEndpoint(path, method) : undefined
     if (spec === undefined) {
       return Promise.reject(new InvalidArgumentError('path', 'a WeCom API path under /cgi-bin/, e.g. /cgi-bin/message/send'))
@@ -60,12 +67,15 @@ export function createApi ({ corps, client, timeout, log }: ApiDependencies): {
     if (spec.name === gettoken.name) {
       return Promise.reject(new InvalidArgumentError('path', 'a WeCom API path other than /cgi-bin/gettoken (app.wecom.accessToken() gives the token)'))
     }
-    return decide(timeout, 'api', log, (deadline) => client.callApp(spec, corp, request, { deadline, corpId: corp.corpId }))
+    return Promise.resolve(corp).then((found) =>
+      decide(timeout, 'api', log, (deadline) => client.callApp(spec, found, request, { deadline, corpId: found.corpId })))
   }
 
   return {
     api (corpId) {
       const corp = corpOf(corpId)
+      // Told through get() and post(): an api() never called on must not leave a rejection unhandled.
+      if (corp instanceof Promise) corp.catch(() => {})
       return {
         get (path, query) {
           let strings: Record<string, string>
@@ -80,7 +90,7 @@ export function createApi ({ corps, client, timeout, log }: ApiDependencies): {
       }
     },
     async accessToken (corpId) {
-      const corp = corpOf(corpId)
+      const corp = await corpOf(corpId)
       return decide(timeout, 'api', log, (deadline) => client.accessToken(corp, deadline))
     }
   }

@@ -3,7 +3,8 @@ import { createTelemetry, type Telemetry } from '../telemetry.js'
 import { Admission, type AdmissionOptions, type CallScope, type WecomLogger } from './admission.js'
 import { CredentialCache, TokenCache, tokenKey, type CorpCredentials, type CredentialCacheOptions, type FetchedCredential, type SharedTokenStore, type TicketKind } from './credentials.js'
 import { DeadlineExceededError, withDeadline, type Deadline } from './deadline.js'
-import { getAgentTicket, getJsapiTicket, getSuiteToken, gettoken, type EndpointSpec, type WecomTicket } from './endpoints.js'
+import { getAgentTicket, getJsapiTicket, gettoken, type EndpointSpec, type WecomTicket } from './endpoints.js'
+import { getCorpToken, getSuiteToken } from './service-endpoints.js'
 import { WecomApiError, WecomFailFastError, WecomTransportError } from './failures.js'
 import { Transport, type TransportOptions } from './transport.js'
 
@@ -59,7 +60,11 @@ export class WecomClient {
     this.tokens = new TokenCache({
       // Its own deadline: one fetch serves every call waiting for it, each racing its own deadline.
       fetch: (corp) => this.#telemetry.tokenFetch(() => withDeadline(this.#timeout, async (deadline) => {
-        const answer = await this.call(gettoken, { query: { corpid: corp.corpId, corpsecret: corp.secret } }, { deadline, corpId: corp.corpId, app: tokenKey(corp) })
+        const scope = { deadline, corpId: corp.corpId, app: tokenKey(corp) }
+        // A corp that installed a third-party suite: its token comes from the suite's (doc path/90605).
+        const answer = corp.suite === undefined
+          ? await this.call(gettoken, { query: { corpid: corp.corpId, corpsecret: corp.secret } }, scope)
+          : await this.callSuite(getCorpToken, corp.suite, { body: { auth_corpid: corp.corpId, permanent_code: corp.secret } }, scope)
         return { accessToken: answer.access_token, expiresIn: answer.expires_in }
       })),
       ...this.#sharing('access token'),
@@ -145,22 +150,42 @@ export class WecomClient {
    * fresh token is final for this call and backs the next fetch off (admission.ts), and the
    * refresh is not started when the time left could not cover it.
    */
-  async callApp<T> (spec: EndpointSpec<T>, corp: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
+  callApp<T> (spec: EndpointSpec<T>, corp: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
+    return this.#callWith({ cache: this.tokens, param: 'access_token', fetchedBy: gettoken.name }, spec, corp, request, scope)
+  }
+
+  /**
+   * `spec` on the suite's access token (`suite`: its SuiteId as `corpId`, and its secret), as
+   * callApp on an app's: the service provider's endpoints (service-endpoints.ts).
+   */
+  callSuite<T> (spec: EndpointSpec<T>, suite: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
+    return this.#callWith({ cache: this.#suiteTokens, param: 'suite_access_token', fetchedBy: getSuiteToken.name }, spec, suite, request, scope)
+  }
+
+  /**
+   * Forgets the corp's access token, here and in the shared store: its app was uninstalled
+   * (cancel_auth) or its permanent code replaced, and the token must not serve another call.
+   */
+  forgetToken (corp: CorpCredentials): Promise<void> {
+    return this.tokens.forget(corp)
+  }
+
+  async #callWith<T> (source: CredentialSource, spec: EndpointSpec<T>, corp: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
     const appScope: CallScope = { ...scope, app: tokenKey(corp) }
-    const token = await this.accessToken(corp, scope.deadline)
+    const token = await scope.deadline.race(source.cache.get(corp))
     try {
-      return await this.call(spec, withToken(request, token), appScope)
+      return await this.call(spec, withToken(request, source.param, token), appScope)
     } catch (error) {
       if (!(error instanceof WecomApiError) || error.class !== 'token') throw error
       const { deadline } = scope
       // No fresh token can be had now: the one in hand stays for the calls it may still serve, and
       // this call alone fails, rather than every call waiting for a fetch that cannot be made.
-      const backingOff = this.#admission.refusalOf(gettoken.name, appScope)
+      const backingOff = this.#admission.refusalOf(source.fetchedBy, appScope)
       if (backingOff !== undefined) throw backingOff
-      if (deadline.remaining() <= this.#admission.expected(gettoken.name) + this.#admission.expected(spec.name)) throw new DeadlineExceededError()
-      await deadline.race(this.tokens.drop(corp, token))
-      const fresh = await this.accessToken(corp, deadline)
-      return await this.call(spec, withToken(request, fresh), { ...appScope, freshToken: true })
+      if (deadline.remaining() <= this.#admission.expected(source.fetchedBy) + this.#admission.expected(spec.name)) throw new DeadlineExceededError()
+      await deadline.race(source.cache.drop(corp, token))
+      const fresh = await deadline.race(source.cache.get(corp))
+      return await this.call(spec, withToken(request, source.param, fresh), { ...appScope, freshToken: true })
     }
   }
 
@@ -248,7 +273,10 @@ export class WecomClient {
   }
 }
 
-/** The token last: a query naming access_token cannot replace it. */
-function withToken (request: CallRequest, token: string): CallRequest {
-  return { ...request, query: { ...request.query, access_token: token } }
+/** Where a call's token comes from: its cache, its query parameter, and the endpoint that fetches it. */
+interface CredentialSource { cache: CredentialCache, param: 'access_token' | 'suite_access_token', fetchedBy: string }
+
+/** The token last: a query naming the token's parameter cannot replace it. */
+function withToken (request: CallRequest, param: CredentialSource['param'], token: string): CallRequest {
+  return { ...request, query: { ...request.query, [param]: token } }
 }

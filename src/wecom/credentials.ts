@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto'
 
-export interface CorpCredentials { corpId: string, secret: string }
+/**
+ * An app's credentials: its corp and secret. For a corp that installed a suite, `secret` is the
+ * corp's permanent code, and `suite` the third-party suite whose token fetches the corp's
+ * (get_corp_token); a 代开发 app's corp token comes from gettoken with the code, like a secret.
+ */
+export interface CorpCredentials { corpId: string, secret: string, suite?: CorpCredentials }
 
 /** What gettoken answered: the token and its life in seconds. */
 export interface AccessToken { accessToken: string, expiresIn: number }
@@ -132,6 +137,19 @@ export class CredentialCache {
     const shared = this.#options.shared
     if (shared !== undefined) {
       await this.#shared(() => shared.compareAndDelete(key, failed), undefined)
+    }
+  }
+
+  /** Forgets whatever is cached for `corp`, here and in the shared store: it must serve no call again. */
+  async forget (corp: CorpCredentials): Promise<void> {
+    const key = this.#keyOf(corp)
+    const local = this.#entries.get(key)?.token.value
+    this.#entries.delete(key)
+    const shared = this.#options.shared
+    if (shared === undefined) return
+    const known = await this.#shared(() => shared.read(key), null)
+    for (const value of new Set([local, known?.value])) {
+      if (value !== undefined) await this.#shared(() => shared.compareAndDelete(key, value), undefined)
     }
   }
 

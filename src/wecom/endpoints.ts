@@ -33,11 +33,11 @@ export interface EndpointSpec<T = Answer> {
 }
 
 /** The login's answers are a few hundred bytes; a body past this is not WeCom's and is not read on. */
-const SMALL_BODY = 64 * 1024
+export const SMALL_BODY = 64 * 1024
 /** Other APIs list members or departments: a large corp's answer runs to megabytes. */
 const LARGE_BODY = 16 * 1024 * 1024
 
-const text = z.string().min(1)
+export const text = z.string().min(1)
 
 function emptyAsAbsent<T> (value: T | ''): T | undefined {
   return value === '' ? undefined : value
@@ -55,19 +55,6 @@ export const gettoken: EndpointSpec<{ access_token: string, expires_in: number }
   maxBody: SMALL_BODY,
   // A token goes into every later query string: one of absurd length is not WeCom's.
   answer: z.object({ access_token: text.max(512), expires_in: z.number().positive() })
-}
-
-/**
- * POST /cgi-bin/service/get_suite_token `{ suite_id, suite_secret, suite_ticket }` (doc path/90600):
- * a suite's own access token, with the newest suite_ticket WeCom pushed.
- */
-export const getSuiteToken: EndpointSpec<{ suite_access_token: string, expires_in: number }> = {
-  name: 'service/get_suite_token',
-  path: '/cgi-bin/service/get_suite_token',
-  method: 'POST',
-  credential: 'secret',
-  maxBody: SMALL_BODY,
-  answer: z.object({ suite_access_token: text.max(512), expires_in: z.number().positive() })
 }
 
 /** GET /cgi-bin/miniprogram/jscode2session?access_token&js_code&grant_type (doc path/91507). */

@@ -105,7 +105,7 @@ t.test('reserved claim names and non-objects are refused at the call', async (t)
 t.test('options: hooks, extendClaims and callbacks are checked at registration', async (t) => {
   const { resolveOptions } = await import('../../src/options.js')
   const base = { corps: [{ corpId: 'ww1', secret: 's' }], jwt: { secret: 'x'.repeat(32) } }
-  t.throws(() => resolveOptions({ ...base, hooks: { onLogn: async () => {} } }), /unknown option "hooks\.onLogn" \(hooks takes onLogin, onRefresh, onLogout, onRevoke\)/)
+  t.throws(() => resolveOptions({ ...base, hooks: { onLogn: async () => {} } }), /unknown option "hooks\.onLogn" \(hooks takes onLogin, onRefresh, onLogout, onRevoke, onCorpAuthorized, onCorpCancelled\)/)
   t.throws(() => resolveOptions({ ...base, hooks: { onLogin: 'no' } }), /hooks.onLogin must be a function/)
   t.throws(() => resolveOptions({ ...base, extendClaims: {} }), /extendClaims must be a function/)
   t.throws(() => resolveOptions({ ...base, onEvent: 1 }), /onEvent must be a function/)

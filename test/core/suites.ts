@@ -86,10 +86,10 @@ t.test('suite_ticket pushes: the newest by TimeStamp is kept; late, repeated or 
   t.equal(kept().length, 6, 'none of those was kept')
 
   // Not acted on yet: not acknowledged, so that WeCom resends it rather than it being lost.
-  const install = await h.app.inject(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'create_auth', TimeStamp: stamp, AuthCode: 'auth-code-1' }))
+  const install = await h.app.inject(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'change_external_contact', TimeStamp: stamp, AuthCorpId: 'auth-code-1' }))
   t.equal(install.statusCode, 503)
   t.equal(install.json().code, 'WECOM_CALLBACK_RETRY')
-  t.match(install.json().message, 'create_auth')
+  t.match(install.json().message, 'change_external_contact')
   // What was decrypted is not written back, unless it is one of WeCom's own names.
   const odd = await h.app.inject(push(SUITE, { SuiteId: SUITE.suiteId, InfoType: 'DECRYPTED-TEXT', TimeStamp: stamp }))
   t.equal(odd.json().code, 'WECOM_CALLBACK_RETRY')

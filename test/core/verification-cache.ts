@@ -20,7 +20,7 @@ function clock (start = Date.now()) {
 
 /** The plugin's signer and verifier, the verifier counting its calls: a call is a cache miss. */
 async function counted (): Promise<AccessTokens & { verifications: number }> {
-  const tokens = createAccessTokens(config.jwt, new Set([CORP_A]), await registerJwtEngine(Fastify(), config.jwt))
+  const tokens = createAccessTokens(config.jwt, { corpIds: new Set([CORP_A]), suiteIds: new Set() }, await registerJwtEngine(Fastify(), config.jwt))
   const wrapped = {
     verifications: 0,
     sign: tokens.sign,
@@ -178,7 +178,7 @@ function spellings (signature: string): string[] {
 t.test('another spelling of a valid signature is refused, and takes no cache entry', async (t) => {
   for (const jwt of [{ secret: JWT_SECRET }, es256Pem()]) {
     const resolved = resolveOptions({ corps: [{ corpId: CORP_A, secret: SECRET_A }], jwt }).jwt
-    const tokens = createAccessTokens(resolved, new Set([CORP_A]), await registerJwtEngine(Fastify(), resolved))
+    const tokens = createAccessTokens(resolved, { corpIds: new Set([CORP_A]), suiteIds: new Set() }, await registerJwtEngine(Fastify(), resolved))
     const cache = new VerificationCache(100)
     const authenticate = createGuard({ tokens, revoked: new Revocations(), cache })
     const check = (token: string) => new Promise<string>((resolve) => {

@@ -15,7 +15,9 @@ export const redisKeys = {
   tokenLock: (prefix: string, key: string) => `${prefix}token-lock:${key}`,
   rate: (prefix: string, key: string) => `${prefix}rate:${key}`,
   delivery: (prefix: string, key: string) => `${prefix}delivery:${key}`,
-  suiteTicket: (prefix: string, suiteId: string) => `${prefix}suite-ticket:${suiteId}`
+  suiteTicket: (prefix: string, suiteId: string) => `${prefix}suite-ticket:${suiteId}`,
+  /** One hash per suite, a field per corp: a listing reads one key, on one node of a Cluster. */
+  suiteCorps: (prefix: string, suiteId: string) => `${prefix}suite-corps:{${suiteId}}`
 }
 
 /**

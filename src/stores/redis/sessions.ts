@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { SharedTokenStore } from '../../wecom/credentials.js'
 import {
-  byStart, sidOf, StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore, type SuiteTicketStore
+  byStart, sidOf, StoreDownError, type DeliveryClaim, type MemberRevocation, type RateCounter, type Revocation, type RevokedSession, type SessionRecord, type SessionStore, type SuiteTicketStore, type CorpAuthorizationStore
 } from '../store.js'
 import { commands, parseJson, px, type RedisClient, type Run } from './connection.js'
 import { RedisDeliveries } from './deliveries.js'
@@ -10,6 +10,7 @@ import { RedisRateCounter } from './rate-counter.js'
 import { RevocationFeed } from './revocation-feed.js'
 import { DROP_MEMBER, END_IF_STARTED, INDEX, ROTATE, SAVE_NEWEST } from './scripts.js'
 import { RedisSuiteTickets } from './suite-tickets.js'
+import { RedisCorpAuthorizations } from './corp-authorizations.js'
 import { RedisTokenStore } from './tokens.js'
 
 export interface RedisStoreOptions {
@@ -35,6 +36,7 @@ export class RedisSessionStore implements SessionStore {
   readonly tokens: SharedTokenStore
   readonly rateCounter: RateCounter
   readonly suiteTickets: SuiteTicketStore
+  readonly corpAuthorizations: CorpAuthorizationStore
   readonly #run: Run
   readonly #prefix: string
   readonly #feed: RevocationFeed
@@ -51,6 +53,7 @@ export class RedisSessionStore implements SessionStore {
     this.rateCounter = new RedisRateCounter(this.#run, keyPrefix)
     this.#deliveries = new RedisDeliveries(this.#run, keyPrefix)
     this.suiteTickets = new RedisSuiteTickets(this.#run, keyPrefix)
+    this.corpAuthorizations = new RedisCorpAuthorizations(this.#run, keyPrefix)
   }
 
   /**
