@@ -39,10 +39,12 @@ if (redis !== undefined) {
 }
 
 if (redis !== undefined) {
+  // A Redis of its own: the test above stops and starts the file's, and the tests of a folder run side by side (group.ts).
   t.test('install → login → uninstall on two instances sharing Redis: the corp\'s sessions refused on both within 1 s, its code never in clear', async (t) => {
+    const own = (await startRedis(t))!
     const sim = await createWecomSimulator({ corps: simulatorCorps(), provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
     t.teardown(() => sim.close())
-    const store = { redis: redis.url, keyPrefix: 'installs:' }
+    const store = { redis: own.url, keyPrefix: 'installs:' }
     const options = { ...suiteOptions, corps: undefined }
     const a = await redisApp(t, sim, store, options)
     const b = await redisApp(t, sim, store, options)
@@ -69,13 +71,13 @@ if (redis !== undefined) {
     t.equal(sim.calls['service/get_suite_token'], 1, 'one suite token for both instances')
     t.same((await b.app.wecom.corps()).map(({ corpId }) => corpId), [CORP_A])
 
-    const inspector = new Redis(redis.url)
+    const inspector = new Redis(own.url)
     t.teardown(() => inspector.disconnect())
     const keys = await inspector.keys('installs:*')
     const read = async (key: string): Promise<unknown> => {
       const type = await inspector.type(key)
       if (type === 'hash') return await inspector.hgetall(key)
-      if (type === 'zset') return await inspector.zrange(key, 0, -1)
+      if (type === 'zset') return await inspector.zrange(key, '0', '-1')
       if (type === 'set') return await inspector.smembers(key)
       if (type === 'list') return await inspector.lrange(key, 0, -1)
       return await inspector.get(key)
