@@ -38,8 +38,8 @@ export const rotating: WecomAuthOptions = {
   jwt: { keys: [{ kid: 'new', private: 'pem', public: 'pem' }, { kid: 'old', secret: 'a-secret-of-at-least-thirty-two-characters' }] }
 }
 
-// @ts-expect-error corps is required
-export const missingCorps: WecomAuthOptions = { jwt: { secret: 'x' } }
+// @ts-expect-error jwt is required (corps is required unless suites are given: checked at registration)
+export const missingJwt: WecomAuthOptions = { corps: [{ corpId: 'ww0123456789abcdef', secret: 's' }] }
 
 export async function main (): Promise<{ accessToken: string, refresh: string | undefined }> {
   const sim: WecomSimulator = await createWecomSimulator()
