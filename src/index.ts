@@ -24,7 +24,7 @@ import { createSessions, type IssuedTokens, type Sessions } from './sessions/ses
 import { createProvider, storedTickets, type Provider } from './suites/provider.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
-import type { SessionStore } from './stores/store.js'
+import type { SessionStore, SuiteTicketStore } from './stores/store.js'
 
 import { createApi } from './wecom/api.js'
 import { WecomClient } from './wecom/client.js'
@@ -72,7 +72,7 @@ interface Parts extends DecoratorParts {
 async function createParts (fastify: FastifyInstance, config: ResolvedConfig, log: FastifyBaseLogger): Promise<Parts> {
   // Read from @opentelemetry/api's globals now: the host installs its SDK before registering plugins.
   const telemetry = createTelemetry()
-  const { store, client } = await openBackends(fastify, config, log, telemetry)
+  const { store, client, tickets } = await openBackends(fastify, config, log, telemetry)
   const corpIds: ReadonlySet<string> = new Set(config.corps.map((corp) => corp.corpId))
   const suiteIds: ReadonlySet<string> = new Set(config.suites?.map((suite) => suite.suiteId))
   const accessTokens = createAccessTokens(config.jwt, { corpIds, suiteIds }, await registerJwtEngine(fastify, config.jwt))
@@ -86,6 +86,7 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
   // provider: a push reaches it only once the plugin is ready.
   const provider = createProvider(config, {
     store,
+    tickets,
     client,
     memberCheck,
     claims: deliveryClaims(config, store),
@@ -141,12 +142,9 @@ function loginFlowOf (
       if (suiteId === undefined) return Promise.reject(new InvalidArgumentError('suiteId', 'given: this server serves several suites'))
       return provider.login.login(code, { ...context, suiteId })
     },
-    async checkMember (corpId, userid, context, surface, suiteId) {
-      // A contact event of a suite's corp names no suite: the first of the suites it installed.
-      if (suiteId === undefined && !corpIds.has(corpId) && provider !== undefined) {
-        suiteId = await provider.installedSuite(corpId) ?? undefined
-      }
-      if (suiteId !== undefined && provider !== undefined) return provider.login.checkMember(suiteId, corpId, userid, context)
+    checkMember (corpId, userid, context, surface, suiteId) {
+      // A session of a suite's corp, or a contact event of a corp not configured (which names no suite).
+      if (provider !== undefined && (suiteId !== undefined || !corpIds.has(corpId))) return provider.login.checkMember(suiteId, corpId, userid, context)
       const app = surface === 'h5' || surface === 'web' ? webApps.get(corpId) : undefined
       return app === undefined ? miniprogram.checkMember(corpId, userid, context) : webLogin.checkMember(app, userid, context)
     },
@@ -179,7 +177,7 @@ function webOf (
 }
 
 /** The store and WeCom's client, closed with the instance. */
-async function openBackends (fastify: FastifyInstance, config: ResolvedConfig, log: FastifyBaseLogger, telemetry: Telemetry): Promise<{ store: SessionStore, client: WecomClient }> {
+async function openBackends (fastify: FastifyInstance, config: ResolvedConfig, log: FastifyBaseLogger, telemetry: Telemetry): Promise<{ store: SessionStore, client: WecomClient, tickets: SuiteTicketStore }> {
   const { store, closeConnection } = await openStore(fastify, config, log)
   const tickets = storedTickets(store)
   const client = new WecomClient({
@@ -194,7 +192,7 @@ async function openBackends (fastify: FastifyInstance, config: ResolvedConfig, l
   fastify.addHook('onClose', async () => {
     await Promise.all([client.close(), store.close().then(closeConnection)])
   })
-  return { store, client }
+  return { store, client, tickets }
 }
 
 /** The sessions and members revoked on any instance, as this one's guard refuses them. */
@@ -274,18 +272,8 @@ function routesOptions (config: ResolvedConfig, parts: Parts): RoutesOptions & {
     jwks: jwksOf(config.jwt.keys),
     rateLimit: config.rateLimit === false ? false : rateLimitOptions(config.rateLimit, parts.store.rateCounter),
     callback: callbackCorps.length === 0 ? undefined : { corps: callbackCorps, handle: parts.handleEvent },
-    suiteCallback: suiteCallbackOf(config, parts.provider),
+    suiteCallback: parts.provider?.callback,
     web: parts.web
-  }
-}
-
-/** The suites' command callback, with `suites`: their Tokens and keys, and what a push does. */
-function suiteCallbackOf ({ suites, provider: providerOptions }: ResolvedConfig, provider: Provider | undefined): RoutesOptions['suiteCallback'] {
-  if (suites === undefined || providerOptions === undefined || provider === undefined) return undefined
-  return {
-    suites: suites.map(({ suiteId, token, encodingAESKey }) => ({ suiteId, token, encodingAESKey })),
-    providerCorpId: providerOptions.corpId,
-    pushes: provider.pushes
   }
 }
 

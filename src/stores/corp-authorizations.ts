@@ -15,10 +15,8 @@ export class MemoryCorpAuthorizations implements CorpAuthorizationStore {
     return kept === undefined ? null : { ...kept, agentIds: [...kept.agentIds] }
   }
 
-  async remove (suiteId: string, corpId: string): Promise<CorpAuthorization | null> {
-    const kept = await this.get(suiteId, corpId)
+  async remove (suiteId: string, corpId: string): Promise<void> {
     this.#suites.get(suiteId)?.delete(corpId)
-    return kept
   }
 
   async list (suiteId: string): Promise<CorpAuthorization[]> {

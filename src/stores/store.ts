@@ -119,8 +119,8 @@ export interface CorpAuthorizationStore {
   /** Keeps the authorization, replacing the corp's former one for the suite (change_auth, a new code). */
   save (authorization: CorpAuthorization): Promise<void>
   get (suiteId: string, corpId: string): Promise<CorpAuthorization | null>
-  /** Erases the corp's authorization of the suite: the one erased, null when there was none. */
-  remove (suiteId: string, corpId: string): Promise<CorpAuthorization | null>
+  /** Erases the corp's authorization of the suite, if it has one. */
+  remove (suiteId: string, corpId: string): Promise<void>
   /** Every corp that installed the suite, in no set order. */
   list (suiteId: string): Promise<CorpAuthorization[]>
 }

@@ -133,6 +133,15 @@ export function createAuthorizations (deps: AuthorizationsDependencies) {
       return kept === null || credentials === null ? null : { corp: publicOf(kept), credentials }
     },
 
+    /** The corp's install of the first of the suites it installed (in the order of `suites`); null when none. */
+    async firstInstall (corpId: string): Promise<InstalledCorp | null> {
+      for (const { suiteId } of deps.suites) {
+        const installed = await this.installed(suiteId, corpId)
+        if (installed !== null) return installed
+      }
+      return null
+    },
+
     /** Every corp that installed one of the suites, suite by suite. */
     async list (): Promise<AuthorizedCorp[]> {
       return (await Promise.all(deps.suites.map(({ suiteId }) => store.list(suiteId)))).flat().map(publicOf)

@@ -4,12 +4,13 @@ import type { DeliveryClaims } from '../events/deliveries.js'
 import type { ResolvedConfig } from '../options.js'
 import { stored } from '../sessions/kit.js'
 import { createVaultFor } from '../sessions/vault.js'
+import type { CallbackSuite } from '../events/suite-callback.js'
 import type { CorpAuthorizationStore, SessionStore, SuiteTicketStore } from '../stores/store.js'
 import type { MemberCheck } from '../surfaces/member-check.js'
 import { createSuiteLogin, type SuiteLogin } from '../surfaces/suite-miniprogram.js'
 import type { WecomClient } from '../wecom/client.js'
 import type { CorpCredentials } from '../wecom/credentials.js'
-import { createAuthorizations, type Authorizations, type InstalledCorp } from './authorizations.js'
+import { createAuthorizations, type Authorizations } from './authorizations.js'
 import type { AuthorizedCorp } from './options.js'
 import { createSuitePushes, type SuitePushes } from './pushes.js'
 
@@ -18,10 +19,10 @@ export interface Provider {
   authorizations: Authorizations
   login: SuiteLogin
   pushes: SuitePushes
+  /** The suites' command callback: their Tokens and keys, the provider's CorpID, what a push does. */
+  callback: { suites: readonly CallbackSuite[], providerCorpId: string, pushes: SuitePushes }
   /** The SuiteIds, in the order of `suites`. */
   suiteIds: readonly string[]
-  /** The first of the suites the corp installed; null when it installed none. */
-  installedSuite (corpId: string): Promise<string | null>
   /** A corp's credentials from the first of the suites it installed; null when it installed none. */
   installedCorp (corpId: string): Promise<CorpCredentials | null>
   /** Every corp that installed one of the suites (`app.wecom.corps()`). */
@@ -30,6 +31,8 @@ export interface Provider {
 
 export interface ProviderDependencies {
   store: SessionStore
+  /** The store's suite tickets, as the client reads them (storedTickets). */
+  tickets: SuiteTicketStore
   client: WecomClient
   memberCheck: MemberCheck
   /** The claims of deliveries, as the corps' callback makes them. */
@@ -41,8 +44,8 @@ export interface ProviderDependencies {
 
 /** The provider's parts; undefined without `suites`. */
 export function createProvider (config: ResolvedConfig, deps: ProviderDependencies): Provider | undefined {
-  const { suites, sealKeys } = config
-  if (suites === undefined || sealKeys === undefined) return undefined
+  const { suites, sealKeys, provider } = config
+  if (suites === undefined || sealKeys === undefined || provider === undefined) return undefined
   const { store, client, log } = deps
   const authorizations = createAuthorizations({
     suites,
@@ -55,20 +58,18 @@ export function createProvider (config: ResolvedConfig, deps: ProviderDependenci
     hooks: config.hooks,
     log
   })
-  const firstInstall = async (corpId: string): Promise<InstalledCorp | null> => {
-    for (const { suiteId } of suites) {
-      const installed = await authorizations.installed(suiteId, corpId)
-      if (installed !== null) return installed
-    }
-    return null
-  }
+  const pushes = createSuitePushes({ tickets: deps.tickets, authorizations, claims: deps.claims, contactEvent: deps.contactEvent, log })
   return {
     authorizations,
     login: createSuiteLogin({ authorizations, client, memberCheck: deps.memberCheck, timeout: config.api.timeout }),
-    pushes: createSuitePushes({ tickets: storedTickets(store), authorizations, claims: deps.claims, contactEvent: deps.contactEvent, log }),
+    pushes,
+    callback: {
+      suites: suites.map(({ suiteId, token, encodingAESKey }) => ({ suiteId, token, encodingAESKey })),
+      providerCorpId: provider.corpId,
+      pushes
+    },
     suiteIds: suites.map(({ suiteId }) => suiteId),
-    installedSuite: async (corpId) => (await firstInstall(corpId))?.corp.suiteId ?? null,
-    installedCorp: async (corpId) => (await firstInstall(corpId))?.credentials ?? null,
+    installedCorp: async (corpId) => (await authorizations.firstInstall(corpId))?.credentials ?? null,
     corps: () => authorizations.list()
   }
 }

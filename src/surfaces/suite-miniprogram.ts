@@ -27,9 +27,12 @@ export interface SuiteLoginDependencies {
  * (`corpId`), and a code of another installed corp is answered as the several-corps rule says.
  */
 export function createSuiteLogin ({ authorizations, client, memberCheck, timeout }: SuiteLoginDependencies) {
-  /** The corp's install, or 403 WECOM_CORP_NOT_ALLOWED (logged, with its id) when it has none. */
-  const installedCorp = async (suiteId: string, corpId: string, context: LoginContext): Promise<InstalledCorp> => {
-    const installed = await authorizations.installed(suiteId, corpId)
+  /**
+   * The corp's install of the suite (of the first suite it installed, when none is named), or 403
+   * WECOM_CORP_NOT_ALLOWED (logged, with its id) when it has none.
+   */
+  const installedCorp = async (suiteId: string | undefined, corpId: string, context: LoginContext): Promise<InstalledCorp> => {
+    const installed = suiteId === undefined ? await authorizations.firstInstall(corpId) : await authorizations.installed(suiteId, corpId)
     if (installed === null) {
       context.log.info({ suiteId, corpId }, 'wecom: login from a corp that has not installed the suite')
       throw new CorpNotAllowedError()
@@ -74,8 +77,11 @@ export function createSuiteLogin ({ authorizations, client, memberCheck, timeout
       return decide(timeout, 'login', context.log, (deadline) => flow(suite.suiteId, code, deadline, context))
     },
 
-    /** user/get on the corp's token, as at login; 403 WECOM_CORP_NOT_ALLOWED once the corp uninstalled the suite. */
-    checkMember (suiteId: string, corpId: string, userid: string, context: LoginContext): Promise<WecomMember> {
+    /**
+     * user/get on the corp's token, as at login; 403 WECOM_CORP_NOT_ALLOWED once the corp uninstalled
+     * the suite. Without `suiteId` (a contact event names none), on the first suite the corp installed.
+     */
+    checkMember (suiteId: string | undefined, corpId: string, userid: string, context: LoginContext): Promise<WecomMember> {
       return decide(timeout, 'login', context.log, async (deadline) =>
         await memberCheck((await installedCorp(suiteId, corpId, context)).credentials, userid, deadline, context))
     },

@@ -1,7 +1,6 @@
 import type { CorpAuthorization, CorpAuthorizationStore } from '../store.js'
 import type { Run } from './connection.js'
 import { redisKeys } from './keys.js'
-import { TAKE_FIELD } from './scripts.js'
 
 /** The corps that installed each suite: a hash per suite, a field per corp, the permanent code sealed. */
 export class RedisCorpAuthorizations implements CorpAuthorizationStore {
@@ -21,8 +20,8 @@ export class RedisCorpAuthorizations implements CorpAuthorizationStore {
     return parsed(await this.#run((client) => client.hget(redisKeys.suiteCorps(this.#prefix, suiteId), corpId)))
   }
 
-  async remove (suiteId: string, corpId: string): Promise<CorpAuthorization | null> {
-    return parsed(await this.#run((client) => TAKE_FIELD.run(client, [redisKeys.suiteCorps(this.#prefix, suiteId)], [corpId])) as string | null)
+  async remove (suiteId: string, corpId: string): Promise<void> {
+    await this.#run((client) => client.hdel(redisKeys.suiteCorps(this.#prefix, suiteId), corpId))
   }
 
   async list (suiteId: string): Promise<CorpAuthorization[]> {

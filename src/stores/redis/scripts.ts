@@ -164,10 +164,3 @@ local kept = redis.call('GET', KEYS[1])
 if kept == 'done' or kept == '1' then return 'done' end
 return 'busy'
 `)
-
-/** KEYS: a suite's authorized corps (a hash). ARGV: corpId. Erases the corp's entry: the entry erased, or false. */
-export const TAKE_FIELD = new Script(`
-local kept = redis.call('HGET', KEYS[1], ARGV[1])
-if kept then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return kept
-`)
