@@ -8,7 +8,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { WecomEvent } from './events/callback.js'
 import { callbackOptions } from './events/callback-options.js'
 import { describeIssue, required, strict } from './option-issues.js'
-import { providerOptions, sealKeysOptions, suitesOptions, type AuthorizedCorp } from './suites/options.js'
+import { checkSuiteOptions, providerOptions, sealKeysOptions, suitesOptions, type AuthorizedCorp } from './suites/options.js'
 import { authorizeUrl, ssoUrl, webApp, webOptions } from './web/options.js'
 
 /** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
@@ -291,21 +291,7 @@ function fitDefaults ({ jwt, session, api, ...rest }: z.output<typeof optionsSch
 
 /** The rules that tie one option to another. */
 const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, session, corps, web, provider, suites, sealKeys }, ctx) => {
-  // A suite's URL check is encrypted for the provider's CorpID, and its permanent codes are sealed.
-  if (suites !== undefined && provider === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['provider'], message: 'is required with suites: { corpId }, the service provider\'s own CorpID' })
-  }
-  if (suites !== undefined && sealKeys === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['sealKeys'], message: 'is required with suites: the keys that seal permanent codes at rest' })
-  }
-  // WeCom tells a suite's URL check from its pushes by the receiver id inside: they must differ.
-  const same = suites?.findIndex(({ suiteId }) => suiteId === provider?.corpId) ?? -1
-  if (same !== -1) ctx.addIssue({ code: 'custom', path: ['suites', same, 'suiteId'], message: 'must differ from provider.corpId' })
-  for (const name of ['provider', 'sealKeys'] as const) {
-    if (suites === undefined && { provider, sealKeys }[name] !== undefined) {
-      ctx.addIssue({ code: 'custom', path: [name], message: 'is for suites (suites: [{ suiteId, secret, token, encodingAESKey, kind }]), and none is given' })
-    }
-  }
+  checkSuiteOptions({ provider, suites, sealKeys }, ctx)
   // A web app's pages need their origins, for the CSRF checks and the URLs the JS-SDK signs.
   const withWeb = corps.findIndex((corp) => corp.web !== undefined)
   if (withWeb !== -1 && web === undefined) {
@@ -385,7 +371,8 @@ function resolveKey (key: KeyOption, where: string): JwtKey {
 export function resolveOptions (input: unknown): ResolvedConfig {
   const given = withoutRegisterOptions(input)
   // Said first: without corps or suites the plugin has no one to log in, whatever else is wrong.
-  if (typeof given === 'object' && given !== null && (given as { corps?: unknown }).corps === undefined && (given as { suites?: unknown }).suites === undefined) {
+  const { corps, suites } = (typeof given === 'object' && given !== null ? given : {}) as { corps?: unknown, suites?: unknown }
+  if (typeof given === 'object' && given !== null && corps === undefined && suites === undefined) {
     throw new Error('fastify-wecom-auth: corps is required (an array of { corpId, secret }), unless suites are given')
   }
   const result = checkedSchema.safeParse(given)

@@ -45,6 +45,28 @@ export const sealKeysOptions = z.array(
   required('an array of strings')
 ).min(1, { error: 'must hold at least one key' })
 
+/** The rules that tie `provider`, `suites` and `sealKeys` to each other, added to `ctx` as issues naming the option. */
+export function checkSuiteOptions (
+  { provider, suites, sealKeys }: { provider?: z.output<typeof providerOptions> | undefined, suites?: SuiteOptions[] | undefined, sealKeys?: string[] | undefined },
+  ctx: z.RefinementCtx
+): void {
+  // A suite's URL check is encrypted for the provider's CorpID, and its permanent codes are sealed.
+  if (suites !== undefined && provider === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['provider'], message: 'is required with suites: { corpId }, the service provider\'s own CorpID' })
+  }
+  if (suites !== undefined && sealKeys === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['sealKeys'], message: 'is required with suites: the keys that seal permanent codes at rest' })
+  }
+  // WeCom tells a suite's URL check from its pushes by the receiver id inside: they must differ.
+  const same = suites?.findIndex(({ suiteId }) => suiteId === provider?.corpId) ?? -1
+  if (same !== -1) ctx.addIssue({ code: 'custom', path: ['suites', same, 'suiteId'], message: 'must differ from provider.corpId' })
+  for (const name of ['provider', 'sealKeys'] as const) {
+    if (suites === undefined && { provider, sealKeys }[name] !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'is for suites (suites: [{ suiteId, secret, token, encodingAESKey, kind }]), and none is given' })
+    }
+  }
+}
+
 export type SuiteKind = z.output<typeof suite>['kind']
 export type SuiteOptions = z.output<typeof suite>
 
