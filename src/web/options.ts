@@ -26,16 +26,21 @@ function parsed (value: string): URL | undefined {
   }
 }
 
-/** An origin as browsers send it in `Origin`: scheme, host and port only; one host, no wildcard. */
-const origin = z.string(required('an origin such as https://app.example.com')).superRefine((value, ctx) => {
+/** What is wrong with `value` as an origin (scheme, host and port only; one host, no wildcard); undefined when nothing. */
+function originProblem (value: string): string | undefined {
   const url = parsed(value)
-  const problem = url === undefined || !/^https?:$/.test(url.protocol) || url.host === ''
-    ? 'must be an origin such as https://app.example.com'
-    : url.host.includes('*')
-      ? 'must name one host: a wildcard matches no Origin a browser sends'
-      : url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || /\/./.test(value.replace(/^[a-z]+:\/\//i, ''))
-        ? 'must be an origin only (scheme, host, port), without a path'
-        : undefined
+  if (url === undefined || !/^https?:$/.test(url.protocol) || url.host === '') return 'must be an origin such as https://app.example.com'
+  if (url.host.includes('*')) return 'must name one host: a wildcard matches no Origin a browser sends'
+  const path = value.replace(/^[a-z]+:\/\//i, '')
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || /\/./.test(path)) {
+    return 'must be an origin only (scheme, host, port), without a path'
+  }
+  return undefined
+}
+
+/** An origin as browsers send it in `Origin`. */
+const origin = z.string(required('an origin such as https://app.example.com')).superRefine((value, ctx) => {
+  const problem = originProblem(value)
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
 }).transform((value) => new URL(value).origin)
 
@@ -64,19 +69,22 @@ export const webOptions = z.strictObject({
     // Cookie prefixes (RFC 6265bis §4.1.3): a browser drops a cookie that breaks its prefix's rule,
     // and the login or refresh would then fail with no word of why.
     for (const [which, name] of [['access', cookie.access], ['refresh', cookie.refresh], ['state', cookie.state]] as const) {
-      const prefixed = name.startsWith('__Host-') ? '__Host-' : name.startsWith('__Secure-') ? '__Secure-' : undefined
-      if (prefixed === undefined) continue
-      const broken = !cookie.secure
-        ? 'needs secure: true'
-        : prefixed === '__Host-' && cookie.domain !== undefined
-          ? 'allows no domain'
-          : prefixed === '__Host-' && which !== 'access'
-            ? `needs Path=/, and the ${which} cookie is sent to its route only`
-            : undefined
-      if (broken !== undefined) ctx.addIssue({ code: 'custom', path: [which], message: `${name}: the ${prefixed} prefix ${broken}` })
+      const broken = prefixProblem(name, which, cookie)
+      if (broken !== undefined) ctx.addIssue({ code: 'custom', path: [which], message: broken })
     }
   })
 }, strict())
+
+/** Which rule of its prefix (`__Host-`, `__Secure-`) the cookie `name` would break, said in full; undefined for none. */
+function prefixProblem (name: string, which: 'access' | 'refresh' | 'state', cookie: { secure: boolean, domain?: string | undefined }): string | undefined {
+  const prefix = ['__Host-', '__Secure-'].find((one) => name.startsWith(one))
+  if (prefix === undefined) return undefined
+  const rule = (broken: string): string => `${name}: the ${prefix} prefix ${broken}`
+  if (!cookie.secure) return rule('needs secure: true')
+  if (prefix === '__Host-' && cookie.domain !== undefined) return rule('allows no domain')
+  if (prefix === '__Host-' && which !== 'access') return rule(`needs Path=/, and the ${which} cookie is sent to its route only`)
+  return undefined
+}
 
 /** A page's URL the plugin adds its own query to: no query or fragment of its own. */
 const pageUrl = (fallback: string) => z.url({ error: 'must be an http(s) URL', protocol: /^https?$/ })
