@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
-import { errorExtras, isWecomError, RefreshInvalidError } from './errors.js'
+import { CorpNotAllowedError, errorExtras, isWecomError, RefreshInvalidError, UserForbiddenError } from './errors.js'
 import { CALLBACK_BODY_LIMIT, openEvent, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './events/callback.js'
 import { kByCookie, kClaims, type Authenticate } from './guard.js'
 import type { LoginContext } from './member.js'
@@ -191,12 +191,18 @@ function refreshRoutes (child: FastifyInstance, { refresh, web, cookies, schema,
     try {
       cookies.session(reply, await refresh(byCookie, { request, log: request.log }))
     } catch (error) {
-      if ((error as { code?: string }).code === 'WECOM_REFRESH_INVALID') cookies.clearSession(reply)
+      if (ENDS_SESSION.has((error as { code?: string }).code ?? '')) cookies.clearSession(reply)
       throw error
     }
     return reply.code(204).send()
   })
 }
+
+/**
+ * The refusals of a refresh after which its session is gone (rotation.ts ends it): a browser keeps
+ * no cookie of it. Not a 503 or a 429, after which the same cookie may try again.
+ */
+const ENDS_SESSION: ReadonlySet<string> = new Set([RefreshInvalidError, UserForbiddenError, CorpNotAllowedError].map((Refusal) => new Refusal().code))
 
 /** No body at all is the same as an empty one: the schemas take null, not undefined. */
 async function noBodyIsNull (request: FastifyRequest): Promise<void> {

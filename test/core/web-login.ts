@@ -418,6 +418,22 @@ t.test('a browser that ends its own current session keeps no dead cookies', asyn
   t.equal((await h.get('/api/me', access)).json().code, 'WECOM_TOKEN_REVOKED')
 })
 
+// Found in review: only a 401 cleared the cookies, while a member refused at the refresh's recheck
+// (403) has their session ended too, and the browser kept its dead refresh cookie.
+t.test('a cookie refresh refused for good (the member may no longer use the app) clears the session cookies', async (t) => {
+  const h = await harness(t, { session: { recheckInterval: 1 } })
+  const { cookies } = await webLogin(h, 'via=oauth')
+  await h.sim.updateMember(CORP_A, 'zhangsan', { status: 2 })
+  // Past the recheck interval (1 s), measured by the plugin's own clock.
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const refresh = () => h.app.inject({ method: 'POST', url: '/wecom/refresh', headers: { host: WEB_HOST, origin: ORIGIN, cookie: `wecom_refresh=${cookies.get('wecom_refresh')!.value}` } })
+  const refused = await refresh()
+  t.equal(refused.json().code, 'WECOM_USER_FORBIDDEN')
+  t.equal(cookiesOf(refused).get('wecom_refresh')?.value, '', 'the refresh cookie cleared')
+  t.equal(cookiesOf(refused).get('wecom_access')?.value, '', 'the access cookie cleared')
+  t.equal((await refresh()).json().code, 'WECOM_REFRESH_INVALID', 'the session is gone')
+})
+
 // A client (fetch wrappers, axios instances) that always sends `Content-Type: application/json`
 // sends it with an empty body too where a route takes none: that is no body, not malformed JSON.
 t.test('the routes that take no body: an empty body with a JSON type is no body', async (t) => {
