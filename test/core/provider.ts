@@ -50,12 +50,10 @@ t.test('install → login → uninstall: the corp\'s sessions end at once, its l
 
   const untouched = (await p.login(CORP_A, 'zhangsan')).json()
   t.equal(untouched.user.open_userid, p.sim.openUserid(CORP_A, 'zhangsan'), 'the member\'s open_userid, from service/miniprogram/jscode2session')
-  const uninstalled = Date.now()
+  // On this instance the refusal is in place once the push is acknowledged: the very next request is refused.
   t.same(await p.sim.uninstall(CORP_A, { suiteId: SUITE.suiteId }), { status: 200, body: 'success' })
   t.equal((await p.me(refreshed.json().access_token)).json().code, 'WECOM_TOKEN_REVOKED', 'the access token of the refresh is refused')
   t.equal((await p.me(tokens.access_token)).json().code, 'WECOM_TOKEN_REVOKED')
-  // Generous: on this instance the refusal is in place once the push is answered; 1 s is the issue's bound.
-  t.ok(Date.now() - uninstalled < 1000 + 4000, 'refused within the push\'s own handling')
   t.equal((await p.refresh(refreshed.json().refresh_token)).json().code, 'WECOM_CORP_NOT_ALLOWED', 'no refresh')
   t.equal((await p.login(CORP_A, 'zhangsan')).json().code, 'WECOM_CORP_NOT_ALLOWED', 'no login')
   t.same(await p.app.wecom.corps(), [])
