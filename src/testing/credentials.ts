@@ -91,6 +91,19 @@ export class Credentials {
     }
   }
 
+  /** Ends the live token of each of the corp's apps keyed by these secrets (an uninstalled suite's). */
+  endApp (corpId: string, secrets: readonly string[], errcode: number): void {
+    const at = this.clock.now()
+    for (const secret of secrets) {
+      const appKey = `${corpId}\u0000${secret}`
+      const state = this.tokens.get(this.appTokens.get(appKey) ?? '')
+      this.appTokens.delete(appKey)
+      if (state === undefined || state.revokedWith !== undefined) continue
+      state.revokedWith = errcode
+      state.revokedAt = at
+    }
+  }
+
   /** Like wx.qy.login: a single-use code, and a new session_key for the member. */
   issueCode (corpId: string, userid: string): string {
     // Members outside the visible range still get codes, as in WeCom; user/get refuses them.

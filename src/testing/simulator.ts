@@ -17,6 +17,7 @@ import { Callbacks, type CallbackAnswer, type SimulatedDelivery } from './callba
 import { SuitePushes, type SimulatedSuite, type SuiteTicketPush } from './suite-pushes.js'
 import { SuiteInstalls } from './suite-installs.js'
 import { SuiteTokens } from './suite-tokens.js'
+import { SuiteTicketSchedule, type SuiteTicketFate } from './suite-ticket-schedule.js'
 import { Credentials } from './credentials.js'
 import { Directory, type SimulatedCorp, type SimulatedMember } from './directory.js'
 import { AUTHORIZE_PATH, SSO_PATH } from './pages.js'
@@ -33,6 +34,7 @@ import { WebLogins, type WebScope, type WebVisitor } from './web-logins.js'
 
 export type { CallbackAnswer, SimulatedDelivery } from './callbacks.js'
 export type { SimulatedSuite, SuiteTicketPush } from './suite-pushes.js'
+export type { SuiteTicketFate } from './suite-ticket-schedule.js'
 export type { SimulatedCorp, SimulatedMember, SimulatedOutsider, SimulatedWebApp } from './directory.js'
 export type { WecomEndpoint } from './endpoints.js'
 export { callbackSignature, encryptCallbackMessage, type SimulatedCallback } from './envelope.js'
@@ -72,6 +74,12 @@ export interface WecomSimulatorOptions {
   provider?: { corpId: string }
   /** The provider's suites (third-party or 代开发 apps), whose command callback gets suite_ticket pushes. */
   suites?: SimulatedSuite[]
+  /**
+   * Seconds between the suite_ticket pushes to each suite once connectSuites succeeded, the first
+   * at once (WeCom's every ten minutes would be 600); planSuiteTickets gives them bad days.
+   * Default 0: none, a test pushes them with pushSuiteTicket.
+   */
+  suiteTicketEvery?: number
 }
 
 export interface WecomSimulator {
@@ -177,8 +185,14 @@ export interface WecomSimulator {
    * @throws SimulatorNotFoundError for an unknown suite
    */
   pushSuiteTicket(suiteId: string, options?: { ticket?: string, timestamp?: number }): Promise<SuiteTicketPush>
-  /** The suite_tickets pushed to a suite so far, oldest first. */
+  /** The suite_tickets pushed to a suite so far, in the order they reached the callback. */
   suiteTickets(suiteId: string): readonly SuiteTicketPush[]
+  /**
+   * The fates of the suite's next timed pushes (suiteTicketEvery), in order, then on time again:
+   * lost, late, sent twice, or out of order (held back until after the next one).
+   * @throws SimulatorNotFoundError for an unknown suite
+   */
+  planSuiteTickets(fates: readonly SuiteTicketFate[], options?: { suiteId?: string }): void
   /**
    * The corp installs the suite (the only suite unless named): WeCom keeps the install and pushes
    * create_auth with a single-use AuthCode for get_permanent_code. Resolves with the callback's
@@ -212,6 +226,7 @@ interface Parts {
   tickets: JsapiTickets
   callbacks: Callbacks
   suites: SuitePushes
+  ticketSchedule: SuiteTicketSchedule
   installs: SuiteInstalls
   server: SimulatorServer
   messages: EndpointContext['messages']
@@ -230,6 +245,7 @@ export async function createWecomSimulator (
   const callbacks = new Callbacks(directory, clock, timers, nonNegative('callbackRetryDelay', options.callbackRetryDelay ?? 5000))
   const messages: EndpointContext['messages'] = []
   const suites = new SuitePushes(options.provider?.corpId ?? '', options.suites ?? [], clock, callbacks.signal)
+  const ticketSchedule = new SuiteTicketSchedule(suites, clock, timers, nonNegative('suiteTicketEvery', options.suiteTicketEvery ?? 0) * 1000)
   const installs = new SuiteInstalls(clock, options.provider?.corpId ?? '', directory)
   const server = new SimulatorServer({ directory, credentials, web, tickets, suites, suiteTokens: new SuiteTokens(clock), installs, messages }, timers, {
     host: options.host ?? '127.0.0.1',
@@ -239,11 +255,11 @@ export async function createWecomSimulator (
   })
   for (const corp of options.corps ?? []) directory.add(corp)
   const url = await server.listen()
-  return simulator({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, installs, server, messages })
+  return simulator({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, ticketSchedule, installs, server, messages })
 }
 
 /** The public face of the parts: a plain object, so that its methods work detached too. */
-function simulator ({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, installs, server, messages }: Parts): WecomSimulator {
+function simulator ({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, ticketSchedule, installs, server, messages }: Parts): WecomSimulator {
   return {
     url,
     authorizeUrl: `${url}${AUTHORIZE_PATH}`,
@@ -277,14 +293,18 @@ function simulator ({ url, clock, timers, directory, credentials, web, tickets, 
     },
     get deliveries () { return callbacks.deliveries.slice() },
     redeliver: (delivery, envelope) => callbacks.redeliver(delivery, envelope),
-    connectSuites: (url) => suites.connect(url),
+    async connectSuites (url) {
+      await suites.connect(url)
+      ticketSchedule.start(suites.ids())
+    },
     pushSuiteTicket: (suiteId, options) => suites.pushTicket(suiteId, options),
     suiteTickets: (suiteId) => suites.ticketsOf(suiteId),
+    planSuiteTickets: (fates, { suiteId = onlySuite(suites) } = {}) => ticketSchedule.plan(suiteId, fates),
     install (corpId, { suiteId = onlySuite(suites) } = {}) {
       return suites.push(suiteId, { InfoType: 'create_auth', AuthCode: installs.install(suiteId, corpId) })
     },
     uninstall (corpId, { suiteId = onlySuite(suites) } = {}) {
-      installs.uninstall(suiteId, corpId)
+      credentials.endApp(corpId, installs.uninstall(suiteId, corpId), 40014)
       return suites.push(suiteId, { InfoType: 'cancel_auth', AuthCorpId: corpId })
     },
     resetPermanentCode (corpId, { suiteId = onlySuite(suites) } = {}) {

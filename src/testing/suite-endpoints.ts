@@ -5,7 +5,7 @@
  * suite's mini-program login.
  */
 import type { EndpointContext } from './context.js'
-import type { SuiteInstall } from './suite-installs.js'
+import { corpTokenKey, type SuiteInstall } from './suite-installs.js'
 import { jsonObject, type Reply } from './wire.js'
 
 /** 40083: no such suite_id; 40001: a wrong suite_secret; 40085: no such suite_ticket, or one past its 30 minutes. */
@@ -63,7 +63,7 @@ export function getCorpToken (context: EndpointContext, query: Record<string, st
   if (typeof suiteId === 'number') return { errcode: suiteId }
   const install = installOf(context, suiteId, jsonObject(raw))
   if (typeof install === 'number') return { errcode: install }
-  const { token, expiresIn } = context.credentials.token(install.corpId, `suite\u0000${install.permanentCode}`, install.agentId)
+  const { token, expiresIn } = context.credentials.token(install.corpId, corpTokenKey(install), install.agentId)
   return { errcode: 0, access_token: token, expires_in: expiresIn }
 }
 

@@ -17,6 +17,9 @@ const AUTH_CODE_LIFE_S = 600
 /** The first AgentID of a suite's app in a corp: far from the corps' own apps'. */
 const FIRST_AGENT = 3_000_000
 
+/** What the simulator keys a third-party corp token by (get_corp_token), apart from any app's secret. */
+export const corpTokenKey = (install: SuiteInstall): string => `suite\u0000${install.permanentCode}`
+
 export class SuiteInstalls {
   /** Installs per suite, by corpId. */
   readonly #installs = new Map<string, Map<string, SuiteInstall>>()
@@ -37,9 +40,16 @@ export class SuiteInstalls {
     return this.#authCodes.issue(install, 32)
   }
 
-  /** @throws SimulatorNotFoundError when the corp has not installed the suite */
-  uninstall (suiteId: string, corpId: string): void {
-    if (!this.#corps(suiteId).delete(corpId)) throw new SimulatorNotFoundError(`corp ${JSON.stringify(corpId)} has not installed suite ${JSON.stringify(suiteId)}`)
+  /**
+   * The secrets the install's corp tokens were issued for, which end with it: 代开发's gettoken
+   * takes the permanent code itself, get_corp_token is keyed apart from any app's secret.
+   * @throws SimulatorNotFoundError when the corp has not installed the suite
+   */
+  uninstall (suiteId: string, corpId: string): string[] {
+    const install = this.of(suiteId, corpId)
+    if (install === undefined) throw new SimulatorNotFoundError(`corp ${JSON.stringify(corpId)} has not installed suite ${JSON.stringify(suiteId)}`)
+    this.#corps(suiteId).delete(corpId)
+    return [install.permanentCode, corpTokenKey(install)]
   }
 
   /** Spends an AuthCode: the install it was issued for, if that install still stands. */

@@ -79,6 +79,11 @@ export class SuitePushes {
     return await sendCallback(this.#url, request, 'POST', this.signal).catch(() => undefined)
   }
 
+  /** Every suite's id. */
+  ids (): string[] {
+    return [...this.#suites.keys()]
+  }
+
   /** The suite's id when there is exactly one. */
   only (): string | undefined {
     return this.#suites.size === 1 ? [...this.#suites.keys()][0] : undefined

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CORP_A, CORP_B, setup, simulatorCorps } from '../helpers/setup.js'
 import { OTHER, PROVIDER, SEAL_KEYS, SUITE, suiteOptions } from '../helpers/suites.js'
 import type { AuthorizedCorp } from '../../src/suites/options.js'
@@ -112,4 +113,48 @@ t.test('pushes: each acted on once; a contact change of an installed corp off-bo
   t.ok(refused !== undefined && refused.status >= 500, 'an AuthCode WeCom refuses (40078): not acknowledged, WeCom resends')
   t.notOk(refused?.body.includes('spent-or-forged'), 'nor written back')
   t.equal((await p.sim.pushSuite(SUITE.suiteId, { InfoType: 'create_auth' }))?.status, 400, 'no AuthCode')
+})
+
+t.test('timed suite_ticket pushes lost, late, twice and out of order: never an older ticket kept, and logins recover by themselves', async (t) => {
+  // 0.25 s between pushes rather than WeCom's 10 minutes; each wait below is for a push seen, not for a time.
+  const h = await setup(t, { ...suiteOptions, corps: undefined }, { corps: simulatorCorps(), provider: { corpId: PROVIDER }, suites: [SUITE, OTHER], suiteTicketEvery: 0.25 })
+  h.sim.planSuiteTickets(['lost', 'lost', 'lost'], { suiteId: SUITE.suiteId })
+  h.sim.planSuiteTickets(['out-of-order', 'twice', 'late', 'out-of-order', 'lost', 'twice'], { suiteId: SUITE.suiteId })
+  t.throws(() => h.sim.planSuiteTickets(['sometimes' as 'lost'], { suiteId: SUITE.suiteId }), /no suite_ticket fate "sometimes"/)
+  await h.sim.connectSuites(`${await h.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
+  const login = () => h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: h.sim.issueCode(CORP_A, 'zhangsan'), suiteId: SUITE.suiteId } })
+  const tickets = () => h.sim.suiteTickets(SUITE.suiteId)
+  const until = async (what: string, done: () => boolean) => {
+    // 30 s: pushes come every 0.25 s; only a stalled machine takes longer.
+    for (const started = Date.now(); !done(); await sleep(20)) if (Date.now() - started > 30_000) throw new Error(`waited 30 s for ${what}`)
+  }
+
+  t.equal(tickets().length, 0, 'the first three pushes lost')
+  const fresh = await login()
+  t.equal(fresh.statusCode, 503, 'no ticket yet: 503')
+  t.equal(fresh.json().code, 'WECOM_UNAVAILABLE')
+  await until('the first ticket', () => tickets().length > 0)
+  t.same((await h.sim.install(CORP_A, { suiteId: SUITE.suiteId })), { status: 200, body: 'success' })
+  t.equal((await login()).statusCode, 200, 'logins recover once a push arrives, with nothing restarted')
+
+  // Six fates, out of order twice: at least 8 pushes delivered, then a few more on time.
+  await until('the planned pushes', () => tickets().length >= 11)
+  const records = h.logs.records.filter((r) => 'kept' in r && r.suiteId === SUITE.suiteId)
+  let newest = 0
+  for (const record of records) {
+    const stamp = record.timestamp as number
+    t.equal(record.kept, stamp >= newest, `a push dated ${stamp} after the newest kept, ${newest}: kept only if not older`)
+    if (record.kept === true) newest = stamp
+  }
+  t.ok(records.some((r) => r.kept === false), 'an out-of-order push came, and was not kept')
+  const stamps = tickets().map(({ timestamp }) => timestamp)
+  t.not(stamps.join(), [...stamps].sort((a, b) => a - b).join(), 'the simulator did reorder its pushes')
+  t.equal(newest, Math.max(...stamps), 'the newest pushed is the one kept')
+  t.equal((await login()).statusCode, 200)
+
+  // An uninstalled corp's token stops working at WeCom too.
+  const token = await h.app.wecom.accessToken(CORP_A)
+  await h.sim.uninstall(CORP_A, { suiteId: SUITE.suiteId })
+  const answer = await (await fetch(`${h.sim.url}/cgi-bin/user/get?access_token=${token}&userid=zhangsan`)).json() as { errcode: number }
+  t.equal(answer.errcode, 40014, 'the corp token of the uninstalled suite: refused by the simulator')
 })
