@@ -8,6 +8,7 @@ import { eventually, redisApp } from '../helpers/redis.js'
 import { startCluster } from '../helpers/redis-topologies.js'
 import { CORP_A, CORP_B, startSimulator } from '../helpers/setup.js'
 import { threeSurfaces } from '../helpers/web.js'
+import { installAcrossInstances } from '../helpers/provider-instances.js'
 
 // The sessions and revocation contract on a Redis Cluster of three primaries that the test starts:
 // given as a list of node URLs (the plugin opens the Cluster) and as an ioredis Cluster client.
@@ -111,6 +112,12 @@ if (cluster !== undefined) {
     await inspector.set(key, 'not json')
     t.equal((await a.refresh(login.refresh_token)).statusCode, 503)
   })
+
+  for (const [shape, keys] of shapes) {
+    t.test(`${shape}: a provider's corp installed, logged in on two instances, uninstalled: refused on both within 1 s`, async (t) => {
+      await installAcrossInstances(t, keys() as Parameters<typeof installAcrossInstances>[1], cluster!.urls)
+    })
+  }
 
   function store (): { redis: string[], keyPrefix: string } {
     return { redis: cluster!.urls, keyPrefix: `cluster-${++prefixes}:` }
