@@ -115,3 +115,81 @@ t.test('no secret in a span or a metric: spans carry endpoints and errcodes only
     ['corp secret', new Set([SECRET_A, SECRET_B])], ['JWT secret', new Set([JWT_SECRET])]
   ])
 })
+
+t.test('a provider\'s paths: no suite secret, ticket, permanent code, suite or corp token in a span, a metric, a log line or an error', async (t) => {
+  const { OTHER, PROVIDER, SEAL_KEYS, SUITE, suiteOptions } = await import('./helpers/suites.js')
+  const { CORP_B } = await import('./helpers/setup.js')
+  const h = await setup(t, { ...suiteOptions, session: { recheckInterval: 1 } }, { provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
+  await h.sim.connectSuites(`${await h.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
+  const responses: Array<{ statusCode: number, body: string }> = []
+  const codes = new Set<string>()
+  const permanentCodes = new Set<string>()
+  const issued = new Set<string>()
+  const login = async (corpId: string, suiteId: string, extra: object = {}) => {
+    const code = h.sim.issueCode(corpId, corpId === CORP_B ? 'zhaoliu' : 'zhangsan')
+    codes.add(code)
+    const res = await h.app.inject({ method: 'POST', url: '/wecom/login', payload: { code, suiteId, ...extra } })
+    responses.push(res)
+    if (res.statusCode === 200) for (const token of [res.json().access_token, res.json().refresh_token]) issued.add(token)
+    return res
+  }
+  const keep = (corpId: string, suiteId: string) => { permanentCodes.add(h.sim.permanentCode(corpId, { suiteId })!) }
+
+  t.equal((await login(CORP_A, SUITE.suiteId)).statusCode, 503, 'no suite_ticket yet')
+  for (const suite of [SUITE, OTHER]) await h.sim.pushSuiteTicket(suite.suiteId)
+  h.sim.inject('service/get_permanent_code', { errcode: 40078 })
+  await h.sim.install(CORP_A, { suiteId: SUITE.suiteId })
+  keep(CORP_A, SUITE.suiteId)
+  await h.sim.install(CORP_A, { suiteId: SUITE.suiteId })
+  keep(CORP_A, SUITE.suiteId)
+  await h.sim.install(CORP_B, { suiteId: OTHER.suiteId })
+  keep(CORP_B, OTHER.suiteId)
+  const ok = await login(CORP_A, SUITE.suiteId)
+  t.equal(ok.statusCode, 200, 'a third-party login')
+  t.equal((await login(CORP_B, OTHER.suiteId, { corpId: CORP_B })).statusCode, 200, 'a 代开发 login')
+  for (const fault of [{ errcode: 40029 }, { errcode: -1 }, { errcode: 40082 }, { malformed: true as const }, { drop: true as const }]) {
+    h.sim.inject('service/miniprogram/jscode2session', fault)
+    await login(CORP_A, SUITE.suiteId)
+  }
+  h.sim.expireTokens(CORP_A)
+  h.sim.inject('service/get_corp_token', { errcode: 40084 })
+  await login(CORP_A, SUITE.suiteId)
+  h.sim.inject('service/get_suite_token', { errcode: 40085 })
+  h.sim.inject('service/get_suite_token', { errcode: 40001 })
+  responses.push(await h.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: ok.json().refresh_token } }))
+  await h.app.wecom.api(CORP_A).get('/cgi-bin/user/get', { userid: 'zhangsan' })
+  await h.sim.resetPermanentCode(CORP_B, { suiteId: OTHER.suiteId })
+  keep(CORP_B, OTHER.suiteId)
+  await h.sim.pushSuite(SUITE.suiteId, { InfoType: 'change_auth', AuthCorpId: CORP_A })
+  await h.sim.pushSuite(SUITE.suiteId, { InfoType: 'change_external_contact', AuthCorpId: CORP_A })
+  await h.sim.pushSuite(SUITE.suiteId, { InfoType: 'change_contact', ChangeType: 'delete_user', UserID: 'zhaoliu', AuthCorpId: CORP_B })
+  await h.sim.uninstall(CORP_A, { suiteId: SUITE.suiteId })
+  await login(CORP_A, SUITE.suiteId)
+
+  const wecomTokens = new Set<string>()
+  seenAccessTokens(h.sim, wecomTokens)
+  const suiteTokens = new Set(h.sim.requests.map((r) => r.query.suite_access_token).filter((token): token is string => token !== undefined))
+  const tickets = new Set([SUITE, OTHER].flatMap((suite) => h.sim.suiteTickets(suite.suiteId).map(({ ticket }) => ticket)))
+  await reader.forceFlush()
+  const exported = JSON.stringify({
+    spans: spanExporter.getFinishedSpans().map((span) => ({ name: span.name, attributes: span.attributes, status: span.status, events: span.events })),
+    metrics: metricExporter.getMetrics()
+  })
+  t.ok(spanExporter.getFinishedSpans().some((span) => span.name.includes('service/get_corp_token')), 'the service endpoints were traced')
+  const secrets: Array<[string, Set<string>]> = [
+    ['suite secret', new Set([SUITE.secret, OTHER.secret])], ['suite_ticket', tickets], ['permanent code', permanentCodes],
+    ['suite access token', suiteTokens], ['corp access token', wecomTokens], ['EncodingAESKey', new Set([SUITE.encodingAESKey, OTHER.encodingAESKey])],
+    ['seal key', new Set(SEAL_KEYS)], ['login code', codes], ['access JWT or refresh token', issued]
+  ]
+  assertNoSecretsIn(t, 'a span or metric', exported, secrets)
+  const logged = h.logs.lines.join('\n')
+  const errors = responses.filter((res) => res.statusCode >= 400)
+  t.ok(errors.length >= 5, 'refusals were answered')
+  for (const [kind, values] of secrets) {
+    for (const value of values) {
+      t.notOk(logged.includes(value), `no ${kind} in a log line`)
+      t.notOk(errors.some((res) => res.body.includes(value)), `no ${kind} in an error`)
+    }
+  }
+  for (const res of errors) t.notMatch(res.body, /suite_access_token|permanent_code|suite_secret|suite_ticket|cgi-bin/, `error ${res.statusCode} names no secret's field or URL`)
+})
