@@ -22,6 +22,7 @@ import { createRefreshTokens } from './sessions/refresh-tokens.js'
 import { Revocations } from './sessions/revocations.js'
 import { createSessions, type IssuedTokens, type Sessions } from './sessions/sessions.js'
 import { createProvider, storedTickets, type Provider } from './suites/provider.js'
+import type { SuiteWebLogin } from './surfaces/suite-web.js'
 import { createVault } from './sessions/vault.js'
 import { openStore } from './stores/open.js'
 import type { SessionStore, SuiteTicketStore } from './stores/store.js'
@@ -106,7 +107,7 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
     refresh: (refreshToken, context) => telemetry.operation('refresh', () =>
       sessions.refresh(refreshToken, context)),
     authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: cookieOf(config, origins) }),
-    web: webOf(config, { apps: webApps, corpIds, origins }, webLogin, store, client, sessions, telemetry),
+    web: webOf(config, { apps: webApps, corpIds, origins, suites: provider?.web }, webLogin, store, client, sessions, telemetry),
     origins,
     wecomApi: createApi({ corps: config.corps, installed: provider?.installedCorp, client, timeout: config.api.timeout, log }),
     handleEvent: offboarding.handle,
@@ -152,16 +153,17 @@ function loginFlowOf (
   }
 }
 
-/** The web login's parts, when a corp has a web app: its apps, states, cookies and flow. */
+/** The web login's parts, with `web` and a corp's web app or suites: its apps, states, cookies and flow. */
 function webOf (
   config: ResolvedConfig,
-  { apps, corpIds, origins }: { apps: ReadonlyMap<string, WebAppCredentials>, corpIds: ReadonlySet<string>, origins: ReadonlySet<string> | undefined },
+  { apps, corpIds, origins, suites }: { apps: ReadonlyMap<string, WebAppCredentials>, corpIds: ReadonlySet<string>, origins: ReadonlySet<string> | undefined, suites: SuiteWebLogin | undefined },
   webLogin: WebLogin, store: SessionStore, client: WecomClient, sessions: Sessions, telemetry: Telemetry
 ): RoutesOptions['web'] {
-  if (apps.size === 0 || config.web === undefined || origins === undefined) return undefined
+  if ((apps.size === 0 && suites === undefined) || config.web === undefined || origins === undefined) return undefined
   return {
     apps,
     corpIds,
+    suites,
     origins,
     redirects: config.web.redirects,
     urls: { authorize: config.api.authorizeUrl, sso: config.api.ssoUrl },

@@ -297,9 +297,9 @@ const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, s
   if (withWeb !== -1 && web === undefined) {
     ctx.addIssue({ code: 'custom', path: ['web'], message: `is required when a corp has web (corps[${withWeb}].web): { origins: [...] }` })
   }
-  // Cookies without a web app to log in with would be sessions no browser route serves.
-  if (withWeb === -1 && web !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['web'], message: 'needs a corp with web (corps[].web: { agentId, secret }), the app whose pages log in' })
+  // Cookies without a web app or suite to log in with would be sessions no browser route serves.
+  if (withWeb === -1 && suites === undefined && web !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['web'], message: 'needs a corp with web (corps[].web: { agentId, secret }) or suites, the apps whose pages log in' })
   }
   // A session that ends before its access token would leave that token alive past every session
   // operation, off-boarding included.

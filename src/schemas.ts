@@ -1,9 +1,9 @@
 import { STATUS_CODES } from 'node:http'
 import {
   CallbackForbiddenError, CsrfError, CallbackInvalidError, CallbackRetryError, CorpMismatchError, CorpNotAllowedError, CorpUnknownError,
-  InvalidCodeError, RateLimitedError, RedirectInvalidError, RefreshInvalidError, StateInvalidError, StoreUnavailableError,
+  InvalidArgumentError, InvalidCodeError, RateLimitedError, RedirectInvalidError, RefreshInvalidError, StateInvalidError, StoreUnavailableError,
   TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError,
-  UrlNotAllowedError, WebNotConfiguredError
+  SuiteUnknownError, UrlNotAllowedError, WebNotConfiguredError
 } from './errors.js'
 
 // The JSON Schema of the plugin's routes: what validates their bodies (with the plugin's own ajv)
@@ -107,7 +107,8 @@ const pageSignature = {
 
 function webLoginQuery (withVia: boolean): object {
   const properties: Record<string, object> = {
-    corpId: ascii(MAX_CORP_ID, 'The corp; the first with a web app when absent'),
+    corpId: ascii(MAX_CORP_ID, 'The corp; the first with a web app when absent; with a 代开发 suite, the corp that installed it'),
+    suiteId: ascii(MAX_CORP_ID, 'A suite\'s pages rather than a corp\'s web app: a third-party suite\'s (login_type=ServiceApp), or a 代开发 suite\'s in `corpId`'),
     redirect: { type: 'string', minLength: 1, maxLength: 2048, description: 'Where to return: a path of this site, or a URL listed in web.redirects' }
   }
   if (withVia) {
@@ -147,6 +148,8 @@ function errorResponses (errors: readonly ErrorClass[], fastifyCodes: Record<num
 
 /** What Fastify itself answers before the handler: a body that is not JSON, or fails its schema. */
 const BAD_BODY = { 400: ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY'] }
+/** A web login's start: an unknown corp or suite, a corp without a web app or install, a redirect not allowed; a 代开发 install read from the store. */
+const WEB_BEGIN: readonly ErrorClass[] = [CorpUnknownError, SuiteUnknownError, WebNotConfiguredError, RedirectInvalidError, CorpNotAllowedError, StoreUnavailableError]
 /** A login's or refresh's exchange with WeCom and the store. */
 const EXCHANGE: readonly ErrorClass[] = [CorpNotAllowedError, UserForbiddenError, RateLimitedError, UpstreamError, UnavailableError, StoreUnavailableError]
 
@@ -166,7 +169,7 @@ function coreSchemas (common: Common, cookies: boolean) {
       summary: 'Log in with a wx.qy.login code',
       description: 'Verifies the code with WeCom (code → member → still allowed) and starts a session.',
       body: loginBody,
-      response: { 200: issuedTokens, ...errorResponses([CorpUnknownError, InvalidCodeError, CorpMismatchError, ...EXCHANGE], BAD_BODY) }
+      response: { 200: issuedTokens, ...errorResponses([CorpUnknownError, SuiteUnknownError, InvalidArgumentError, InvalidCodeError, CorpMismatchError, ...EXCHANGE], BAD_BODY) }
     },
     refresh: {
       ...common,
@@ -268,7 +271,7 @@ function browserSchemas (common: Common) {
       querystring: webLoginQuery(true),
       response: {
         302: { description: 'To WeCom\'s page', type: 'null' },
-        ...errorResponses([CorpUnknownError, WebNotConfiguredError, RedirectInvalidError], { 400: ['FST_ERR_VALIDATION'] })
+        ...errorResponses(WEB_BEGIN, { 400: ['FST_ERR_VALIDATION'] })
       }
     },
     webLoginParams: {
@@ -279,17 +282,17 @@ function browserSchemas (common: Common) {
       response: {
         200: {
           type: 'object',
-          required: ['login_type', 'appid', 'agentid', 'redirect_uri', 'state', 'redirect_type'],
+          required: ['login_type', 'appid', 'redirect_uri', 'state', 'redirect_type'],
           properties: {
-            login_type: { type: 'string', enum: ['CorpApp'] },
-            appid: { type: 'string' },
-            agentid: { type: 'string' },
+            login_type: { type: 'string', enum: ['CorpApp', 'ServiceApp'] },
+            appid: { type: 'string', description: 'The CorpID, or a third-party suite\'s SuiteID' },
+            agentid: { type: 'string', description: 'A corp\'s app\'s AgentID; absent for a third-party suite' },
             redirect_uri: { type: 'string' },
             state: { type: 'string' },
             redirect_type: { type: 'string', enum: ['callback'] }
           }
         },
-        ...errorResponses([CorpUnknownError, WebNotConfiguredError, RedirectInvalidError], { 400: ['FST_ERR_VALIDATION'] })
+        ...errorResponses(WEB_BEGIN, { 400: ['FST_ERR_VALIDATION'] })
       }
     },
     webCallback: {

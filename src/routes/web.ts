@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { CorpUnknownError, InvalidCodeError, WebNotConfiguredError } from '../errors.js'
+import { CorpUnknownError, InvalidArgumentError, InvalidCodeError, SuiteUnknownError, WebNotConfiguredError } from '../errors.js'
 import type { LoginContext, VerifiedLogin } from '../member.js'
 import type { IssuedTokens } from '../sessions/sessions.js'
-import { authorizeUrl, type OAuthScope, type WebAppCredentials } from '../surfaces/oauth.js'
+import { authorizeUrl, type OAuthScope, type PageApp, type WebAppCredentials } from '../surfaces/oauth.js'
 import { loginPanelParams, ssoUrl } from '../surfaces/sso.js'
+import type { SuiteWebLogin } from '../surfaces/suite-web.js'
 import { cookieValue, type Cookies } from '../web/cookies.js'
 import { allowedRedirect } from '../web/redirects.js'
-import type { LoginStates, WebVia } from '../web/state.js'
+import type { LoginState, LoginStates, WebVia } from '../web/state.js'
 
 export interface WebRoutesOptions {
   /** The corps' web apps, by corpId, in the order of `corps`. */
@@ -24,13 +25,18 @@ export interface WebRoutesOptions {
   origins: ReadonlySet<string>
   /** The web app's code → the member (surfaces/oauth.ts). */
   login (app: WebAppCredentials, code: string, context: LoginContext): Promise<VerifiedLogin>
+  /** The suites' pages, with `suites`: a third-party suite's own, a 代开发 suite's app in a corp. */
+  suites?: SuiteWebLogin
   /** A session for a verified login (sessions.start, with its span). */
   start (login: VerifiedLogin, context: LoginContext): Promise<IssuedTokens>
   schemas: { webLogin: object, webLoginParams: object, webCallback: object }
   config: object
 }
 
-interface LoginQuery { corpId?: string, redirect?: string, scope?: OAuthScope, via?: WebVia }
+interface LoginQuery { corpId?: string, suiteId?: string, redirect?: string, scope?: OAuthScope, via?: WebVia }
+
+/** Where a login goes: the pages of a corp's app or of a third-party suite, and what its state carries back. */
+interface Begun { page: PageApp, login: Pick<LoginState, 'corpId' | 'suiteId' | 'redirect'> }
 
 /** WeCom's in-app browser says so in its User-Agent (wxwork); anything else is a PC browser. */
 const INSIDE_WECOM = /\bwxwork\//i
@@ -43,13 +49,31 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
   const { apps, states, cookies, schemas, config } = options
   const [firstCorp] = apps.keys()
 
-  /** The login's app and redirect, refused (400) before anything else when either is not allowed. */
-  function begin (query: LoginQuery): { app: WebAppCredentials, redirect: string } {
+  /**
+   * The login's pages and redirect, refused (400) before anything else when either is not allowed:
+   * a corp's web app; a 代开发 suite's app in the corp that installed it (403 otherwise); a
+   * third-party suite's own pages, whose corp WeCom names at the callback.
+   */
+  async function begin (query: LoginQuery, context: LoginContext): Promise<Begun> {
     const redirect = allowedRedirect(query.redirect, options.redirects)
-    const corpId = query.corpId ?? firstCorp!
+    const { suiteId } = query
+    if (suiteId === undefined || options.suites === undefined) {
+      if (suiteId !== undefined) throw new SuiteUnknownError(suiteId)
+      const app = corpApp(query.corpId ?? firstCorp)
+      return { page: { appid: app.corpId, agentId: app.agentId }, login: { corpId: app.corpId, redirect } }
+    }
+    if (options.suites.kind(suiteId) === 'third-party') return { page: { appid: suiteId }, login: { corpId: '', suiteId, redirect } }
+    if (query.corpId === undefined) throw new InvalidArgumentError('corpId', 'given for a 代开发 suite\'s pages: the corp that installed it')
+    const app = await options.suites.app(suiteId, query.corpId, context)
+    return { page: { appid: app.corpId, agentId: app.agentId }, login: { corpId: app.corpId, suiteId, redirect } }
+  }
+
+  function corpApp (corpId: string | undefined): WebAppCredentials {
+    // With suites alone, no corp's web app to fall back on.
+    if (corpId === undefined) throw new InvalidArgumentError('suiteId', 'given: no corp of this server has a web app')
     const app = apps.get(corpId)
-    if (app === undefined) throw options.corpIds.has(corpId) ? new WebNotConfiguredError(corpId) : new CorpUnknownError(corpId)
-    return { app, redirect }
+    if (app !== undefined) return app
+    throw options.corpIds.has(corpId) ? new WebNotConfiguredError(corpId) : new CorpUnknownError(corpId)
   }
 
   // Not the Host header as it came: a forged one must not name where WeCom sends the code.
@@ -60,24 +84,39 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
   }
 
   child.get<{ Querystring: LoginQuery }>('/web/login', { schema: schemas.webLogin, config }, async (request, reply) => {
-    const { app, redirect } = begin(request.query)
+    const { page, login } = await begin(request.query, { request, log: request.log })
     const via = request.query.via ?? (INSIDE_WECOM.test(request.headers['user-agent'] ?? '') ? 'oauth' : 'sso')
     const scope = request.query.scope ?? 'snsapi_base'
-    const { state, cookie } = states.issue({ corpId: app.corpId, redirect, scope, via })
+    const { state, cookie } = states.issue({ ...login, scope, via })
     cookies.state(reply, cookie)
     const target = via === 'oauth'
-      ? authorizeUrl(options.urls.authorize, app, callbackUrl(request), scope, state)
-      : ssoUrl(options.urls.sso, app, callbackUrl(request), state)
+      ? authorizeUrl(options.urls.authorize, page, callbackUrl(request), scope, state)
+      : ssoUrl(options.urls.sso, page, callbackUrl(request), state)
     return reply.header('cache-control', 'no-store').redirect(target, 302)
   })
 
   child.get<{ Querystring: LoginQuery }>('/web/login/params', { schema: schemas.webLoginParams, config }, async (request, reply) => {
-    const { app, redirect } = begin(request.query)
-    const { state, cookie } = states.issue({ corpId: app.corpId, redirect, scope: 'snsapi_base', via: 'sso' })
+    const { page, login } = await begin(request.query, { request, log: request.log })
+    const { state, cookie } = states.issue({ ...login, scope: 'snsapi_base', via: 'sso' })
     cookies.state(reply, cookie)
     reply.header('cache-control', 'no-store')
-    return loginPanelParams(app, callbackUrl(request), state)
+    return loginPanelParams(page, callbackUrl(request), state)
   })
+
+  /** The member a callback's code names, through the pages the login was started for. */
+  async function verify (login: LoginState, code: string, context: LoginContext): Promise<VerifiedLogin> {
+    const { suiteId } = login
+    if (suiteId === undefined) {
+      const app = apps.get(login.corpId)
+      // A corp's web app removed from the options between the redirect and the callback.
+      if (app === undefined) throw new WebNotConfiguredError(login.corpId)
+      return await options.login(app, code, context)
+    }
+    // The suite removed from the options between the redirect and the callback.
+    if (options.suites === undefined) throw new SuiteUnknownError(suiteId)
+    if (options.suites.kind(suiteId) === 'third-party') return await options.suites.login(suiteId, code, context)
+    return { ...await options.login(await options.suites.app(suiteId, login.corpId, context), code, context), suiteId }
+  }
 
   child.get<{ Querystring: { code?: string, state?: string } }>('/web/callback', { schema: schemas.webCallback, config, logSerializers: { req: withoutQuery } }, async (request, reply) => {
     // Spent whatever follows: a state serves one callback, and a failed one starts again.
@@ -86,11 +125,8 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     // A callback without a code claims no state: it could only crowd out the claims of real ones.
     if (request.query.code === undefined) throw new InvalidCodeError()
     const login = await states.consume(request.query.state, cookieValue(request, cookies.names.state))
-    const app = apps.get(login.corpId)
-    // A corp's web app removed from the options between the redirect and the callback.
-    if (app === undefined) throw new WebNotConfiguredError(login.corpId)
-    const context = { corpId: app.corpId, request, log: request.log }
-    const verified = await options.login(app, request.query.code, context)
+    const context = { corpId: login.corpId === '' ? undefined : login.corpId, request, log: request.log }
+    const verified = await verify(login, request.query.code, context)
     const issued = await options.start({ ...verified, surface: login.via === 'oauth' ? 'h5' : 'web' }, context)
     cookies.session(reply, issued)
     return reply.redirect(login.redirect, 302)

@@ -8,6 +8,7 @@ import type { CallbackSuite } from '../events/suite-callback.js'
 import type { CorpAuthorizationStore, SessionStore, SuiteTicketStore } from '../stores/store.js'
 import type { MemberCheck } from '../surfaces/member-check.js'
 import { createSuiteLogin, type SuiteLogin } from '../surfaces/suite-miniprogram.js'
+import { createSuiteWebLogin, type SuiteWebLogin } from '../surfaces/suite-web.js'
 import type { WecomClient } from '../wecom/client.js'
 import type { CorpCredentials } from '../wecom/credentials.js'
 import { createAuthorizations, type Authorizations } from './authorizations.js'
@@ -18,6 +19,8 @@ import { createSuitePushes, type SuitePushes } from './pushes.js'
 export interface Provider {
   authorizations: Authorizations
   login: SuiteLogin
+  /** The suites' pages' way in: a third-party suite's (getuserinfo3rd), a 代开发 suite's app in a corp. */
+  web: SuiteWebLogin
   pushes: SuitePushes
   /** The suites' command callback: their Tokens and keys, the provider's CorpID, what a push does. */
   callback: { suites: readonly CallbackSuite[], providerCorpId: string, pushes: SuitePushes }
@@ -62,6 +65,7 @@ export function createProvider (config: ResolvedConfig, deps: ProviderDependenci
   return {
     authorizations,
     login: createSuiteLogin({ authorizations, client, memberCheck: deps.memberCheck, timeout: config.api.timeout }),
+    web: createSuiteWebLogin({ authorizations, client, memberCheck: deps.memberCheck, timeout: config.api.timeout }),
     pushes,
     callback: {
       suites: suites.map(({ suiteId, token, encodingAESKey }) => ({ suiteId, token, encodingAESKey })),

@@ -14,13 +14,19 @@ export interface WebAppCredentials extends CorpCredentials { agentId: number }
 export type OAuthScope = 'snsapi_base' | 'snsapi_privateinfo'
 
 /**
- * The authorize URL a page inside WeCom opens (doc path/91022): `appid`, `redirect_uri`,
- * `response_type`, `scope`, `state`, `agentid` in WeCom's order, then `#wechat_redirect`.
+ * Whose pages a web login opens: a corp's app (`appid` the CorpID, and its AgentID), or a
+ * third-party suite (`appid` its SuiteID, no AgentID: doc path/91120).
  */
-export function authorizeUrl (base: string, app: WebAppCredentials, redirectUri: string, scope: OAuthScope, state: string): string {
-  const query = new URLSearchParams({
-    appid: app.corpId, redirect_uri: redirectUri, response_type: 'code', scope, state, agentid: String(app.agentId)
-  })
+export type PageApp = { appid: string, agentId: number } | { appid: string, agentId?: undefined }
+
+/**
+ * The authorize URL a page inside WeCom opens (doc path/91022, path/91120): `appid`,
+ * `redirect_uri`, `response_type`, `scope`, `state`, `agentid` (a corp's app's) in WeCom's order,
+ * then `#wechat_redirect`.
+ */
+export function authorizeUrl (base: string, app: PageApp, redirectUri: string, scope: OAuthScope, state: string): string {
+  const query = new URLSearchParams({ appid: app.appid, redirect_uri: redirectUri, response_type: 'code', scope, state })
+  if (app.agentId !== undefined) query.set('agentid', String(app.agentId))
   return `${base}?${query.toString()}#wechat_redirect`
 }
 

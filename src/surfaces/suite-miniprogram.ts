@@ -1,4 +1,4 @@
-import { CorpNotAllowedError, corpMismatch, InvalidArgumentError, SuiteUnknownError } from '../errors.js'
+import { corpMismatch, InvalidArgumentError, SuiteUnknownError } from '../errors.js'
 import type { LoginContext, VerifiedLogin } from '../member.js'
 import type { WecomMember } from '../options.js'
 import type { Authorizations, InstalledCorp } from '../suites/authorizations.js'
@@ -9,6 +9,7 @@ import { jscode2session, userGet } from '../wecom/endpoints.js'
 import { decide } from '../wecom/outcome.js'
 import { serviceJscode2session } from '../wecom/service-endpoints.js'
 import type { MemberCheck } from './member-check.js'
+import { requireInstall } from './suite-install.js'
 
 export interface SuiteLoginDependencies {
   authorizations: Authorizations
@@ -27,18 +28,8 @@ export interface SuiteLoginDependencies {
  * (`corpId`), and a code of another installed corp is answered as the several-corps rule says.
  */
 export function createSuiteLogin ({ authorizations, client, memberCheck, timeout }: SuiteLoginDependencies) {
-  /**
-   * The corp's install of the suite (of the first suite it installed, when none is named), or 403
-   * WECOM_CORP_NOT_ALLOWED (logged, with its id) when it has none.
-   */
-  const installedCorp = async (suiteId: string | undefined, corpId: string, context: LoginContext): Promise<InstalledCorp> => {
-    const installed = suiteId === undefined ? await authorizations.firstInstall(corpId) : await authorizations.installed(suiteId, corpId)
-    if (installed === null) {
-      context.log.info({ suiteId, corpId }, 'wecom: login from a corp that has not installed the suite')
-      throw new CorpNotAllowedError()
-    }
-    return installed
-  }
+  const installedCorp = (suiteId: string | undefined, corpId: string, context: LoginContext): Promise<InstalledCorp> =>
+    requireInstall(authorizations, suiteId, corpId, context)
 
   const thirdParty = async (suiteId: string, code: string, deadline: Deadline, context: LoginContext): Promise<VerifiedLogin> => {
     const suite = authorizations.suiteCredentials(suiteId)

@@ -130,6 +130,11 @@ export class Directory {
     })
   }
 
+  /** Every corp's id, in the order added. */
+  corpIds (): string[] {
+    return [...this.corps.keys()]
+  }
+
   /** The corp, or undefined: for WeCom's endpoints, which answer an errcode rather than throw. */
   find (corpId: string): CorpState | undefined {
     return this.corps.get(corpId)

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Endpoint, EndpointContext } from './context.js'
-import { getAuthInfo, getCorpToken, getPermanentCode, getSuiteToken, serviceJscode2session } from './suite-endpoints.js'
+import { getAuthInfo, getCorpToken, getPermanentCode, getSuiteToken, getUserDetail3rd, getUserInfo3rd, serviceJscode2session } from './suite-endpoints.js'
 import { getJsapiTicket, getTicket, getUserDetail, getUserInfo } from './web-endpoints.js'
 import { jsonObject, type Reply } from './wire.js'
 
@@ -78,6 +78,8 @@ export const ENDPOINTS = {
   'service/get_auth_info': { path: '/cgi-bin/service/get_auth_info', method: 'POST', answer: getAuthInfo },
   'service/get_corp_token': { path: '/cgi-bin/service/get_corp_token', method: 'POST', answer: getCorpToken },
   'service/miniprogram/jscode2session': { path: '/cgi-bin/service/miniprogram/jscode2session', method: 'GET', answer: serviceJscode2session },
+  'service/auth/getuserinfo3rd': { path: '/cgi-bin/service/auth/getuserinfo3rd', method: 'GET', answer: getUserInfo3rd },
+  'service/auth/getuserdetail3rd': { path: '/cgi-bin/service/auth/getuserdetail3rd', method: 'POST', answer: getUserDetail3rd },
 } as const satisfies Record<string, Endpoint>
 
 export type WecomEndpoint = keyof typeof ENDPOINTS

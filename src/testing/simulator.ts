@@ -142,10 +142,11 @@ export interface WecomSimulator {
   /**
    * What the authorize page (or, with the default snsapi_base and an agentId, the web login page)
    * gives `visitor` for the redirect: a single-use code living codeTtl seconds, for
-   * auth/getuserinfo with the token of app `agentId` (of any app of the corp without one).
-   * @throws SimulatorNotFoundError for an unknown corp, app, member or outsider
+   * auth/getuserinfo with the token of app `agentId` (of any app of the corp without one); with
+   * `suiteId`, a third-party suite's page's, for service/auth/getuserinfo3rd with the suite's token.
+   * @throws SimulatorNotFoundError for an unknown corp, app, member, outsider or suite
    */
-  issueWebCode(corpId: string, visitor: WebVisitor, options?: { agentId?: number, scope?: WebScope }): string
+  issueWebCode(corpId: string, visitor: WebVisitor, options?: { agentId?: number, scope?: WebScope, suiteId?: string }): string
   /** The corp's live jsapi_ticket (get_jsapi_ticket), to check a wx.config signature with jsapiSignature; undefined if none. */
   jsapiTicket(corpId: string): string | undefined
   /** The app's live agent_config ticket (ticket/get), to check an agentConfig signature; undefined if none. */
@@ -316,7 +317,12 @@ function simulator ({ url, clock, timers, directory, credentials, web, tickets, 
     permanentCode: (corpId, { suiteId = onlySuite(suites) } = {}) => installs.of(suiteId, corpId)?.permanentCode,
     get messages () { return messages.slice() },
     issueCode: (corpId, userid) => credentials.issueCode(corpId, userid),
-    issueWebCode: (corpId, visitor, { agentId, scope = 'snsapi_base' } = {}) => web.issueCode({ corpId, agentId, visitor, scope }),
+    issueWebCode (corpId, visitor, { agentId, scope = 'snsapi_base', suiteId } = {}) {
+      if (suiteId !== undefined && suites.suite(suiteId) === undefined) throw new SimulatorNotFoundError(`unknown suite ${JSON.stringify(suiteId)}`)
+      // A 代开发 install's app counts as the corp's own, as on its pages.
+      if (suiteId === undefined && agentId !== undefined && installs.byAgent(corpId, agentId) === undefined) directory.agent(corpId, agentId)
+      return web.issueCode({ corpId, agentId: suiteId === undefined ? agentId : undefined, visitor, scope, suiteId })
+    },
     jsapiTicket (corpId) {
       directory.corp(corpId)
       return tickets.liveCorpTicket(corpId)

@@ -6,6 +6,7 @@
  */
 import type { EndpointContext } from './context.js'
 import { corpTokenKey, type SuiteInstall } from './suite-installs.js'
+import { detailReply, visitorReply } from './web-endpoints.js'
 import { jsonObject, type Reply } from './wire.js'
 
 /** 40083: no such suite_id; 40001: a wrong suite_secret; 40085: no such suite_ticket, or one past its 30 minutes. */
@@ -86,4 +87,37 @@ export function serviceJscode2session (context: EndpointContext, query: Record<s
     session_key: state.sessionKey,
     open_userid: context.installs.openUserid(state.corpId, state.userid)
   }
+}
+
+/**
+ * service/auth/getuserinfo3rd (doc path/91121): who opened a third-party suite's page, from a code
+ * of that suite's page: a member's corpid, userid (encrypted when the corp has not installed the
+ * suite) and open_userid, with a user_ticket for snsapi_privateinfo; an outsider's openid.
+ */
+export function getUserInfo3rd (context: EndpointContext, query: Record<string, string>): Reply {
+  const suiteId = context.suiteTokens.check(query.suite_access_token)
+  if (typeof suiteId === 'number') return { errcode: suiteId }
+  if (!query.code) return { errcode: 41008 }
+  const code = context.web.redeem(query.code)
+  if (code === undefined || code.suiteId !== suiteId) return { errcode: 40029 }
+  if (!('userid' in code.visitor)) return visitorReply(context, code, {})
+  const { userid } = code.visitor
+  const installed = context.installs.of(suiteId, code.corpId) !== undefined
+  return visitorReply(context, code, {
+    corpid: code.corpId,
+    userid: installed ? userid : context.installs.encryptedUserid(suiteId, userid),
+    open_userid: context.installs.openUserid(code.corpId, userid)
+  })
+}
+
+/** service/auth/getuserdetail3rd: the member's private fields, for a user_ticket of the suite's page. */
+export function getUserDetail3rd (context: EndpointContext, query: Record<string, string>, raw: string): Reply {
+  const suiteId = context.suiteTokens.check(query.suite_access_token)
+  if (typeof suiteId === 'number') return { errcode: suiteId }
+  const body = jsonObject(raw)
+  if (body === undefined) return { errcode: 47001 }
+  const ticket = typeof body.user_ticket === 'string' ? context.web.userTicket(body.user_ticket) : undefined
+  if (ticket === undefined || ticket.suiteId !== suiteId) return { errcode: 40058 }
+  const reply = detailReply(context, ticket)
+  return reply.errcode === 0 ? { ...reply, corpid: ticket.corpId } : reply
 }

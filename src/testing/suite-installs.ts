@@ -62,6 +62,15 @@ export class SuiteInstalls {
     return this.#installs.get(suiteId)?.get(corpId)
   }
 
+  /** The install whose app in the corp has this AgentID: a 代开发 app's pages are the corp's own. */
+  byAgent (corpId: string, agentId: number): SuiteInstall | undefined {
+    for (const corps of this.#installs.values()) {
+      const install = corps.get(corpId)
+      if (install?.agentId === agentId) return install
+    }
+    return undefined
+  }
+
   /** The install a permanent code belongs to, of any suite (gettoken of a 代开发 app takes it as a secret). */
   byCode (corpId: string, permanentCode: string): SuiteInstall | undefined {
     for (const corps of this.#installs.values()) {

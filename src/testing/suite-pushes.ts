@@ -17,6 +17,8 @@ export interface SimulatedSuite {
   encodingAESKey: string
   /** A third-party app (the default) or a 代开发 template, whose corps' tokens come from gettoken with the permanent code. */
   kind?: 'third-party' | 'custom'
+  /** The hosts (host:port) a third-party suite's pages may redirect to (its 可信域名); any when not given. */
+  trustedDomains?: string[]
 }
 
 /** A suite_ticket pushed: the ticket, the push's TimeStamp (epoch seconds), and what the callback answered. */

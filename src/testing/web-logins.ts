@@ -13,18 +13,21 @@ export type WebScope = 'snsapi_base' | 'snsapi_privateinfo'
 /** Who opened the page: a member of the corp, or an outsider known by openid. */
 export type WebVisitor = { userid: string } | { openid: string }
 
-interface WebCode {
+export interface WebCode {
   corpId: string
   /** The app the page named; undefined when it named none (snsapi_base): any app of the corp redeems it. */
   agentId: number | undefined
   visitor: WebVisitor
   scope: WebScope
+  /** A third-party suite's page (appid the SuiteID): only the suite's token redeems it, with getuserinfo3rd. */
+  suiteId?: string
 }
 
 interface UserTicket {
   corpId: string
   agentId: number | undefined
   userid: string
+  suiteId?: string
 }
 
 /** WeCom's figures: a user_ticket lives 1800 s (doc 91023). */
@@ -42,11 +45,11 @@ export class WebLogins {
 
   /**
    * A code for the visitor, as the page's redirect carries it (at most 512 bytes: 43 here).
-   * @throws SimulatorNotFoundError for an unknown corp, app, member or outsider
+   * @throws SimulatorNotFoundError for an unknown corp, member or outsider (the caller checked the app)
    */
   issueCode (code: WebCode): string {
-    const { corpId, agentId, visitor } = code
-    if (agentId !== undefined) this.directory.agent(corpId, agentId)
+    const { corpId, visitor } = code
+    this.directory.corp(corpId)
     if ('userid' in visitor) this.directory.member(corpId, visitor.userid)
     else this.directory.outsider(corpId, visitor.openid)
     return this.codes.issue({ ...code, visitor: { ...visitor } }, 32)

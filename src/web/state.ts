@@ -10,7 +10,10 @@ export type WebVia = 'oauth' | 'sso'
 
 /** What a web login started with, carried by its state cookie back to the callback. */
 export interface LoginState {
+  /** The corp whose app the login is for; '' for a third-party suite's, whose corp WeCom tells at the callback. */
   corpId: string
+  /** A suite's login: a third-party suite's pages, or a 代开发 suite's app in `corpId`. */
+  suiteId?: string
   /** Where the callback sends the browser: a same-origin path or a listed URL. */
   redirect: string
   scope: OAuthScope
@@ -55,7 +58,7 @@ export function createLoginStates (key: Buffer, claim: (key: string, ttl: number
       if (age < 0 || age > STATE_TTL) throw new StateInvalidError()
       // Single use: the first to claim it wins, on whichever instance.
       if (!await claim(`web-state:${state}`, STATE_TTL)) throw new StateInvalidError()
-      return { corpId: sealed.corpId, redirect: sealed.redirect, scope: sealed.scope, via: sealed.via }
+      return { corpId: sealed.corpId, suiteId: sealed.suiteId, redirect: sealed.redirect, scope: sealed.scope, via: sealed.via }
     }
   }
 }

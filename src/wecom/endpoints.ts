@@ -39,12 +39,12 @@ const LARGE_BODY = 16 * 1024 * 1024
 
 export const text = z.string().min(1)
 
-function emptyAsAbsent<T> (value: T | ''): T | undefined {
+export function emptyAsAbsent<T> (value: T | ''): T | undefined {
   return value === '' ? undefined : value
 }
 
 /** A string WeCom may answer empty or of another type: either is taken as absent. */
-const optionalText = z.string().optional().catch(undefined).transform(emptyAsAbsent)
+export const optionalText = z.string().optional().catch(undefined).transform(emptyAsAbsent)
 
 /** GET /cgi-bin/gettoken?corpid&corpsecret (doc path/91039). */
 export const gettoken: EndpointSpec<{ access_token: string, expires_in: number }> = {
@@ -136,6 +136,18 @@ export interface WecomUserDetail {
   address?: string
 }
 
+/** A member's private fields. Only userid is required: a field the member did not grant comes back empty, and is left out. */
+export const userDetail = {
+  userid: text,
+  gender: z.union([z.string(), z.number().transform(String)]).optional().catch(undefined).transform(emptyAsAbsent),
+  avatar: optionalText,
+  qr_code: optionalText,
+  mobile: optionalText,
+  email: optionalText,
+  biz_mail: optionalText,
+  address: optionalText
+}
+
 /** POST /cgi-bin/auth/getuserdetail?access_token with `{ user_ticket }` (doc path/91023). */
 export const authGetUserDetail: EndpointSpec<WecomUserDetail> = {
   name: 'auth/getuserdetail',
@@ -144,17 +156,7 @@ export const authGetUserDetail: EndpointSpec<WecomUserDetail> = {
   credential: 'access_token',
   memberCheck: true,
   maxBody: SMALL_BODY,
-  // Only userid is required: a field the member did not grant comes back empty, and is left out.
-  answer: z.object({
-    userid: text,
-    gender: z.union([z.string(), z.number().transform(String)]).optional().catch(undefined).transform(emptyAsAbsent),
-    avatar: optionalText,
-    qr_code: optionalText,
-    mobile: optionalText,
-    email: optionalText,
-    biz_mail: optionalText,
-    address: optionalText
-  })
+  answer: z.object(userDetail)
 }
 
 /** A JS-SDK ticket and its life in seconds (7200). */

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { SMALL_BODY, text, type EndpointSpec } from './endpoints.js'
+import { emptyAsAbsent, optionalText, SMALL_BODY, text, userDetail, type EndpointSpec, type WecomUserDetail } from './endpoints.js'
 
 /**
  * The service provider's endpoints (doc path/90594 on, "服务端API > 第三方应用"): what a suite's
@@ -79,4 +79,40 @@ export const serviceJscode2session: EndpointSpec<{ corpid: string, userid: strin
   clientInput: true,
   maxBody: SMALL_BODY,
   answer: z.object({ corpid: text, userid: text, session_key: z.string(), open_userid: z.string().optional().catch(undefined) })
+}
+
+/** Who opened a third-party suite's page: a member of an installed corp (or of one that has not, its userid encrypted), or someone who is not a member. */
+export type SuiteWebIdentity =
+  | { kind: 'member', corpid: string, userid: string, open_userid?: string, user_ticket?: string }
+  | { kind: 'outsider', openid: string }
+
+/**
+ * GET /cgi-bin/service/auth/getuserinfo3rd?suite_access_token&code (doc path/91121): the code of
+ * a third-party suite's page (OAuth inside WeCom, or the PC login with login_type=ServiceApp) →
+ * the member's corpid, userid, open_userid, and with snsapi_privateinfo a user_ticket; an openid
+ * for someone who is not a member.
+ */
+export const getUserInfo3rd: EndpointSpec<SuiteWebIdentity> = {
+  name: 'service/auth/getuserinfo3rd',
+  path: '/cgi-bin/service/auth/getuserinfo3rd',
+  method: 'GET',
+  credential: 'access_token',
+  clientInput: true,
+  maxBody: SMALL_BODY,
+  // As auth/getuserinfo's: a member first, and a ticket past WeCom's 512 bytes is not WeCom's.
+  answer: z.union([
+    z.object({ corpid: text, userid: text, open_userid: optionalText, user_ticket: z.string().max(512).optional().transform(emptyAsAbsent) })
+      .transform((member) => ({ kind: 'member' as const, ...member })),
+    z.object({ openid: text }).transform((outsider) => ({ kind: 'outsider' as const, ...outsider }))
+  ])
+}
+
+/** POST /cgi-bin/service/auth/getuserdetail3rd?suite_access_token `{ user_ticket }` (doc path/91122): the member's private fields. */
+export const getUserDetail3rd: EndpointSpec<WecomUserDetail> = {
+  name: 'service/auth/getuserdetail3rd',
+  path: '/cgi-bin/service/auth/getuserdetail3rd',
+  method: 'POST',
+  credential: 'access_token',
+  maxBody: SMALL_BODY,
+  answer: z.object(userDetail)
 }

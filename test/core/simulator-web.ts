@@ -163,7 +163,9 @@ t.test('the web login page', async (t) => {
   const code = codeOf(t, await sso(sim, { userid: 'alice', lang: 'en' }), 'S2')
   t.same(await userInfo(sim, await tokenOf(sim, ACME.corpId, WEB.secret), code), { errcode: 0, errmsg: 'ok', userid: 'alice' })
   refusal(t, await sso(sim, { userid: 'alice', redirect_uri: 'https://evil.test/' }), 50001)
-  refusal(t, await sso(sim, { userid: 'alice', login_type: 'ServiceApp' }), 40058)
+  // ServiceApp's appid is a third-party suite's SuiteID: a CorpID is none.
+  refusal(t, await sso(sim, { userid: 'alice', login_type: 'ServiceApp' }), 40013)
+  refusal(t, await sso(sim, { userid: 'alice', login_type: 'QrApp' }), 40058)
   refusal(t, await sso(sim, { userid: 'alice', agentid: undefined }), 40058)
   refusal(t, await sso(sim, { userid: 'alice', appid: 'ww-nobody' }), 40013)
 })
