@@ -5,7 +5,16 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../src/index.js'
-import { createWecomSimulator, isSimulatorNotFound, type SimulatedCorp, type SimulatedDelivery, type SimulatedMember, type WecomSimulator } from '../src/testing/simulator.js'
+import {
+  createWecomSimulator,
+  isSimulatorNotFound,
+  type CallbackAnswer,
+  type SimulatedCorp,
+  type SimulatedDelivery,
+  type SimulatedMember,
+  type SimulatedSuite,
+  type WecomSimulator
+} from '../src/testing/simulator.js'
 
 export const DEMO_CORP_ID = 'wwdemo0000000001'
 /** A second corp the mini program is associated with: its members' first login meets the 409. */
@@ -13,6 +22,22 @@ export const DEMO_CORP2_ID = 'wwdemo0000000002'
 export const DEMO_APPID = 'wxdemo00000000001'
 /** The demo corp's callback settings: in WeCom's admin console these are generated for you. */
 export const DEMO_CALLBACK = { token: 'demoCallbackToken', encodingAESKey: 'ZGVtby1lbmNvZGluZy1hZXMta2V5LW5vdC1yZWFsISE' }
+/**
+ * The server as a service provider too (issue 19): its own CorpID, and a third-party app (a
+ * suite) that client corps install, with the settings the provider's admin console gives it. The
+ * command-line simulator's demo provider is the same.
+ */
+export const DEMO_PROVIDER_ID = 'wwdemoprovider01'
+export const DEMO_SUITE = {
+  suiteId: 'wwdemosuite00001',
+  secret: 'demo-suite-secret-not-a-real-one',
+  token: 'demoSuiteToken',
+  encodingAESKey: 'ZGVtby1zdWl0ZS1hZXMta2V5LW5vdC1hLXJlYWwhISE',
+  kind: 'third-party'
+} as const satisfies SimulatedSuite
+/** A client corp of the provider: none of the server's own corps, its members log in only once it installs the suite. */
+export const DEMO_CLIENT_CORP_ID = 'wwdemoclient0001'
+const DEMO_CLIENT: SimulatedCorp = { corpId: DEMO_CLIENT_CORP_ID, secret: 'demo-client-secret-not-a-real-one', members: [{ userid: 'sunqi', name: '孙七' }] }
 
 export interface ExampleServer {
   app: FastifyInstance
@@ -32,7 +57,10 @@ export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolea
   // The web app's pages are this server's: WeCom redirects only to its trusted domains.
   const port = env.PORT ?? '3000'
   const hosts = [`${env.HOST ?? '127.0.0.1'}:${port}`, `localhost:${port}`]
-  const sim = real ? undefined : await createWecomSimulator({ corps: demoCorps(hosts) })
+  // WeCom pushes a suite_ticket every ten minutes (each valid 30): a demo left running keeps working.
+  const sim = real
+    ? undefined
+    : await createWecomSimulator({ corps: [...demoCorps(hosts), DEMO_CLIENT], provider: { corpId: DEMO_PROVIDER_ID }, suites: [DEMO_SUITE], suiteTicketEvery: 600 })
   const app = Fastify({ logger })
   app.addHook('onClose', async () => { await sim?.close() })
 
@@ -50,7 +78,9 @@ export async function buildExampleServer (env: NodeJS.ProcessEnv, logger: boolea
     api: { baseUrl: sim?.url, authorizeUrl: sim?.authorizeUrl, ssoUrl: sim?.ssoUrl, proxy: env.WECOM_PROXY },
     // Local http: a Secure cookie would not come back over it.
     web: real ? undefined : { origins: hosts.map((host) => `http://${host}`), cookie: { secure: false } },
-    store: { redis: env.REDIS_URL }
+    store: { redis: env.REDIS_URL },
+    // The demo suite beside the corps; its permanent codes are sealed with a key of this process.
+    ...(real ? {} : { provider: { corpId: DEMO_PROVIDER_ID }, suites: [DEMO_SUITE], sealKeys: [randomBytes(32).toString('base64url')] })
   }
   await app.register(fastifyWecomAuth, options)
 
@@ -125,6 +155,33 @@ function devRoutes (app: FastifyInstance, sim: WecomSimulator): void {
   }, async (request) => sim.requests
     .filter(({ id }) => id > request.query.after)
     .map(({ id, endpoint, errcode, ms }) => ({ id, endpoint, errcode, ms })))
+  providerRoutes(app, sim)
+}
+
+/** Query of the provider's /dev routes: the corp that installs or uninstalls the demo suite, the client corp by default. */
+const corpQuery = {
+  type: 'object',
+  properties: { corpid: { type: 'string', minLength: 1, maxLength: 64, default: DEMO_CLIENT_CORP_ID } },
+  additionalProperties: false
+} as const
+interface CorpQuery { Querystring: { corpid: string } }
+
+/**
+ * What a client corp's admin does to the provider's app in WeCom, the simulator then pushing
+ * create_auth or cancel_auth to /wecom/suite/callback; and the installs as app.wecom.corps()
+ * lists them, for the playground. No answer carries a permanent code, ticket or token.
+ */
+function providerRoutes (app: FastifyInstance, sim: WecomSimulator): void {
+  const installs = async () => (await app.wecom.corps()).map(({ suiteId, corpId, authorizedAt }) => ({ suiteId, corpId, authorizedAt: new Date(authorizedAt).toISOString() }))
+  app.get('/dev/provider', async () => ({ suiteId: DEMO_SUITE.suiteId, corpId: DEMO_CLIENT_CORP_ID, userid: DEMO_CLIENT.members![0]!.userid, installs: await installs() }))
+  const admin = (pushed: string, action: (corpid: string) => Promise<CallbackAnswer | undefined>) =>
+    async (request: FastifyRequest<CorpQuery>) => {
+      const answer = await action(request.query.corpid)
+      return { pushed, acknowledged: answer?.status === 200 && answer.body === 'success', installs: await installs() }
+    }
+  const schema = { querystring: corpQuery }
+  app.post<CorpQuery>('/dev/install', { schema }, admin('create_auth', (corpid) => sim.install(corpid)))
+  app.post<CorpQuery>('/dev/uninstall', { schema }, admin('cancel_auth', (corpid) => sim.uninstall(corpid)))
 }
 
 /** How the playground labels a member: absent from the directory, out of range, disabled, or fine. */
@@ -137,9 +194,16 @@ function noteOf (member: SimulatedMember | undefined): string | undefined {
 const PLAYGROUND = readFileSync(new URL('playground.html', import.meta.url), 'utf8')
 const WEB_PAGE = readFileSync(new URL('web.html', import.meta.url), 'utf8')
 
-/** Saves the listening address as each demo corp's callback URL, as an admin saves it in the console (WeCom checks it). */
+/**
+ * Saves the listening address as each demo corp's callback URL, as an admin saves it in the
+ * console, and as the demo suite's command callback URL, as the provider saves it in its own
+ * (WeCom checks each); the suite's timed suite_ticket pushes start.
+ */
 export async function connectSimulator (sim: WecomSimulator, address: string): Promise<void> {
   for (const { corpId } of DEMO_CORPS) await sim.setCallback(corpId, { url: `${address}/wecom/callback`, ...DEMO_CALLBACK })
+  await sim.connectSuites(`${address}/wecom/suite/callback`)
+  // The first timed push is under way, not awaited: this one is, so that an install at once finds a ticket.
+  await sim.pushSuiteTicket(DEMO_SUITE.suiteId)
 }
 
 /** The demo corps; the first has a self-built app whose pages live on `hosts` (its trusted domains). */
@@ -167,7 +231,8 @@ export function instructions (base: string): string {
   return [
     '',
     'WeCom simulator running: no WECOM_CORP_ID / WECOM_SECRET / JWT_SECRET in the environment.',
-    `Playground: open ${base}/ in a browser to play the mini program and the admin console.`,
+    `Playground: open ${base}/ in a browser to play the mini program and the admin console,`,
+    `and a service provider's app that ${DEMO_CLIENT_CORP_ID} installs, logs in through and uninstalls.`,
     '',
     'Or with curl:',
     `Members of ${DEMO_CORP_ID}: zhangsan (allowed), lisi (outside the visible range), wangwu (disabled);`,

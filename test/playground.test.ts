@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
-import { buildExampleServer, connectSimulator, DEMO_CORP_ID } from '../examples/app.js'
+import { buildExampleServer, connectSimulator, DEMO_CLIENT_CORP_ID, DEMO_CORP_ID, DEMO_SUITE } from '../examples/app.js'
 import { jsapiSignature } from '../src/testing/simulator.js'
 import { freePort } from './helpers/redis.js'
 
@@ -161,6 +161,59 @@ t.test('the playground on a 390 px phone: nothing runs off the screen; slow WeCo
   t.equal((await top('#me', 'Protected route')).status, '401', 'and nothing is sent in his name')
   t.ok(await overflow() <= 0, 'still within the screen')
 
+  t.same(elsewhere, [], 'no request left the server')
+  t.same(errors, [], 'no script error')
+})
+
+t.test('the playground\'s service provider: a client corp installs the app, its member logs in through it, the corp uninstalls and the session dies', { skip: process.env.CI === 'true' ? false : missing }, async (t) => {
+  const { base, sim } = await serve(t)
+  const { page, elsewhere, errors } = await open(t, base, { width: 1400, height: 1000 })
+  // Every answer the page was given, to look in for what it must never be shown.
+  const answers: Array<Promise<string>> = []
+  page.on('response', (response) => { answers.push(response.text().catch(() => '')) })
+  t.match(await page.textContent('#provider'), `Corp ${DEMO_CLIENT_CORP_ID} installs`)
+  t.match(await page.textContent('#installs'), '(no corp)')
+  const top = await steps(page)
+  const admin = (action: string) => `Admin of ${DEMO_CLIENT_CORP_ID}: ${action} the app`
+
+  const install = await top('#suite-install', admin('install'))
+  t.equal(install.status, '200')
+  t.match(install.exchange, '"acknowledged": true')
+  t.match(install.wecom, /service\/get_permanent_code\s*0/, 'the push\'s AuthCode exchanged at WeCom')
+  t.match(await page.textContent('#installs'), `app installed in: ${DEMO_CLIENT_CORP_ID}`)
+  const permanentCode = sim.permanentCode(DEMO_CLIENT_CORP_ID)
+
+  t.equal((await top('#suite-code', 'wx.qy.login as sunqi')).status, '200')
+  const login = await top('#suite-login', 'Log in through the app')
+  t.equal(login.status, '200', 'logged in through the app')
+  t.match(login.exchange, `"suiteId": "${DEMO_SUITE.suiteId}"`, 'the login names the suite')
+  t.match(login.wecom, /service\/miniprogram\/jscode2session\s*0/)
+  t.match(login.jwt, `"suite": "${DEMO_SUITE.suiteId}"`)
+  const me = await top('#suite-me', 'Protected route')
+  t.equal(me.status, '200')
+  t.match(me.exchange, `"corpid": "${DEMO_CLIENT_CORP_ID}"`)
+  t.match(me.exchange, `"suiteId": "${DEMO_SUITE.suiteId}"`, 'the session is the suite\'s')
+
+  const uninstall = await top('#suite-uninstall', admin('uninstall'))
+  t.equal(uninstall.status, '200')
+  t.match(uninstall.exchange, '"acknowledged": true')
+  t.match(await page.textContent('#installs'), '(no corp)')
+  const dead = await top('#suite-me', 'Protected route')
+  t.equal(dead.status, '401')
+  t.equal(dead.code, 'WECOM_TOKEN_REVOKED', 'the very next request is refused')
+  await top('#suite-code', 'wx.qy.login as sunqi')
+  const refused = await top('#suite-login', 'Log in through the app')
+  t.equal(refused.status, '403')
+  t.equal(refused.code, 'WECOM_CORP_NOT_ALLOWED', 'and the corp\'s logins')
+  t.match(await page.textContent('#state'), 'access_token: (none)')
+
+  // WeCom's secrets, tickets and tokens of the story: in no answer the page got, nor on the page.
+  const seen = [...await Promise.all(answers), await page.content()].join('\n')
+  const credentials = sim.requests.flatMap(({ query }) => Object.entries(query).filter(([name]) => /secret|token|ticket/.test(name)).map(([, value]) => value))
+  const tickets = sim.suiteTickets(DEMO_SUITE.suiteId).map(({ ticket }) => ticket)
+  t.ok(permanentCode !== undefined && tickets.length > 0 && credentials.length > 0, 'there were some to look for')
+  const shown = [permanentCode!, DEMO_SUITE.secret, ...tickets, ...credentials].filter((secret) => seen.includes(secret))
+  t.same(shown, [], 'no permanent code, suite secret, suite_ticket or WeCom token shown')
   t.same(elsewhere, [], 'no request left the server')
   t.same(errors, [], 'no script error')
 })
