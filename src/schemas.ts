@@ -227,10 +227,12 @@ function coreSchemas (common: Common, cookies: boolean) {
       [UpstreamError, UnavailableError, StoreUnavailableError, CallbackRetryError]),
     suiteCallbackCheck: urlCheck(common, 'Suite callback URL check',
       'Answers the echo WeCom sends when the service provider saves a suite\'s command callback URL (encrypted for the provider\'s CorpID).'),
-    suiteCallbackPush: acknowledged(common, 'Suite pushes',
-      'WeCom posts a suite\'s encrypted pushes here (XML): suite_ticket is kept, newest first, for every instance.',
-      // Not acknowledged, so that WeCom resends: the store unavailable, a push this version does not act on.
-      [StoreUnavailableError, CallbackRetryError])
+    suiteCallbackPush: acknowledged(common, 'Suite pushes and the events of the corps that installed it',
+      'WeCom posts a suite\'s encrypted pushes here (XML, for the SuiteId): suite_ticket is kept, newest first, for every instance; ' +
+      'installs, changes and uninstalls are acted on once. As the suite\'s 数据回调 URL, the contact events of a corp that installed ' +
+      'the suite (encrypted for its corpid) off-board its members.',
+      // Not acknowledged, so that WeCom resends: the store unavailable, WeCom or an onEvent hook failing, a push this version does not act on.
+      [UpstreamError, UnavailableError, StoreUnavailableError, CallbackRetryError])
   }
 }
 

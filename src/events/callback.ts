@@ -80,18 +80,24 @@ export function openEvent (corps: readonly CallbackCorp[], query: CallbackQuery,
   return { corpId: receiver.corpId, event }
 }
 
+/** Whether the receiver id inside a ciphertext opened with `receiver`'s key is one the route takes: by default, its own `corpId`. */
+export type ReceiverCheck = (receiver: CallbackCorp, id: string) => boolean
+const ownId: ReceiverCheck = (receiver, id) => id === receiver.corpId
+
 /**
  * A POST's message, whatever it is: the body's envelope (`<xml>…<Encrypt/></xml>`) checked and
  * opened for one of `receivers` (each a Token and key, and the receiver id the ciphertext must
- * name: `corpId`), and the XML inside parsed.
+ * name: `corpId`, or another `accepts` takes), and the XML inside parsed, with that receiver id.
  */
-export function openMessage (receivers: readonly CallbackCorp[], query: CallbackQuery, body: unknown, now: number): { receiver: CallbackCorp, message: WecomEvent } {
+export function openMessage (
+  receivers: readonly CallbackCorp[], query: CallbackQuery, body: unknown, now: number, accepts: ReceiverCheck = ownId
+): { receiver: CallbackCorp, id: string, message: WecomEvent } {
   signedQuery(query, now)
   if (typeof body !== 'string') throw new CallbackInvalidError('the body is not XML')
   const envelope = parseXml(body)
   const encrypted = ciphertext(envelope.Encrypt, 'Encrypt')
-  const { corp, message } = open(receivers, query, encrypted, now)
-  return { receiver: corp, message: parseXml(message) }
+  const { corp, id, message } = open(receivers, query, encrypted, now, accepts)
+  return { receiver: corp, id, message: parseXml(message) }
 }
 
 /**
@@ -121,7 +127,9 @@ export function isTimestamp (value: unknown): value is string {
  * corps may share one URL: each corp's Token is tried (a SHA-1 each), then the key of each that
  * matched, until the receiver id inside names that corp.
  */
-function open (corps: readonly CallbackCorp[], query: CallbackQuery, encrypted: string, now: number): { corp: CallbackCorp, message: string } {
+function open (
+  corps: readonly CallbackCorp[], query: CallbackQuery, encrypted: string, now: number, accepts: ReceiverCheck = ownId
+): { corp: CallbackCorp, id: string, message: string } {
   const { signature, timestamp, nonce } = signedQuery(query, now)
   const signed = corps.filter((corp) => sameHex(getSignature(corp.token, timestamp, nonce, encrypted), signature))
   if (signed.length === 0) throw new CallbackForbiddenError('msg_signature does not match')
@@ -130,7 +138,7 @@ function open (corps: readonly CallbackCorp[], query: CallbackQuery, encrypted: 
     const opened = decryptFor(corp, encrypted)
     if (opened === null) continue
     decrypted = true
-    if (opened.id === corp.corpId) return { corp, message: opened.message }
+    if (accepts(corp, opened.id)) return { corp, id: opened.id, message: opened.message }
   }
   throw decrypted
     ? new CallbackForbiddenError('the receiver id is not one this route takes')

@@ -2,10 +2,10 @@ import { CallbackForbiddenError, CallbackInvalidError } from '../errors.js'
 import { isTimestamp, openMessage, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './callback.js'
 
 /**
- * A suite's command callback ("指令回调", doc path/90600): the crypto of a corp's callback, with the
- * suite's Token and EncodingAESKey, but another receiver id inside the ciphertext for each kind of
- * message (doc path/95373): the provider's CorpID for the URL check, the SuiteId for a push.
- * Parses and decides; knows nothing of Fastify.
+ * A suite's callback ("指令回调" and "数据回调", doc path/90600): the crypto of a corp's callback,
+ * with the suite's Token and EncodingAESKey, but another receiver id inside the ciphertext for
+ * each kind of message (doc path/95373): the provider's CorpID for the URL check, the SuiteId for
+ * a push, an authorized corp's corpid for its events. Parses and decides; knows nothing of Fastify.
  */
 
 /** A suite's callback settings. */
@@ -23,14 +23,35 @@ export function verifySuiteUrl (suites: readonly CallbackSuite[], providerCorpId
   return verifyUrl(suites.map(({ token, encodingAESKey }) => ({ corpId: providerCorpId, token, encodingAESKey })), query, now)
 }
 
-/** POST: one push to a suite's callback, encrypted for its SuiteId; the suite and the push. */
-export function openSuitePush (suites: readonly CallbackSuite[], query: CallbackQuery, body: unknown, now: number): { suite: CallbackSuite, push: SuitePush } {
+/**
+ * What a POST to a suite's callback carries: a push (receiver the SuiteId), or a data callback's
+ * event of a corp that installed the suite (receiver that corp's corpid, doc path/95373), whose
+ * install the caller checks before acting.
+ */
+export type SuiteDelivery =
+  | { kind: 'push', suite: CallbackSuite, push: SuitePush }
+  | { kind: 'event', suite: CallbackSuite, corpId: string, event: WecomEvent }
+
+/** WeCom's corpids, encrypted ones included: short ASCII, case kept. */
+const CORP_ID = /^[\x21-\x7e]{1,128}$/
+
+/** POST: one delivery to a suite's callback, opened with the suite's key for its SuiteId or an authorized corp's corpid. */
+export function openSuiteDelivery (suites: readonly CallbackSuite[], providerCorpId: string, query: CallbackQuery, body: unknown, now: number): SuiteDelivery {
   const receivers: CallbackCorp[] = suites.map(({ suiteId, token, encodingAESKey }) => ({ corpId: suiteId, token, encodingAESKey }))
-  const { receiver, message } = openMessage(receivers, query, body, now)
+  // The provider's own CorpID is the URL check's receiver only; another suite's id is no corp's.
+  const accepts = (receiver: CallbackCorp, id: string): boolean =>
+    id === receiver.corpId || (id !== providerCorpId && CORP_ID.test(id) && !suites.some(({ suiteId }) => suiteId === id))
+  const { receiver, id, message } = openMessage(receivers, query, body, now, accepts)
   const suite = suites.find(({ suiteId }) => suiteId === receiver.corpId)!
+  if (id !== suite.suiteId) {
+    // As a corp's own callback's event: the plain ToUserName must agree with the receiver id.
+    if (message.ToUserName !== id) throw new CallbackForbiddenError('the event is not addressed to that corp')
+    if (!isTimestamp(message.CreateTime)) throw new CallbackInvalidError('the event has no CreateTime')
+    return { kind: 'event', suite, corpId: id, event: message }
+  }
   // The receiver id inside the ciphertext is the suite; the SuiteId inside must agree with it.
   if (message.SuiteId !== suite.suiteId) throw new CallbackForbiddenError('the push is not for that suite')
   if (typeof message.InfoType !== 'string' || message.InfoType === '') throw new CallbackInvalidError('the push has no InfoType')
   if (!isTimestamp(message.TimeStamp)) throw new CallbackInvalidError('the push has no TimeStamp')
-  return { suite, push: message as SuitePush }
+  return { kind: 'push', suite, push: message as SuitePush }
 }

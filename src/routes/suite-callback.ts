@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { CALLBACK_BODY_LIMIT, type CallbackQuery } from '../events/callback.js'
-import { openSuitePush, verifySuiteUrl, type CallbackSuite } from '../events/suite-callback.js'
+import { openSuiteDelivery, verifySuiteUrl, type CallbackSuite } from '../events/suite-callback.js'
 import type { SuitePushes } from '../suites/pushes.js'
 
 export interface SuiteCallbackRouteOptions {
@@ -13,8 +13,8 @@ export interface SuiteCallbackRouteOptions {
 }
 
 /**
- * The suites' command callback, `GET {prefix}/suite/callback` (the URL check when the provider
- * saves it) and `POST` (pushes), in a context whose body parser reads XML as text (routes.ts).
+ * The suites' callback, `GET {prefix}/suite/callback` (the URL check when the provider saves it)
+ * and `POST` (the suite's pushes, and the events of the corps that installed it), in a context whose body parser reads XML as text (routes.ts).
  * Every refusal is a 4xx from the errors table, with no side effect.
  */
 export async function suiteCallbackRoutes (child: FastifyInstance, { suites, providerCorpId, pushes, schemas, config }: SuiteCallbackRouteOptions): Promise<void> {
@@ -23,8 +23,9 @@ export async function suiteCallbackRoutes (child: FastifyInstance, { suites, pro
     return reply.type('text/plain; charset=utf-8').send(echo)
   })
   child.post('/suite/callback', { bodyLimit: CALLBACK_BODY_LIMIT, schema: schemas.push, config }, async (request, reply) => {
-    const { suite, push } = openSuitePush(suites, request.query as CallbackQuery, request.body, Date.now())
-    await pushes.handle(suite, push, request)
+    const delivery = openSuiteDelivery(suites, providerCorpId, request.query as CallbackQuery, request.body, Date.now())
+    if (delivery.kind === 'push') await pushes.handle(delivery.suite, delivery.push, request)
+    else await pushes.corpEvent(delivery.suite, delivery.corpId, delivery.event, request)
     // WeCom's acknowledgement: anything else, or no answer within 5 s, and it resends.
     return reply.type('text/plain; charset=utf-8').send('success')
   })

@@ -43,6 +43,9 @@ export function createSuitePushes ({ tickets, authorizations, claims, contactEve
     actOnce({ ...claims, log }, deliveryKey(suite.suiteId, push), { suiteId: suite.suiteId, corpId, event: push.InfoType }, work)
 
   return {
+    /** A data callback's event of a corp (receiver its corpid): the corps' off-boarding, for a corp that installed the suite. */
+    corpEvent: (suite: CallbackSuite, corpId: string, event: WecomEvent, request: FastifyRequest) => corpEvent(suite, corpId, event, request),
+
     async handle (suite: CallbackSuite, push: SuitePush, request: FastifyRequest): Promise<void> {
       switch (push.InfoType) {
         case 'suite_ticket':
@@ -63,13 +66,18 @@ export function createSuitePushes ({ tickets, authorizations, claims, contactEve
     }
   }
 
-  /** A contact change of a corp that installed the suite, as its own callback's event reads (doc path/90639). */
-  async function contactChange (suite: CallbackSuite, push: SuitePush, request: FastifyRequest): Promise<void> {
+  /** A contact change pushed for a corp that installed the suite, as its own callback's event reads (doc path/90639). */
+  function contactChange (suite: CallbackSuite, push: SuitePush, request: FastifyRequest): Promise<void> {
     const corpId = field(push, 'AuthCorpId')
+    return corpEvent(suite, corpId, { ...push, ToUserName: corpId, Event: 'change_contact', CreateTime: push.TimeStamp }, request)
+  }
+
+  /** An event of a corp, acted on as the corps' callback's only when the corp installed the suite; else 403 and nothing done. */
+  async function corpEvent (suite: CallbackSuite, corpId: string, event: WecomEvent, request: FastifyRequest): Promise<void> {
     if (await authorizations.installed(suite.suiteId, corpId) === null) {
       throw new CallbackForbiddenError('the corp has not installed the suite')
     }
-    await contactEvent(corpId, { ...push, ToUserName: corpId, Event: 'change_contact', CreateTime: push.TimeStamp }, request)
+    await contactEvent(corpId, event, request)
   }
 
   async function keepTicket (suite: CallbackSuite, push: SuitePush): Promise<void> {

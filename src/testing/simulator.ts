@@ -113,8 +113,9 @@ export interface WecomSimulator {
   updateMember(corpId: string, userid: string, patch: Partial<SimulatedMember>): void
   /**
    * Afterwards user/get answers 60111 for that userid; with a callback, the corp is sent
-   * change_contact/delete_user. Resolves after the event's first POST (or at once without a
-   * callback); resends go on in the background.
+   * change_contact/delete_user, and so is each connected suite the corp installed (its 数据回调,
+   * encrypted for the corpid, once). Resolves after the event's first POSTs (or at once without a
+   * callback) with the corp callback's delivery; its resends go on in the background.
    */
   removeMember(corpId: string, userid: string): Promise<SimulatedDelivery | undefined>
   /** Status 2 (user/get refuses the login), and change_contact/update_user with Status 2. */
@@ -261,6 +262,17 @@ export async function createWecomSimulator (
 
 /** The public face of the parts: a plain object, so that its methods work detached too. */
 function simulator ({ url, clock, timers, directory, credentials, web, tickets, callbacks, suites, ticketSchedule, installs, server, messages }: Parts): WecomSimulator {
+  /**
+   * A contact event to the corp's own callback and, as WeCom's 数据回调 does, to each suite the corp
+   * installed (its own AgentID there): the corp callback's delivery, once each suite answered.
+   */
+  const toEveryone = async (corpId: string, fields: Record<string, string | number>): Promise<SimulatedDelivery | undefined> => {
+    const [delivery] = await Promise.all([
+      callbacks.deliver(corpId, fields),
+      ...installs.ofCorp(corpId).map((install) => suites.event(install.suiteId, corpId, install.agentId, fields.AgentID === undefined ? fields : { ...fields, AgentID: install.agentId }))
+    ])
+    return delivery
+  }
   return {
     url,
     authorizeUrl: `${url}${AUTHORIZE_PATH}`,
@@ -274,17 +286,17 @@ function simulator ({ url, clock, timers, directory, credentials, web, tickets, 
     updateMember: (corpId, userid, patch) => directory.update(corpId, userid, patch),
     removeMember (corpId, userid) {
       directory.remove(corpId, userid)
-      return callbacks.deliver(corpId, { Event: 'change_contact', ChangeType: 'delete_user', UserID: userid })
+      return toEveryone(corpId, { Event: 'change_contact', ChangeType: 'delete_user', UserID: userid })
     },
     disableMember (corpId, userid) {
       directory.update(corpId, userid, { status: 2 })
-      return callbacks.deliver(corpId, { Event: 'change_contact', ChangeType: 'update_user', UserID: userid, Status: 2 })
+      return toEveryone(corpId, { Event: 'change_contact', ChangeType: 'update_user', UserID: userid, Status: 2 })
     },
     setVisible (corpId, userid, visible) {
       directory.update(corpId, userid, { visible })
       // 成员关注及取消关注事件: sent by the member, to the app.
       const event = visible ? 'subscribe' : 'unsubscribe'
-      return callbacks.deliver(corpId, { FromUserName: userid, Event: event, AgentID: directory.corp(corpId).agentId })
+      return toEveryone(corpId, { FromUserName: userid, Event: event, AgentID: directory.corp(corpId).agentId })
     },
     setCallback: (corpId, callback) => callbacks.save(corpId, callback),
     async sendEvent (corpId, fields) {

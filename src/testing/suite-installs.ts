@@ -62,6 +62,11 @@ export class SuiteInstalls {
     return this.#installs.get(suiteId)?.get(corpId)
   }
 
+  /** The corp's installs, of every suite. */
+  ofCorp (corpId: string): SuiteInstall[] {
+    return [...this.#installs.values()].flatMap((corps) => corps.get(corpId) ?? [])
+  }
+
   /** The install whose app in the corp has this AgentID: a 代开发 app's pages are the corp's own. */
   byAgent (corpId: string, agentId: number): SuiteInstall | undefined {
     for (const corps of this.#installs.values()) {

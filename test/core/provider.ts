@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CORP_A, CORP_B, setup, simulatorCorps } from '../helpers/setup.js'
-import { OTHER, PROVIDER, SEAL_KEYS, SUITE, suiteOptions } from '../helpers/suites.js'
+import { OTHER, PROVIDER, push, SEAL_KEYS, SUITE, suiteOptions } from '../helpers/suites.js'
 import type { AuthorizedCorp } from '../../src/suites/options.js'
 
 // A service provider's corps (issue 19): a corp installs a suite (create_auth), its members log in
@@ -157,4 +157,31 @@ t.test('timed suite_ticket pushes lost, late, twice and out of order: never an o
   await h.sim.uninstall(CORP_A, { suiteId: SUITE.suiteId })
   const answer = await (await fetch(`${h.sim.url}/cgi-bin/user/get?access_token=${token}&userid=zhangsan`)).json() as { errcode: number }
   t.equal(answer.errcode, 40014, 'the corp token of the uninstalled suite: refused by the simulator')
+})
+
+t.test('the suite\'s 数据回调: an installed corp\'s contact events, encrypted for its corpid, off-board its members; any other corp\'s are refused', async (t) => {
+  const p = await provider(t)
+  await p.sim.install(CORP_A, { suiteId: SUITE.suiteId })
+  const zhangsan = (await p.login(CORP_A, 'zhangsan')).json()
+  const wangwu = await p.login(CORP_A, 'wangwu')
+  t.equal(wangwu.json().code, 'WECOM_USER_FORBIDDEN', 'wangwu is disabled in the simulator; enable him for the test')
+  p.sim.updateMember(CORP_A, 'wangwu', { status: 1 })
+  const other = (await p.login(CORP_A, 'wangwu')).json()
+
+  // As WeCom does: the member removed in the corp, the event to the suite's URL for the corp's corpid.
+  await p.sim.removeMember(CORP_A, 'zhangsan')
+  t.equal((await p.me(zhangsan.access_token)).json().code, 'WECOM_TOKEN_REVOKED', 'off-boarded by the data callback')
+  t.equal((await p.me(other.access_token)).statusCode, 200, 'the corp\'s other members keep theirs')
+  await p.sim.disableMember(CORP_A, 'wangwu')
+  t.equal((await p.me(other.access_token)).json().code, 'WECOM_TOKEN_REVOKED', 'a member disabled: off-boarded too')
+
+  const post = async (receiver: string, fields: Record<string, string | number>) => ({ status: (await p.app.inject(push(SUITE, fields, receiver))).statusCode })
+  const event = (corpId: string) => ({ ToUserName: corpId, FromUserName: 'sys', CreateTime: Math.floor(Date.now() / 1000), MsgType: 'event', Event: 'change_contact', ChangeType: 'delete_user', UserID: 'zhaoliu' })
+  t.equal((await post(CORP_B, event(CORP_B))).status, 403, 'a corp that has not installed the suite')
+  t.equal((await post(PROVIDER, event(PROVIDER))).status, 403, 'the provider\'s CorpID is the URL check\'s receiver only')
+  t.equal((await post(OTHER.suiteId, event(OTHER.suiteId))).status, 403, 'another suite\'s id is no corp\'s')
+  t.equal((await post(CORP_A, event(CORP_B))).status, 403, 'ToUserName must be the receiver')
+  const { CreateTime: _none, ...undated } = event(CORP_A)
+  t.equal((await post(CORP_A, undated)).status, 400, 'no CreateTime')
+  t.equal((await post(CORP_A, event(CORP_A))).status, 200)
 })
