@@ -67,9 +67,10 @@ async function rotate (kit: SessionKit, session: SessionRecord, presented: Prese
   const { deps, now } = kit
   let { member, checkedAt } = session
   const { suiteId } = session
-  // A suite's corp that uninstalled it (or installed it again since) ends the session at once.
-  if (suiteId !== undefined && deps.loginFlow.installed !== undefined &&
-      !await deps.loginFlow.installed(suiteId, session.corpid, session.startedAt ?? 0)) {
+  // A suite's corp that uninstalled it (or installed it again since) ends the session at once, as
+  // does a suite this server no longer serves (`suites` changed while its sessions lived).
+  if (suiteId !== undefined && (deps.loginFlow.installed === undefined ||
+      !await deps.loginFlow.installed(suiteId, session.corpid, session.startedAt ?? 0))) {
     await kit.end(session, context.request)
     throw new CorpNotAllowedError()
   }

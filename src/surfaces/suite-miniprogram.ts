@@ -78,6 +78,8 @@ export function createSuiteLogin ({ authorizations, client, memberCheck, timeout
     },
 
     async installed (suiteId: string, corpId: string, startedAt: number): Promise<boolean> {
+      // An install kept in a shared store by a server that served the suite is no longer this one's.
+      if (authorizations.suite(suiteId) === undefined) return false
       const installed = await authorizations.installed(suiteId, corpId)
       return installed !== null && installed.corp.authorizedAt <= startedAt
     }

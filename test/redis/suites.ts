@@ -4,8 +4,8 @@ import { redisKeys } from '../../src/stores/redis/keys.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
 import { installAcrossInstances } from '../helpers/provider-instances.js'
 import { redisApp, startRedis } from '../helpers/redis.js'
-import { simulatorCorps } from '../helpers/setup.js'
-import { now, SUITE, suiteOptions, ticketPush } from '../helpers/suites.js'
+import { CORP_A, simulatorCorps } from '../helpers/setup.js'
+import { now, OTHER, PROVIDER, SUITE, suiteOptions, ticketPush } from '../helpers/suites.js'
 
 const redis = await startRedis(t)
 if (redis !== undefined) {
@@ -44,5 +44,27 @@ if (redis !== undefined) {
   t.test('install → login → uninstall on two instances sharing Redis: the corp\'s sessions refused on both within 1 s, its code never in clear', async (t) => {
     const own = (await startRedis(t))!
     await installAcrossInstances(t, { redis: own.url, keyPrefix: 'installs:' }, [own.url])
+  })
+}
+
+if (redis !== undefined) {
+  t.test('a suite no longer served (suites changed while its sessions live): their refresh refused, the session ended', async (t) => {
+    const own = (await startRedis(t))!
+    const sim = await createWecomSimulator({ corps: simulatorCorps(), provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
+    t.teardown(() => sim.close())
+    const store = { redis: own.url, keyPrefix: 'served:' }
+    const a = await redisApp(t, sim, store, { ...suiteOptions, corps: undefined })
+    await sim.connectSuites(`${await a.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
+    await sim.pushSuiteTicket(SUITE.suiteId)
+    t.same(await sim.install(CORP_A, { suiteId: SUITE.suiteId }), { status: 200, body: 'success' })
+    const login = async () => (await a.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(CORP_A, 'zhangsan'), suiteId: SUITE.suiteId } })).json()
+    const sessions = [await login(), await login()]
+
+    const withoutSuites = await redisApp(t, sim, store)
+    const otherSuite = await redisApp(t, sim, store, { ...suiteOptions, suites: [OTHER] })
+    for (const [app, session, why] of [[withoutSuites, sessions[0], 'no suites'], [otherSuite, sessions[1], 'another suite']] as const) {
+      t.equal((await app.refresh(session.refresh_token)).json().code, 'WECOM_CORP_NOT_ALLOWED', `${why}: refused`)
+      t.equal((await a.refresh(session.refresh_token)).json().code, 'WECOM_REFRESH_INVALID', `${why}: and the session ended`)
+    }
   })
 }
