@@ -2,7 +2,7 @@ import fastifyJwt from '@fastify/jwt'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify'
 import fastifyWecomAuth from 'fastify-wecom-auth'
 import { baselineLogin } from './baseline-login.js'
-import { ACCESS_TTL, CORP_A, CORPS, JWT_SECRET, pluginJwt, SOAK_TIMEOUT, WEB_APP, WEB_ORIGIN, type BenchKeyPair } from './fixtures.js'
+import { ACCESS_TTL, CORP_A, CORPS, JWT_SECRET, pluginJwt, PROVIDER_CORP, SEAL_KEYS, SOAK_TIMEOUT, SUITE, WEB_APP, WEB_ORIGIN, type BenchKeyPair } from './fixtures.js'
 import { WecomStub } from './wecom-stub.js'
 
 export interface AppSpec {
@@ -14,6 +14,8 @@ export interface AppSpec {
   faults?: true
   /** ES256 keys for the plugin and /plain, instead of the HS256 secret (the logins keep it). */
   keyPair?: BenchKeyPair
+  /** Also a service provider's (scenario 8): the bench suite, its callback and its corps' logins, beside the corps' own. */
+  provider?: true
 }
 
 /** The one route body every auth variant serves, so that only what guards it differs. */
@@ -35,7 +37,7 @@ function noop (_request: FastifyRequest, _reply: FastifyReply, done: HookHandler
  *   GET /plugin (app.wecom.authenticate)
  * - POST /wecom/login (the plugin) and POST /baseline/login (the article's flow).
  */
-export async function buildApp ({ simUrl, redis, faults, keyPair }: AppSpec): Promise<FastifyInstance> {
+export async function buildApp ({ simUrl, redis, faults, keyPair, provider }: AppSpec): Promise<FastifyInstance> {
   const api = simUrl === undefined ? { baseUrl: 'http://wecom.invalid', dispatcher: new WecomStub() } : { baseUrl: simUrl }
   const app = Fastify({ logger: false })
   await app.register(fastifyWecomAuth, {
@@ -46,7 +48,8 @@ export async function buildApp ({ simUrl, redis, faults, keyPair }: AppSpec): Pr
     // the outbound budget, which exist to stop exactly that, are off.
     api: { ...api, budget: false, ...(faults === true ? { timeout: SOAK_TIMEOUT, refusals: { frequency: 1000 } } : {}) },
     rateLimit: false,
-    ...(redis === undefined ? {} : { store: { redis } })
+    ...(redis === undefined ? {} : { store: { redis } }),
+    ...(provider === true ? { provider: { corpId: PROVIDER_CORP }, suites: [SUITE], sealKeys: SEAL_KEYS } : {})
   })
   await app.register(baselineLogin, { prefix: '/baseline', ...api, corp: CORPS[0], jwtSecret: JWT_SECRET, expiresIn: ACCESS_TTL })
 

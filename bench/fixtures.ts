@@ -42,6 +42,20 @@ export function simulatedCorps (): SimulatedCorp[] {
   }))
 }
 
+/**
+ * The service provider of scenario 8: its CorpID, one third-party suite, and the keys that seal the
+ * permanent codes of the corps that install it. The simulator and the app are given the same.
+ */
+export const PROVIDER_CORP = 'wwbenchprovider001'
+export const SUITE = {
+  suiteId: 'wwbenchsuite000001',
+  secret: 'bench-suite-secret-0123456789abcdef',
+  token: 'bench-suite-token',
+  encodingAESKey: 'benchSuiteEncodingAESKey0123456789abcdefghi',
+  kind: 'third-party'
+} as const
+export const SEAL_KEYS = ['bench-seal-key-of-at-least-32-characters-0123']
+
 function envNumber (name: string, fallback: number): number {
   const raw = process.env[name]
   if (raw === undefined || raw === '') return fallback

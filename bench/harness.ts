@@ -6,6 +6,7 @@ import type { WecomSimulator } from 'fastify-wecom-auth/testing'
 import type { AppSpec } from './app.js'
 import { CORP_A, memberId, type BenchCorp } from './fixtures.js'
 import type { FromServer, ToServer } from './protocol.js'
+import { fixed, ms } from './report.js'
 
 export interface ServerHandle {
   url: string
@@ -173,9 +174,12 @@ export async function loginLoad (sim: WecomSimulator, options: {
   count: number
   /** Whose codes, taken in turn, each by the next member; a corp other than the first is named in the body, as the plugin asks. */
   corps?: readonly BenchCorp[]
+  /** The body of login i instead, its code issued by the caller: a suite's `{ code, suiteId }` (scenario 8). */
+  body?: (i: number) => object
 }): Promise<LoginRun> {
   const corps = options.corps ?? [CORP_A]
   const bodies = Array.from({ length: options.count }, (_, i) => {
+    if (options.body !== undefined) return JSON.stringify(options.body(i))
     // autocannon gives connection i to urls[i % urls.length]: every URL gets every corp in turn.
     const corp = corps[Math.floor(i / options.urls.length) % corps.length]
     const code = sim.issueCode(corp.corpId, memberId(i))
@@ -191,8 +195,22 @@ export async function loginLoad (sim: WecomSimulator, options: {
   }
 }
 
+/** A login table's cells for a variant's runs: logins/s, p50, p99 (medians), WeCom calls per login, failed logins over all runs. */
+export function loginCells (series: LoginRun[]): Array<string | number> {
+  return [
+    fixed(median(series.map((r) => r.rate)), 1),
+    ms(median(series.map((r) => r.p50))),
+    ms(median(series.map((r) => r.p99))),
+    fixed(median(series.map((r) => r.callsPerLogin)), 2),
+    series.reduce((n, r) => n + r.failed, 0)
+  ]
+}
+
+/** A login's WeCom calls: a corp's own app's, and a suite's (none of which the other scenarios make). */
 export function totalCalls (sim: WecomSimulator): number {
-  return sim.calls.gettoken + sim.calls.jscode2session + sim.calls['user/get']
+  const { calls } = sim
+  return calls.gettoken + calls.jscode2session + calls['user/get'] +
+    calls['service/get_suite_token'] + calls['service/get_corp_token'] + calls['service/miniprogram/jscode2session']
 }
 
 export function median (values: number[]): number {

@@ -32,19 +32,29 @@ try {
  * route's flow and session without the HTTP layer, which keeps nothing per login and would
  * otherwise be most of the CPU time.
  */
-async function login (from: number, count: number, concurrency = 64): Promise<number> {
-  let next = from
+async function login (from: number, count: number): Promise<number> {
+  return await failures(count, (n) => app.wecom.login(stubCode(CORP_A.corpId, `m${from + n}`)))
+}
+
+/** Runs `work` for 0 … count - 1, `concurrency` at a time: how many rejected. */
+async function failures (count: number, work: (n: number) => Promise<unknown>, concurrency = 64): Promise<number> {
+  let next = 0
   let failed = 0
   await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < from + count) {
+    while (next < count) {
       try {
-        await app.wecom.login(stubCode(CORP_A.corpId, `m${next++}`))
+        await work(next++)
       } catch {
         failed++
       }
     }
   }))
   return failed
+}
+
+/** Scenario 8: every corp's token taken into this process's cache (from Redis, or WeCom if none is there). */
+async function tokens (corpIds: string[]): Promise<number> {
+  return await failures(corpIds.length, (n) => app.wecom.accessToken(corpIds[n]))
 }
 
 async function measureMemory (settle = 500): Promise<FromServer> {
@@ -63,12 +73,17 @@ function cpu (): FromServer {
   return { type: 'cpu', micros: user + system }
 }
 
+function answer (message: ToServer): Promise<FromServer> {
+  switch (message.type) {
+    case 'memory': return measureMemory(message.settle)
+    case 'cpu': return Promise.resolve(cpu())
+    case 'logins': return login(message.from, message.count).then((failed) => ({ type: 'logins', failed }))
+    case 'tokens': return tokens(message.corpIds).then((failed) => ({ type: 'tokens', failed }))
+  }
+}
+
 process.on('message', (message: ToServer) => {
-  const done = message.type === 'memory'
-    ? measureMemory(message.settle).then(send)
-    : message.type === 'cpu'
-      ? Promise.resolve(cpu()).then(send)
-      : login(message.from, message.count).then((failed) => send({ type: 'logins', failed }))
+  const done = answer(message).then(send)
   // A failure here is a broken bench: end the child loudly rather than leave the parent waiting.
   done.catch((error: unknown) => {
     console.error(error)

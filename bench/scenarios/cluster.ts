@@ -8,8 +8,8 @@ import { Redis } from 'ioredis'
 import { buildApp } from '../app.js'
 import { startCluster } from '../../test/helpers/redis-topologies.js'
 import { CORP_A, CORPS, LATENCY, memberId, ROUNDS, simulatedCorps } from '../fixtures.js'
-import { loginLoad, median, medianRatio, rounds, spawnServer, totalCalls, type ServerHandle } from '../harness.js'
-import { fixed, ms, target, times, type Section } from '../report.js'
+import { loginCells, loginLoad, medianRatio, rounds, spawnServer, totalCalls, type ServerHandle } from '../harness.js'
+import { target, times, type Section } from '../report.js'
 
 const TITLE = '4. Cluster: 4 processes sharing Redis'
 const PROCESSES = 4
@@ -32,7 +32,8 @@ async function freePort (): Promise<number> {
   return port
 }
 
-async function startRedis (): Promise<{ process: ChildProcess, url: string, client: Redis }> {
+/** A redis-server of our own on a free port (no persistence), and a client of it; scenario 8 starts one too. */
+export async function startRedis (): Promise<{ process: ChildProcess, url: string, client: Redis }> {
   const port = await freePort()
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   const url = `redis://127.0.0.1:${port}`
@@ -142,17 +143,7 @@ async function measure (sim: WecomSimulator, redis: string | string[]): Promise<
       : [target('cold gettoken calls, all corps (over 100 calls: the simulator\'s log cannot split them by corp)',
           String(cold.gettoken), `1 per corp = ${CORPS.length}`, false)]
     return {
-      rows: variants.map((variant) => {
-        const series = runs[variant]
-        return [
-          variant,
-          fixed(median(series.map((r) => r.rate)), 1),
-          ms(median(series.map((r) => r.p50))),
-          ms(median(series.map((r) => r.p99))),
-          fixed(median(series.map((r) => r.callsPerLogin)), 2),
-          series.reduce((n, r) => n + r.failed, 0)
-        ]
-      }),
+      rows: variants.map((variant) => [variant, ...loginCells(runs[variant])]),
       lines: [
         `cold: ${cold.ok} logins succeeded, ${cold.failed} failed`,
         ...coldLines,

@@ -1,7 +1,7 @@
 import { createWecomSimulator, type WecomSimulator } from 'fastify-wecom-auth/testing'
 import { Pool, request } from 'undici'
 import { CORP_A, LATENCY, ROUNDS, simulatedCorps } from '../fixtures.js'
-import { loginLoad, median, medianRatio, rounds, spawnServer, type LoginRun } from '../harness.js'
+import { loginCells, loginLoad, median, medianRatio, rounds, spawnServer, type LoginRun } from '../harness.js'
 import { fixed, ms, target, times, type Section } from '../report.js'
 
 const VARIANTS = ['plugin', 'baseline'] as const
@@ -52,17 +52,7 @@ export async function loginScenario (): Promise<Section> {
     const lines: string[] = []
     const p50Limit = 2 * LATENCY + 2
     for (const [connections, runs] of byLevel) {
-      for (const variant of VARIANTS) {
-        const series = runs[variant]
-        rows.push([
-          connections, variant,
-          fixed(median(series.map((r) => r.rate)), 1),
-          ms(median(series.map((r) => r.p50))),
-          ms(median(series.map((r) => r.p99))),
-          fixed(median(series.map((r) => r.callsPerLogin)), 2),
-          series.reduce((n, r) => n + r.failed, 0)
-        ])
-      }
+      for (const variant of VARIANTS) rows.push([connections, variant, ...loginCells(runs[variant])])
       const ratio = medianRatio(runs.plugin, runs.baseline, (r) => r.rate)
       lines.push(connections === TARGET_LEVEL
         ? target(`plugin / baseline logins/s at ${TARGET_LEVEL}`, times(ratio), '≥ 1.40×', ratio >= 1.4)
