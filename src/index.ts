@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createDecorator, type DecoratorParts, type WecomAuthDecorator } from './decorators.js'
-import { InvalidArgumentError, UserForbiddenError } from './errors.js'
+import { InvalidArgumentError, SuiteUnknownError, UserForbiddenError } from './errors.js'
 import type { WecomEvent } from './events/callback.js'
 import { createOffboarding } from './events/offboarding.js'
 import { deliveryLease, type DeliveryClaims } from './events/deliveries.js'
@@ -138,6 +138,7 @@ function loginFlowOf (
   const onlySuite = corpIds.size === 0 && provider?.suiteIds.length === 1 ? provider.suiteIds[0] : undefined
   return {
     login (code, context) {
+      if (provider === undefined && context.suiteId !== undefined) return Promise.reject(new SuiteUnknownError(context.suiteId))
       if (provider === undefined || (context.suiteId === undefined && corpIds.size > 0)) return miniprogram.login(code, context)
       const suiteId = context.suiteId ?? onlySuite
       if (suiteId === undefined) return Promise.reject(new InvalidArgumentError('suiteId', 'given: this server serves several suites'))
@@ -284,7 +285,7 @@ export const fastifyWecomAuth = fp(plugin, { name: 'fastify-wecom-auth', fastify
 export default fastifyWecomAuth
 
 export type {
-  WecomAuthOptions, WecomMember, AuthorizeFn, WecomHooks, SessionHook, RevokeHook, ExtendClaimsFn, EventHook
+  WecomAuthOptions, WecomMember, AuthorizeFn, WecomHooks, SessionHook, RevokeHook, ExtendClaimsFn, EventHook, CorpHook
 } from './options.js'
 export type { WecomAuthDecorator, WecomLoginOptions } from './decorators.js'
 export type { WecomUser, WecomSession, Authenticate } from './guard.js'
@@ -292,9 +293,11 @@ export type { WecomEvent } from './events/callback.js'
 export type { WecomApi, WecomAnswer } from './wecom/api.js'
 export type { IssuedTokens, EncryptedUserData, SessionSummary } from './sessions/sessions.js'
 export type { Surface, WecomProfile } from './member.js'
+export type { AuthorizedCorp } from './suites/options.js'
 export {
   ApiCallError, CallbackForbiddenError, CallbackInvalidError, CallbackRetryError, ClaimsInvalidError,
-  CorpMismatchError, CorpNotAllowedError, CorpUnknownError, DecryptError, InvalidCodeError,
-  InvalidArgumentError, RefreshInvalidError, StoreUnavailableError, TokenExpiredError, TokenInvalidError, TokenMissingError,
-  TokenRevokedError, UnavailableError, UpstreamError, UserForbiddenError
+  CorpMismatchError, CorpNotAllowedError, CorpUnknownError, CsrfError, DecryptError, InvalidCodeError,
+  InvalidArgumentError, RateLimitedError, RedirectInvalidError, RefreshInvalidError, StateInvalidError, StoreUnavailableError,
+  SuiteUnknownError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, UnavailableError, UpstreamError,
+  UrlNotAllowedError, UserForbiddenError, WebNotConfiguredError
 } from './errors.js'

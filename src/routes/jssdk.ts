@@ -34,9 +34,10 @@ export async function jssdkRoutes (child: FastifyInstance, { apps, origins, clie
     // By cookie, authenticate itself refuses a POST from a page not on web.origins.
     onRequest: authenticate
   }, async (request, reply) => {
-    const { corpid } = request[kClaims]!
+    const { corpid, suite } = request[kClaims]!
     const { url } = request.body
-    const corp = signing.get(corpid)
+    // A suite's session is not the corp's own web app's, whose tickets these would be.
+    const corp = suite === undefined ? signing.get(corpid) : undefined
     if (corp === undefined) throw new WebNotConfiguredError(corpid)
     if (!onOrigins(url, origins)) throw new UrlNotAllowedError()
     const { app, head } = corp

@@ -115,7 +115,7 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     // The suite removed from the options between the redirect and the callback.
     if (options.suites === undefined) throw new SuiteUnknownError(suiteId)
     if (options.suites.kind(suiteId) === 'third-party') return await options.suites.login(suiteId, code, context)
-    return { ...await options.login(await options.suites.app(suiteId, login.corpId, context), code, context), suiteId }
+    return await options.suites.custom(suiteId, login.corpId, context, (app) => options.login(app, code, context))
   }
 
   child.get<{ Querystring: { code?: string, state?: string } }>('/web/callback', { schema: schemas.webCallback, config, logSerializers: { req: withoutQuery } }, async (request, reply) => {

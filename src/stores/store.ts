@@ -109,6 +109,8 @@ export interface CorpAuthorization {
   sealedCode: string
   /** Epoch ms of the install: the corp's sessions started before it are never refreshed. */
   authorizedAt: number
+  /** WeCom's TimeStamp (epoch seconds) of the create_auth push: a cancel_auth dated before it is of an earlier install. */
+  installPushedAt?: number
 }
 
 /**

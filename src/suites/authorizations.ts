@@ -5,6 +5,7 @@ import type { CorpAuthorization, CorpAuthorizationStore, MemberRevocation } from
 import { WHOLE_CORP } from '../stores/store.js'
 import type { WecomClient } from '../wecom/client.js'
 import type { CorpCredentials } from '../wecom/credentials.js'
+import { UnavailableError } from '../errors.js'
 import { decide } from '../wecom/outcome.js'
 import { getAuthInfo, getPermanentCode, type AuthorizationAnswer } from '../wecom/service-endpoints.js'
 import type { AuthorizedCorp, SuiteOptions } from './options.js'
@@ -59,15 +60,19 @@ export function createAuthorizations (deps: AuthorizationsDependencies) {
 
   /**
    * get_permanent_code for `authCode`, sealed and kept in place of the corp's former install, which
-   * is answered too. `carryOver`: its sessions live on (a new code, not a new install).
+   * is answered too. A new install's push is dated `pushedAt` (WeCom's epoch seconds); without it,
+   * a new code of the same install, whose sessions live on.
    */
-  const exchange = async (suiteId: string, authCode: string, carryOver: boolean): Promise<{ authorization: CorpAuthorization, former: CorpAuthorization | null }> => {
+  const exchange = async (suiteId: string, authCode: string, pushedAt: number | undefined): Promise<{ authorization: CorpAuthorization, former: CorpAuthorization | null }> => {
+    const carryOver = pushedAt === undefined
     const answer = await decide(timeout, 'api', log, (deadline) =>
       client.callSuite(getPermanentCode, suiteOf(suiteId), { body: { auth_code: authCode } }, { deadline, corpId: suiteId }))
     const described = describe(suiteId, answer)
     const former = await store.get(suiteId, described.corpId)
     const authorizedAt = carryOver && former !== null ? former.authorizedAt : now()
-    const authorization = { ...described, sealedCode: vault.seal(answer.permanent_code), authorizedAt }
+    const installPushedAt = carryOver ? former?.installPushedAt : pushedAt
+    const authorization: CorpAuthorization = { ...described, sealedCode: vault.seal(answer.permanent_code), authorizedAt }
+    if (installPushedAt !== undefined) authorization.installPushedAt = installPushedAt
     await store.save(authorization)
     // The former code's token must serve no call again: WeCom may end it with the code.
     const old = former === null ? null : credentialsOf(former)
@@ -77,8 +82,8 @@ export function createAuthorizations (deps: AuthorizationsDependencies) {
 
   return {
     /** create_auth: the corp installed the suite. A former install's sessions do not carry over. */
-    async install (suiteId: string, authCode: string): Promise<AuthorizedCorp> {
-      const corp = publicOf((await exchange(suiteId, authCode, false)).authorization)
+    async install (suiteId: string, authCode: string, pushedAt: number): Promise<AuthorizedCorp> {
+      const corp = publicOf((await exchange(suiteId, authCode, pushedAt)).authorization)
       log.info({ suiteId, corpId: corp.corpId, agentIds: corp.agentIds }, 'wecom: corp installed the suite')
       try {
         await hooks.onCorpAuthorized?.(corp)
@@ -91,7 +96,7 @@ export function createAuthorizations (deps: AuthorizationsDependencies) {
 
     /** reset_permanent_code (代开发): a new code for the corp; its sessions live on. */
     async reset (suiteId: string, authCode: string): Promise<void> {
-      const { authorization } = await exchange(suiteId, authCode, true)
+      const { authorization } = await exchange(suiteId, authCode, undefined)
       log.info({ suiteId, corpId: authorization.corpId }, 'wecom: the corp\'s permanent code was reset; the new one is kept')
     },
 
@@ -110,27 +115,51 @@ export function createAuthorizations (deps: AuthorizationsDependencies) {
     },
 
     /**
-     * cancel_auth: every access token of the corp refused on every instance, the host told, then
-     * its install and tokens erased: in that order, so that a resend after any failure does all
-     * that is left, the hook included.
+     * cancel_auth, pushed at `pushedAt` (WeCom's epoch seconds): every access token of the corp refused on every
+     * instance, its token and install erased, then the host told: in that order, so that a resend
+     * after a failure does all that is left, and a host's failing hook keeps no corp installed. A
+     * cancel older than the corp's install (a late resend, after the corp installed again) is no
+     * cancel of it: ignored.
      */
-    async cancel (suiteId: string, corpId: string): Promise<void> {
+    async cancel (suiteId: string, corpId: string, pushedAt: number): Promise<void> {
       const at = now()
       const kept = await store.get(suiteId, corpId)
+      if (kept?.installPushedAt !== undefined && kept.installPushedAt > pushedAt) {
+        log.warn({ suiteId, corpId }, 'wecom: a cancel_auth older than the corp\'s install; ignored')
+        return
+      }
       await deps.revokeCorp({ corpid: corpId, userid: WHOLE_CORP, notBefore: at, until: at + deps.accessTtl * 1000 })
       log.info({ suiteId, corpId }, 'wecom: corp uninstalled the suite; its sessions ended')
       if (kept === null) return
-      await hooks.onCorpCancelled?.(publicOf(kept))
       const credentials = credentialsOf(kept)
       if (credentials !== null) await client.forgetToken(credentials)
       await store.remove(suiteId, corpId)
+      try {
+        await hooks.onCorpCancelled?.(publicOf(kept))
+      } catch (error) {
+        // The corp is gone whatever the host's tables say: acknowledged, as onCorpAuthorized's failure is.
+        log.error({ err: error, suiteId, corpId }, 'wecom: onCorpCancelled failed; the corp is uninstalled (app.wecom.corps() no longer lists it)')
+      }
     },
 
-    /** The corp's install of the suite and its credentials; null when it has none (or its code no key opens). */
+    /** Whether the corp's install read at a login (its `authorizedAt`) still stands: a cancel during the login's member check refuses it. */
+    async stillInstalled (suiteId: string, corpId: string, authorizedAt: number): Promise<boolean> {
+      return (await store.get(suiteId, corpId))?.authorizedAt === authorizedAt
+    },
+
+    /**
+     * The corp's install of the suite and its credentials; null when it has none.
+     * @throws UnavailableError (503, logged) when none of sealKeys opens its code: a key removed too soon, not an uninstall
+     */
     async installed (suiteId: string, corpId: string): Promise<InstalledCorp | null> {
       const kept = await store.get(suiteId, corpId)
-      const credentials = kept === null ? null : credentialsOf(kept)
-      return kept === null || credentials === null ? null : { corp: publicOf(kept), credentials }
+      if (kept === null) return null
+      const credentials = credentialsOf(kept)
+      if (credentials === null) {
+        log.error({ suiteId, corpId }, 'wecom: none of sealKeys opens the corp\'s permanent code: put back the key that sealed it')
+        throw new UnavailableError()
+      }
+      return { corp: publicOf(kept), credentials }
     },
 
     /** The corp's install of the first of the suites it installed (in the order of `suites`); null when none. */

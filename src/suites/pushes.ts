@@ -51,13 +51,13 @@ export function createSuitePushes ({ tickets, authorizations, claims, contactEve
         case 'suite_ticket':
           return await keepTicket(suite, push)
         case 'create_auth':
-          return await once(suite, push, undefined, async () => { await authorizations.install(suite.suiteId, field(push, 'AuthCode')) })
+          return await once(suite, push, undefined, async () => { await authorizations.install(suite.suiteId, field(push, 'AuthCode'), Number(push.TimeStamp)) })
         case 'reset_permanent_code':
           return await once(suite, push, undefined, () => authorizations.reset(suite.suiteId, field(push, 'AuthCode')))
         case 'change_auth':
           return await once(suite, push, field(push, 'AuthCorpId'), () => authorizations.reread(suite.suiteId, field(push, 'AuthCorpId')))
         case 'cancel_auth':
-          return await once(suite, push, field(push, 'AuthCorpId'), () => authorizations.cancel(suite.suiteId, field(push, 'AuthCorpId')))
+          return await once(suite, push, field(push, 'AuthCorpId'), () => authorizations.cancel(suite.suiteId, field(push, 'AuthCorpId'), Number(push.TimeStamp)))
         case 'change_contact':
           return await contactChange(suite, push, request)
       }

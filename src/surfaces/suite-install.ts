@@ -14,3 +14,14 @@ export async function requireInstall (authorizations: Authorizations, suiteId: s
   }
   return installed
 }
+
+/**
+ * 403 WECOM_CORP_NOT_ALLOWED when the install read at the login's start no longer stands: the corp
+ * uninstalled (or installed again) during the member check, and the login's token would outlive it.
+ */
+export async function confirmInstall (authorizations: Authorizations, installed: InstalledCorp, context: LoginContext): Promise<void> {
+  const { suiteId, corpId, authorizedAt } = installed.corp
+  if (await authorizations.stillInstalled(suiteId, corpId, authorizedAt)) return
+  context.log.info({ suiteId, corpId }, 'wecom: the corp uninstalled the suite during the login')
+  throw new CorpNotAllowedError()
+}

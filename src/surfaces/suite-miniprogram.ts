@@ -9,7 +9,7 @@ import { jscode2session, userGet } from '../wecom/endpoints.js'
 import { decide } from '../wecom/outcome.js'
 import { serviceJscode2session } from '../wecom/service-endpoints.js'
 import type { MemberCheck } from './member-check.js'
-import { requireInstall } from './suite-install.js'
+import { confirmInstall, requireInstall } from './suite-install.js'
 
 export interface SuiteLoginDependencies {
   authorizations: Authorizations
@@ -38,8 +38,14 @@ export function createSuiteLogin ({ authorizations, client, memberCheck, timeout
     client.precheck([serviceJscode2session, userGet], { ...scope, app: tokenKey(suite) })
     const session = await client.callSuite(serviceJscode2session, suite, { query: { js_code: code, grant_type: 'authorization_code' } }, scope)
     const answeredAt = Date.now()
+    // A third-party code names its corp: one the client named otherwise is answered as for several corps.
+    if (context.corpId !== undefined && context.corpId !== session.corpid) {
+      await installedCorp(suiteId, session.corpid, context)
+      throw corpMismatch(session.corpid)
+    }
     const installed = await installedCorp(suiteId, session.corpid, context)
     const member = await memberCheck(installed.credentials, session.userid, deadline, context)
+    await confirmInstall(authorizations, installed, context)
     return { member: withOpenUserid(member, session.open_userid), sessionKey: session.session_key, answeredAt, suiteId }
   }
 
@@ -57,6 +63,7 @@ export function createSuiteLogin ({ authorizations, client, memberCheck, timeout
       throw corpMismatch(session.corpid)
     }
     const member = await memberCheck(corp, session.userid, deadline, context)
+    await confirmInstall(authorizations, installed, context)
     return { member, sessionKey: session.session_key, answeredAt, suiteId }
   }
 

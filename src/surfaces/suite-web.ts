@@ -1,6 +1,6 @@
 import { CorpNotAllowedError, SuiteUnknownError, UserForbiddenError } from '../errors.js'
 import type { LoginContext, VerifiedLogin } from '../member.js'
-import type { Authorizations } from '../suites/authorizations.js'
+import type { Authorizations, InstalledCorp } from '../suites/authorizations.js'
 import type { WecomClient } from '../wecom/client.js'
 import { tokenKey } from '../wecom/credentials.js'
 import { userGet } from '../wecom/endpoints.js'
@@ -8,7 +8,7 @@ import { decide } from '../wecom/outcome.js'
 import { getUserDetail3rd, getUserInfo3rd } from '../wecom/service-endpoints.js'
 import type { MemberCheck } from './member-check.js'
 import type { WebAppCredentials } from './oauth.js'
-import { requireInstall } from './suite-install.js'
+import { confirmInstall, requireInstall } from './suite-install.js'
 
 export interface SuiteWebDependencies {
   authorizations: Authorizations
@@ -40,10 +40,15 @@ export function createSuiteWebLogin ({ authorizations, client, memberCheck, time
      * 代开发 token); 403 WECOM_CORP_NOT_ALLOWED when the corp has not installed it, or has no app of it.
      */
     async app (suiteId: string, corpId: string, context: LoginContext): Promise<WebAppCredentials> {
+      return appOf(await requireInstall(authorizations, suiteId, corpId, context))
+    },
+
+    /** A 代开发 suite's page's code → the member, by `login` on the corp's app (the web login), the install confirmed after. */
+    async custom (suiteId: string, corpId: string, context: LoginContext, login: (app: WebAppCredentials) => Promise<VerifiedLogin>): Promise<VerifiedLogin> {
       const installed = await requireInstall(authorizations, suiteId, corpId, context)
-      const [agentId] = installed.corp.agentIds
-      if (agentId === undefined) throw new CorpNotAllowedError()
-      return { ...installed.credentials, agentId }
+      const verified = await login(appOf(installed))
+      await confirmInstall(authorizations, installed, context)
+      return { ...verified, suiteId }
     },
 
     /** A third-party suite's page's code → the member, as the mini program's login verifies one; no session_key. */
@@ -60,6 +65,7 @@ export function createSuiteWebLogin ({ authorizations, client, memberCheck, time
         }
         const installed = await requireInstall(authorizations, suiteId, identity.corpid, context)
         const checked = await memberCheck(installed.credentials, identity.userid, deadline, context)
+        await confirmInstall(authorizations, installed, context)
         const member = identity.open_userid === undefined ? checked : { ...checked, open_userid: identity.open_userid }
         // A user_ticket comes with snsapi_privateinfo only, for a member who granted it.
         if (identity.user_ticket === undefined) return { member, answeredAt: Date.now(), suiteId }
@@ -71,3 +77,10 @@ export function createSuiteWebLogin ({ authorizations, client, memberCheck, time
 }
 
 export type SuiteWebLogin = ReturnType<typeof createSuiteWebLogin>
+
+/** A 代开发 install's app as a web app: its first AgentID in the corp, on the corp's 代开发 token; 403 without one. */
+function appOf (installed: InstalledCorp): WebAppCredentials {
+  const [agentId] = installed.corp.agentIds
+  if (agentId === undefined) throw new CorpNotAllowedError()
+  return { ...installed.credentials, agentId }
+}

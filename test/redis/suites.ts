@@ -5,7 +5,7 @@ import { createWecomSimulator } from '../../src/testing/simulator.js'
 import { installAcrossInstances } from '../helpers/provider-instances.js'
 import { redisApp, startRedis } from '../helpers/redis.js'
 import { CORP_A, simulatorCorps } from '../helpers/setup.js'
-import { now, OTHER, PROVIDER, SUITE, suiteOptions, ticketPush } from '../helpers/suites.js'
+import { now, OTHER, PROVIDER, SEAL_KEYS, SUITE, suiteOptions, ticketPush } from '../helpers/suites.js'
 
 const redis = await startRedis(t)
 if (redis !== undefined) {
@@ -66,5 +66,29 @@ if (redis !== undefined) {
       t.equal((await app.refresh(session.refresh_token)).json().code, 'WECOM_CORP_NOT_ALLOWED', `${why}: refused`)
       t.equal((await a.refresh(session.refresh_token)).json().code, 'WECOM_REFRESH_INVALID', `${why}: and the session ended`)
     }
+  })
+}
+
+if (redis !== undefined) {
+  t.test('sealKeys: a code no key of an instance opens is a 503 and an error logged, not an uninstall; the sessions live on', async (t) => {
+    const own = (await startRedis(t))!
+    const sim = await createWecomSimulator({ corps: simulatorCorps(), provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
+    t.teardown(() => sim.close())
+    const store = { redis: own.url, keyPrefix: 'sealed:' }
+    const NEW = 'a-new-seal-key-of-at-least-32-characters'
+    const rotated = await redisApp(t, sim, store, { ...suiteOptions, corps: undefined, sealKeys: [NEW, ...SEAL_KEYS] })
+    const stale = await redisApp(t, sim, store, { ...suiteOptions, corps: undefined, sealKeys: SEAL_KEYS })
+    await sim.connectSuites(`${await rotated.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
+    await sim.pushSuiteTicket(SUITE.suiteId)
+    t.same(await sim.install(CORP_A, { suiteId: SUITE.suiteId }), { status: 200, body: 'success' }, 'installed on the rotated instance: sealed with the new key')
+    const login = (app: typeof rotated) => app.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(CORP_A, 'zhangsan'), suiteId: SUITE.suiteId } })
+    const session = (await login(rotated)).json()
+
+    const refused = await stale.refresh(session.refresh_token)
+    t.equal(refused.statusCode, 503, 'the instance without the new key cannot open the code')
+    t.equal(refused.json().code, 'WECOM_UNAVAILABLE')
+    t.equal((await login(stale)).statusCode, 503)
+    t.ok(stale.logs.records.some((r) => /none of sealKeys opens/.test(String(r.msg)) && r.level === 50), 'an error naming the fix')
+    t.equal((await rotated.refresh(session.refresh_token)).statusCode, 200, 'the session was not ended')
   })
 }
