@@ -65,7 +65,11 @@ const parser = new XMLParser({
  */
 export function verifyUrl (corps: readonly CallbackCorp[], query: CallbackQuery, now: number): string {
   const echostr = ciphertext(query.echostr, 'echostr')
-  return open(corps, query, echostr, now).message
+  const { message } = open(corps, query, echostr, now)
+  // WeCom's echo is a short random string. A delivery's Encrypt, replayed as an echostr with its
+  // signature (the same formula) within the time window, would otherwise be answered decrypted.
+  if (message.includes('<')) throw new CallbackForbiddenError('the echostr is an event, not an echo')
+  return message
 }
 
 /**

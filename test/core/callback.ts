@@ -59,6 +59,15 @@ t.test('URL check: WeCom\'s GET is answered with the plain echostr, for each cor
   })
   t.equal(forged.statusCode, 403)
   t.equal(forged.json().code, 'WECOM_CALLBACK_FORBIDDEN')
+
+  // A delivery's Encrypt replayed as an echostr, with the delivery's own signature: no decryption oracle.
+  const event = encryptCallbackMessage(KEY_B, '<xml><ToUserName><![CDATA[wwb]]></ToUserName><Event>change_contact</Event></xml>', CORP_B)
+  const replayed = await h.app.inject({
+    url: '/wecom/callback',
+    query: { msg_signature: callbackSignature(TOKEN_B, timestamp, 'n2', event), timestamp, nonce: 'n2', echostr: event }
+  })
+  t.equal(replayed.statusCode, 403)
+  t.notMatch(replayed.body, /change_contact/, 'the event is not answered decrypted')
 })
 
 t.test('a member deleted in WeCom: every token and the refresh end, once, with the event and a log line', async (t) => {
