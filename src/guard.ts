@@ -4,7 +4,7 @@ import { checkOrigin } from './web/csrf.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
 import type { AccessClaims, AccessTokens } from './jwt.js'
 import type { Revocations } from './sessions/revocations.js'
-import { VerificationCache } from './verification-cache.js'
+import type { VerificationCache } from './verification-cache.js'
 
 /** The member a verified access token names: what `request.wecomUser` holds. */
 export interface WecomUser {
@@ -56,7 +56,7 @@ export function createGuard (options: {
 
   /** The claims of a token that passes, cached or verified now; the refusal otherwise. */
   function verify (token: string): AccessClaims | Error {
-    const key = VerificationCache.keyOf(token)
+    const key = cache.keyFor(token)
     const cached = cache.get(key)
     if (cached === 'expired') return new TokenExpiredError()
     if (cached !== undefined) return revoked.refuses(cached) ? new TokenRevokedError() : cached

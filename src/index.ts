@@ -106,7 +106,7 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
       sessions.start(await loginFlow.login(code, context), context)),
     refresh: (refreshToken, context) => telemetry.operation('refresh', () =>
       sessions.refresh(refreshToken, context)),
-    authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize), cookie: cookieOf(config, origins) }),
+    authenticate: createGuard({ tokens: accessTokens, revoked, cache: new VerificationCache(config.guard.cacheSize, Date.now, config.jwt.keys.some((key) => key.algorithm === 'ES256')), cookie: cookieOf(config, origins) }),
     web: webOf(config, { apps: webApps, corpIds, origins, suites: provider?.web }, webLogin, store, client, sessions, telemetry),
     origins,
     wecomApi: createApi({ corps: config.corps, installed: provider?.installedCorp, client, timeout: config.api.timeout, log }),

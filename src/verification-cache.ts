@@ -4,7 +4,7 @@ import type { AccessClaims } from './jwt.js'
 /**
  * The guard's verified tokens: claims by token digest, at most `capacity` of them.
  *
- * - **Keyed by SHA-256**, 32 bytes held as a 32-character string, not by the token (about 350
+ * - **Keyed by SHA-256** (of an ES256 token's low-s form: `keyFor`), 32 bytes held as a 32-character string, not by the token (about 350
  *   characters): a key a seventh of the token's size, for about the CPU the Map would spend hashing the long
  *   token anyway. A hit is safe without the token: another token with the digest of one that passed
  *   full verification would be a second preimage of SHA-256. (fast-jwt's own cache keys by SHA-2 of
@@ -23,6 +23,8 @@ import type { AccessClaims } from './jwt.js'
  */
 export class VerificationCache {
   readonly #entries = new Map<string, AccessClaims>()
+  /** Whether ES256 tokens may come (a key of `jwt.keys` is one): their twin signatures share a key. */
+  readonly #ecdsa: boolean
   /** Keys in insertion order, from #head, #count of them; a key already deleted is skipped when reached. */
   readonly #order: string[] = []
   #head = 0
@@ -30,14 +32,33 @@ export class VerificationCache {
   readonly #capacity: number
   readonly #now: () => number
 
-  constructor (capacity: number, now: () => number = Date.now) {
+  /** `ecdsa`: an ES256 key is among `jwt.keys`. */
+  constructor (capacity: number, now: () => number = Date.now, ecdsa = false) {
     this.#capacity = capacity
     this.#now = now
+    this.#ecdsa = ecdsa
   }
 
-  /** The key of a token: its SHA-256 as a string of 32 one-byte characters. */
+  /** The digest of a token: its SHA-256 as a string of 32 one-byte characters. */
   static keyOf (token: string): string {
     return hash('sha256', token, 'binary')
+  }
+
+  /**
+   * The key of a token. An ES256 signature (r, s) verifies as (r, n − s) too (ECDSA's
+   * malleability, SEC 1 §4.1.4), so a token has two valid forms: both take the key of the one
+   * with the low s, and one entry. Only a token with a 64-byte signature in its one base64url
+   * spelling is so keyed: every other is keyed as it is, and verified in full on a miss.
+   */
+  keyFor (token: string): string {
+    if (this.#ecdsa) {
+      const dot = token.lastIndexOf('.')
+      if (token.length - dot - 1 === ES256_SIGNATURE_CHARS) {
+        const low = lowS(token.slice(dot + 1))
+        if (low !== undefined) return VerificationCache.keyOf(token.slice(0, dot + 1) + low)
+      }
+    }
+    return VerificationCache.keyOf(token)
   }
 
   get size (): number {
@@ -77,4 +98,30 @@ export class VerificationCache {
     this.#count++
     this.#entries.set(key, claims)
   }
+}
+
+/** Base64url characters of a 64-byte signature (ES256's r || s, RFC 7518 §3.4). */
+const ES256_SIGNATURE_CHARS = 86
+/** P-256's group order n and ⌊n / 2⌋, big-endian (SEC 2 §2.4.2). */
+const P256_N = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex')
+const P256_HALF_N = Buffer.from('7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8', 'hex')
+
+/**
+ * The low-s twin of an ES256 signature whose s is above n / 2 (and below n), in base64url;
+ * undefined when s is already low, out of range, or the signature is not in its one spelling.
+ */
+function lowS (signature: string): string | undefined {
+  const bytes = Buffer.from(signature, 'base64url')
+  if (bytes.length !== 64) return undefined
+  const s = bytes.subarray(32)
+  if (s.compare(P256_HALF_N) <= 0 || s.compare(P256_N) >= 0) return undefined
+  if (bytes.toString('base64url') !== signature) return undefined
+  // n − s, byte by byte from the least significant.
+  let borrow = 0
+  for (let i = 31; i >= 0; i--) {
+    const difference = P256_N[i]! - s[i]! - borrow
+    s[i] = difference & 0xff
+    borrow = difference < 0 ? 1 : 0
+  }
+  return bytes.toString('base64url')
 }

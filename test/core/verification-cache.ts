@@ -220,3 +220,42 @@ t.test('a revocation refuses through the millisecond of its until, as fast-jwt a
   t.notOk(revoked.refuses(claims), 'a millisecond later every token it could refuse has expired')
   t.notOk(revoked.refuses({ ...claims, sid: 's2', userid: 'u2' }))
 })
+
+t.test('an ES256 token takes one cache entry, whichever of its two valid signatures (r, s) and (r, n − s) comes', async (t) => {
+  const resolved = resolveOptions({ corps: [{ corpId: CORP_A, secret: SECRET_A }], jwt: es256Pem() }).jwt
+  const plain = createAccessTokens(resolved, { corpIds: new Set([CORP_A]), suiteIds: new Set() }, await registerJwtEngine(Fastify(), resolved))
+  let verifications = 0
+  const tokens = { sign: plain.sign, verify: (token: string) => { verifications++; return plain.verify(token) } }
+  const cache = new VerificationCache(100, Date.now, true)
+  const authenticate = createGuard({ tokens, revoked: new Revocations(), cache })
+  const check = (token: string) => new Promise<string>((resolve) => {
+    const request = { headers: { authorization: `Bearer ${token}` } } as unknown as FastifyRequest
+    authenticate(request, {} as FastifyReply, (error) => resolve(error === undefined ? 'ok' : (error as unknown as { code: string }).code))
+  })
+  const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551')
+  const twinOf = (token: string) => {
+    const [head, payload, signature] = token.split('.')
+    const bytes = Buffer.from(signature!, 'base64url')
+    const s = BigInt(`0x${bytes.subarray(32).toString('hex')}`)
+    Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex').copy(bytes, 32)
+    return `${head}.${payload}.${bytes.toString('base64url')}`
+  }
+  // Both halves of the group: a token signed with a high s, and one with a low s, first seen either way.
+  for (let i = 0; i < 8; i++) {
+    const token = plain.sign(member(i))
+    const twin = twinOf(token)
+    t.not(twin, token)
+    t.ok(plain.verify(twin).ok, 'the twin passes a full verification: serving it from the cache changes no answer')
+    const [first, second] = i % 2 === 0 ? [token, twin] : [twin, token]
+    const before = verifications
+    t.equal(await check(first), 'ok')
+    t.equal(await check(second), 'ok')
+    t.equal(verifications, before + 1, 'the second form is served from the first\'s entry')
+    t.equal(cache.size, i + 1, 'one entry a token')
+    const [head, payload, signature] = second.split('.')
+    for (const other of spellings(signature!)) t.equal(await check(`${head}.${payload}.${other}`), 'WECOM_TOKEN_INVALID', 'another spelling of a twin is still refused')
+    t.equal(cache.size, i + 1, 'and takes no entry')
+  }
+  const forged = twinOf(plain.sign(member(99))).replace(/\.([^.]+)$/, (_m, sig: string) => `.${sig.slice(0, 10)}${sig[10] === 'A' ? 'B' : 'A'}${sig.slice(11)}`)
+  t.equal(await check(forged), 'WECOM_TOKEN_INVALID', 'a damaged signature is refused')
+})
