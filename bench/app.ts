@@ -16,6 +16,8 @@ export interface AppSpec {
   keyPair?: BenchKeyPair
   /** Also a service provider's (scenario 8): the bench suite, its callback and its corps' logins, beside the corps' own. */
   provider?: true
+  /** The guard's cache capacity (`guard.cacheSize`), for scenario 9's full cache; the default otherwise. */
+  cacheSize?: number
 }
 
 /** The one route body every auth variant serves, so that only what guards it differs. */
@@ -37,7 +39,7 @@ function noop (_request: FastifyRequest, _reply: FastifyReply, done: HookHandler
  *   GET /plugin (app.wecom.authenticate)
  * - POST /wecom/login (the plugin) and POST /baseline/login (the article's flow).
  */
-export async function buildApp ({ simUrl, redis, faults, keyPair, provider }: AppSpec): Promise<FastifyInstance> {
+export async function buildApp ({ simUrl, redis, faults, keyPair, provider, cacheSize }: AppSpec): Promise<FastifyInstance> {
   const api = simUrl === undefined ? { baseUrl: 'http://wecom.invalid', dispatcher: new WecomStub() } : { baseUrl: simUrl }
   const app = Fastify({ logger: false })
   await app.register(fastifyWecomAuth, {
@@ -48,6 +50,7 @@ export async function buildApp ({ simUrl, redis, faults, keyPair, provider }: Ap
     // the outbound budget, which exist to stop exactly that, are off.
     api: { ...api, budget: false, ...(faults === true ? { timeout: SOAK_TIMEOUT, refusals: { frequency: 1000 } } : {}) },
     rateLimit: false,
+    ...(cacheSize === undefined ? {} : { guard: { cacheSize } }),
     ...(redis === undefined ? {} : { store: { redis } }),
     ...(provider === true ? { provider: { corpId: PROVIDER_CORP }, suites: [SUITE], sealKeys: SEAL_KEYS } : {})
   })

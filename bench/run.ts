@@ -13,11 +13,12 @@ import { clusterScenario } from './scenarios/cluster.js'
 import { faultsScenario } from './scenarios/faults.js'
 import { loginScenario } from './scenarios/login.js'
 import { memoryScenario } from './scenarios/memory.js'
+import { floodScenario } from './scenarios/flood.js'
 import { providerScenario } from './scenarios/provider.js'
 import { scaleScenario } from './scenarios/scale.js'
 import { stampedeScenario } from './scenarios/stampede.js'
 
-const scenarios = [authScenario, loginScenario, stampedeScenario, clusterScenario, memoryScenario, faultsScenario, scaleScenario, providerScenario]
+const scenarios = [authScenario, loginScenario, stampedeScenario, clusterScenario, memoryScenario, faultsScenario, scaleScenario, providerScenario, floodScenario]
 const only = process.env.BENCH_ONLY?.split(',').map(Number)
 
 const require = createRequire(import.meta.url)

@@ -26,7 +26,7 @@ const SECONDS = 1
 const thousands = (n: number) => n.toLocaleString('en')
 
 /** The same list in an order of its own, the same on every run of the bench (a fixed-seed LCG). */
-function shuffled<T> (list: readonly T[]): T[] {
+export function shuffled<T> (list: readonly T[]): T[] {
   const copy = [...list]
   let seed = 0x2545f491
   for (let i = copy.length - 1; i > 0; i--) {
@@ -37,7 +37,7 @@ function shuffled<T> (list: readonly T[]): T[] {
   return copy
 }
 
-function es256 (): BenchKeyPair {
+export function es256 (): BenchKeyPair {
   const { privateKey, publicKey } = generateKeyPairSync('ec', {
     namedCurve: 'P-256',
     privateKeyEncoding: { format: 'pem', type: 'pkcs8' },
@@ -47,7 +47,7 @@ function es256 (): BenchKeyPair {
 }
 
 /** `count` Authorization headers, each with the access token of another member and session. */
-async function bearers (count: number, keyPair?: BenchKeyPair): Promise<string[]> {
+export async function bearers (count: number, keyPair?: BenchKeyPair): Promise<string[]> {
   const config = resolveOptions({ corps: CORPS.map(({ corpId, secret }) => ({ corpId, secret })), jwt: pluginJwt(keyPair) })
   const engine = Fastify({ logger: false })
   const tokens = createAccessTokens(config.jwt, { corpIds: new Set([CORP_A.corpId]), suiteIds: new Set() }, await registerJwtEngine(engine, config.jwt))
