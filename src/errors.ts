@@ -49,10 +49,10 @@ const Base = WecomError as unknown as ErrorConstructor
  * `switch` narrows on), or, given the message's arguments (`wecomError<[string]>`), the code alone,
  * as @fastify/error's own overloads do.
  */
-function wecomError<C extends string, SC extends number> (code: C, message: string, statusCode: SC): FastifyErrorConstructor<{ code: C, statusCode: SC }>
+function wecomError<C extends string, SC extends number> (code: C, message: string, statusCode: SC, stack?: false): FastifyErrorConstructor<{ code: C, statusCode: SC }>
 function wecomError<Arg extends unknown[]> (code: string, message: string, statusCode: number): FastifyErrorConstructor<{ code: string }, Arg>
-function wecomError (code: string, message: string, statusCode: number): FastifyErrorConstructor {
-  return createError(code, message, statusCode, Base)
+function wecomError (code: string, message: string, statusCode: number, stack = true): FastifyErrorConstructor {
+  return createError(code, message, statusCode, Base, stack)
 }
 
 export const CorpUnknownError = wecomError<[string]>('WECOM_CORP_UNKNOWN', 'corpId %s is not configured on this server', 400)
@@ -63,10 +63,12 @@ export const UserForbiddenError = wecomError('WECOM_USER_FORBIDDEN', 'This membe
 export const CorpMismatchError = wecomError<[string]>('WECOM_CORP_MISMATCH', 'The code belongs to corp %s: call wx.qy.login again and retry with that corpId', 409)
 export const UpstreamError = wecomError('WECOM_UPSTREAM_ERROR', 'WeCom refused the request: the server is misconfigured (see the server log)', 502)
 export const UnavailableError = wecomError('WECOM_UNAVAILABLE', 'WeCom is unavailable or rate-limited, retry later', 503)
-export const TokenMissingError = wecomError('WECOM_TOKEN_MISSING', 'Authorization: Bearer <token> is required', 401)
-export const TokenInvalidError = wecomError('WECOM_TOKEN_INVALID', 'The access token is invalid', 401)
-export const TokenExpiredError = wecomError('WECOM_TOKEN_EXPIRED', 'The access token has expired', 401)
-export const TokenRevokedError = wecomError('WECOM_TOKEN_REVOKED', 'The session of this access token has ended', 401)
+// The guard's refusals carry no stack: they are the client's, always thrown from the same place, and
+// a flood of forged tokens pays for each one (bench scenario 9's profile had stack capture on top).
+export const TokenMissingError = wecomError('WECOM_TOKEN_MISSING', 'Authorization: Bearer <token> is required', 401, false)
+export const TokenInvalidError = wecomError('WECOM_TOKEN_INVALID', 'The access token is invalid', 401, false)
+export const TokenExpiredError = wecomError('WECOM_TOKEN_EXPIRED', 'The access token has expired', 401, false)
+export const TokenRevokedError = wecomError('WECOM_TOKEN_REVOKED', 'The session of this access token has ended', 401, false)
 export const RefreshInvalidError = wecomError('WECOM_REFRESH_INVALID', 'The refresh token is invalid, expired or already used', 401)
 export const StoreUnavailableError = wecomError('WECOM_STORE_UNAVAILABLE', 'The session store is unavailable, retry later', 503)
 export const DecryptError = wecomError('WECOM_DECRYPT_FAILED', 'The encrypted data could not be decrypted with this session', 400)

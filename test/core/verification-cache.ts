@@ -259,3 +259,15 @@ t.test('an ES256 token takes one cache entry, whichever of its two valid signatu
   const forged = twinOf(plain.sign(member(99))).replace(/\.([^.]+)$/, (_m, sig: string) => `.${sig.slice(0, 10)}${sig[10] === 'A' ? 'B' : 'A'}${sig.slice(11)}`)
   t.equal(await check(forged), 'WECOM_TOKEN_INVALID', 'a damaged signature is refused')
 })
+
+t.test('a refused token leaves Error.stackTraceLimit as it was, whatever fast-jwt threw', async (t) => {
+  const tokens = await counted()
+  const valid = tokens.sign(member(1))
+  const before = Error.stackTraceLimit
+  for (const token of [`${valid.slice(0, -2)}AA`, 'not.a.token', valid, '']) {
+    tokens.verify(token)
+    t.equal(Error.stackTraceLimit, before)
+  }
+  t.equal(tokens.verify(`${valid.slice(0, -2)}AA`).ok, false, 'still refused')
+  t.equal(new Error('after').stack?.includes('\n    at '), true, 'other errors keep their stacks')
+})
