@@ -1,4 +1,3 @@
-import { createPublicKey } from 'node:crypto'
 import { z } from 'zod'
 import type { Dispatcher } from 'undici'
 import type { FastifyRequest } from 'fastify'
@@ -9,6 +8,7 @@ import type { WecomEvent } from './events/callback.js'
 import { callbackOptions } from './events/callback-options.js'
 import { describeIssue, required, strict } from './option-issues.js'
 import { checkSuiteOptions, providerOptions, sealKeysOptions, suitesOptions, type AuthorizedCorp } from './suites/options.js'
+import { algorithmOf, type JwtAlgorithm } from './jwt-algorithm.js'
 import { authorizeUrl, ssoUrl, webApp, webOptions } from './web/options.js'
 
 /** A member as the plugin exposes it: only the fields WeCom gave, never the session_key. */
@@ -313,7 +313,7 @@ const checkedSchema = optionsSchema.transform(fitDefaults).superRefine(({ jwt, s
 })
 type Parsed = z.output<typeof checkedSchema>
 
-export type JwtAlgorithm = 'HS256' | 'ES256' | 'RS256'
+export type { JwtAlgorithm } from './jwt-algorithm.js'
 
 /** A key of the access tokens, its algorithm pinned. `kid` is absent for `jwt.secret` or `jwt.private`/`public`. */
 export interface JwtKey {
@@ -341,18 +341,6 @@ const REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
 function withoutRegisterOptions (input: unknown): unknown {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return input
   return Object.fromEntries(Object.entries(input).filter(([key]) => !REGISTER_OPTIONS.has(key)))
-}
-
-function algorithmOf (publicKey: string | Buffer, option: string): JwtAlgorithm {
-  let type: string | undefined
-  try {
-    type = createPublicKey(publicKey).asymmetricKeyType
-  } catch {
-    throw new Error(`fastify-wecom-auth: ${option} is not a valid PEM public key`)
-  }
-  if (type === 'ec') return 'ES256'
-  if (type === 'rsa') return 'RS256'
-  throw new Error(`fastify-wecom-auth: ${option} must be an EC (P-256) or RSA key, not ${type}`)
 }
 
 type KeyOption = { kid?: string, secret: string } | { kid?: string, private: string | Buffer, public: string | Buffer }

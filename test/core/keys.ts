@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
@@ -133,6 +134,15 @@ t.test('jwt.keys is checked, naming the bad key', async (t) => {
     { message: 'fastify-wecom-auth: jwt.keys cannot be combined with secret or private/public keys' })
   t.throws(() => resolveOptions({ ...base, jwt: { keys: [{ kid: 'a', private: pair.private, public: 'nope' }] } }),
     { message: 'fastify-wecom-auth: jwt.keys[0].public is not a valid PEM public key' })
+  // ES256 is P-256's (RFC 7518 §3.4): another curve's 64-byte signatures would pass for P-256's
+  // twins in the guard's cache (found in review); RSA below 2048 bits is refused as well.
+  const pem = { privateKeyEncoding: { format: 'pem', type: 'pkcs8' }, publicKeyEncoding: { format: 'pem', type: 'spki' } } as const
+  const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1', ...pem })
+  t.throws(() => resolveOptions({ ...base, jwt: { private: k1.privateKey, public: k1.publicKey } }),
+    { message: 'fastify-wecom-auth: jwt.public must be an EC (P-256) or RSA (2048 bits or more) key, not an EC key on secp256k1' })
+  const small = generateKeyPairSync('rsa', { modulusLength: 1024, ...pem })
+  t.throws(() => resolveOptions({ ...base, jwt: { keys: [{ kid: 'a', secret: SECRET_1 }, { kid: 'b', private: small.privateKey, public: small.publicKey }] } }),
+    { message: 'fastify-wecom-auth: jwt.keys[1].public must be an EC (P-256) or RSA (2048 bits or more) key, not an RSA key of 1024 bits' })
   const options = { ...base, jwt: { keys: [{ kid: 'a', secret: SECRET_1 }] } }
   const copy = JSON.stringify(options)
   t.same(resolveOptions(options).jwt.keys, [{ kid: 'a', algorithm: 'HS256', signKey: SECRET_1, verifyKey: SECRET_1 }])

@@ -271,3 +271,16 @@ t.test('a refused token leaves Error.stackTraceLimit as it was, whatever fast-jw
   t.equal(tokens.verify(`${valid.slice(0, -2)}AA`).ok, false, 'still refused')
   t.equal(new Error('after').stack?.includes('\n    at '), true, 'other errors keep their stacks')
 })
+
+t.test('where Error.stackTraceLimit cannot be written (frozen intrinsics), a refused token is still a 401, not a throw', async (t) => {
+  const tokens = await counted()
+  const valid = tokens.sign(member(1))
+  const descriptor = Object.getOwnPropertyDescriptor(Error, 'stackTraceLimit')!
+  Object.defineProperty(Error, 'stackTraceLimit', { ...descriptor, writable: false })
+  try {
+    t.same(tokens.verify(`${valid.slice(0, -2)}AA`), { ok: false, reason: 'invalid' })
+    t.equal(tokens.verify(valid).ok, true)
+  } finally {
+    Object.defineProperty(Error, 'stackTraceLimit', descriptor)
+  }
+})
