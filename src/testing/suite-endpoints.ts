@@ -114,10 +114,5 @@ export function getUserInfo3rd (context: EndpointContext, query: Record<string, 
 export function getUserDetail3rd (context: EndpointContext, query: Record<string, string>, raw: string): Reply {
   const suiteId = context.suiteTokens.check(query.suite_access_token)
   if (typeof suiteId === 'number') return { errcode: suiteId }
-  const body = jsonObject(raw)
-  if (body === undefined) return { errcode: 47001 }
-  const ticket = typeof body.user_ticket === 'string' ? context.web.userTicket(body.user_ticket) : undefined
-  if (ticket === undefined || ticket.suiteId !== suiteId) return { errcode: 40058 }
-  const reply = detailReply(context, ticket)
-  return reply.errcode === 0 ? { ...reply, corpid: ticket.corpId } : reply
+  return detailReply(context, raw, (ticket) => ticket.suiteId === suiteId, true)
 }

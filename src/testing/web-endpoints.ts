@@ -6,7 +6,7 @@
  */
 import type { TokenState } from './credentials.js'
 import type { EndpointContext } from './context.js'
-import type { WebCode } from './web-logins.js'
+import type { UserTicket, WebCode } from './web-logins.js'
 import { jsonObject, type Reply } from './wire.js'
 
 /** Fields getuserdetail answers: WeCom sends each, empty when the member has none. */
@@ -38,12 +38,23 @@ export function visitorReply ({ directory, web }: EndpointContext, code: WebCode
   return reply
 }
 
-/** A member's private fields, as auth/getuserdetail and service/auth/getuserdetail3rd answer them. */
-export function detailReply ({ directory }: EndpointContext, ticket: { corpId: string, userid: string }): Reply {
+/**
+ * A POST body's user_ticket → the member's private fields, as auth/getuserdetail and
+ * service/auth/getuserdetail3rd answer them, for a ticket `owns` takes (its app's or suite's), the
+ * corpid too with `withCorp` (the 3rd's). 47001 for a body that is no JSON; 40058 for any other
+ * ticket: WeCom's documentation names no errcode for a bad user_ticket, and 40058 (invalid
+ * parameter) is a guess.
+ */
+export function detailReply ({ directory, web }: EndpointContext, raw: string, owns: (ticket: UserTicket) => boolean, withCorp = false): Reply {
+  const body = jsonObject(raw)
+  if (body === undefined) return { errcode: 47001 }
+  const ticket = typeof body.user_ticket === 'string' ? web.userTicket(body.user_ticket) : undefined
+  if (ticket === undefined || !owns(ticket)) return { errcode: 40058 }
   const member = directory.find(ticket.corpId)?.members.get(ticket.userid)
   if (member === undefined) return { errcode: 60111 }
   const reply: Reply = { errcode: 0, userid: member.userid, gender: member.gender ?? '0' }
   for (const field of DETAIL_FIELDS) reply[field] = member[field] ?? ''
+  if (withCorp) reply.corpid = ticket.corpId
   return reply
 }
 
@@ -60,12 +71,7 @@ export function getUserInfo (context: EndpointContext, query: Record<string, str
 export function getUserDetail (context: EndpointContext, query: Record<string, string>, raw: string): Reply {
   const token = context.credentials.check(query.access_token)
   if (typeof token === 'number') return { errcode: token }
-  const body = jsonObject(raw)
-  if (body === undefined) return { errcode: 47001 }
-  const ticket = typeof body.user_ticket === 'string' ? context.web.userTicket(body.user_ticket) : undefined
-  // WeCom's documentation names no errcode for a bad user_ticket: 40058 (invalid parameter) is a guess.
-  if (ticket === undefined || !issuedTo(token, ticket)) return { errcode: 40058 }
-  return detailReply(context, ticket)
+  return detailReply(context, raw, (ticket) => issuedTo(token, ticket))
 }
 
 export function getJsapiTicket ({ credentials, tickets }: EndpointContext, query: Record<string, string>): Reply {

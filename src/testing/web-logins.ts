@@ -23,7 +23,7 @@ export interface WebCode {
   suiteId?: string
 }
 
-interface UserTicket {
+export interface UserTicket {
   corpId: string
   agentId: number | undefined
   userid: string
