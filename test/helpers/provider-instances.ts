@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { WecomAuthOptions } from '../../src/index.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
-import { eventually, redisApp } from './redis.js'
+import { eventually, redisApp, type RedisApp } from './redis.js'
 import { CORP_A, simulatorCorps } from './setup.js'
 import { OTHER, PROVIDER, SUITE, suiteOptions } from './suites.js'
 
@@ -39,22 +39,32 @@ async function acknowledged (push: () => Promise<{ status: number } | undefined>
 }
 
 /**
+ * Instances of a provider's app on `store`, one per entry of `apps` (their options beside
+ * suiteOptions), the simulator connected to the first: a suite_ticket pushed and CORP_A installed
+ * through it. `login` logs a member of CORP_A in on an instance through SUITE.
+ */
+export async function installedOnRedis (t: Test, store: WecomAuthOptions['store'], apps: ReadonlyArray<Partial<WecomAuthOptions>>) {
+  const sim = await createWecomSimulator({ corps: simulatorCorps(), provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
+  t.teardown(() => sim.close())
+  const instances: RedisApp[] = []
+  for (const options of apps) instances.push(await redisApp(t, sim, store, { ...suiteOptions, corps: undefined, ...options }))
+  await sim.connectSuites(`${await instances[0]!.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
+  t.ok(await acknowledged(async () => (await sim.pushSuiteTicket(SUITE.suiteId)).answer))
+  t.ok(await acknowledged(() => sim.install(CORP_A, { suiteId: SUITE.suiteId })), 'pushed to the first instance')
+  const login = (app: RedisApp, userid = 'zhangsan') => app.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(CORP_A, userid), suiteId: SUITE.suiteId } })
+  return { sim, instances, login }
+}
+
+/**
  * install → login on two instances → cancel_auth on one: the corp's sessions refused on the other
  * within 1 s, its logins and refreshes refused, and its permanent code never in clear in Redis
  * (`nodes`: the URLs to read every key from; `store.keyPrefix` must be given).
  */
 export async function installAcrossInstances (t: Test, store: WecomAuthOptions['store'] & { keyPrefix: string }, nodes: readonly string[]): Promise<void> {
-  const sim = await createWecomSimulator({ corps: simulatorCorps(), provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
-  t.teardown(() => sim.close())
-  const options = { ...suiteOptions, corps: undefined }
-  const a = await redisApp(t, sim, store, options)
-  const b = await redisApp(t, sim, store, options)
-  await sim.connectSuites(`${await a.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
-  t.ok(await acknowledged(async () => (await sim.pushSuiteTicket(SUITE.suiteId)).answer))
-  t.ok(await acknowledged(() => sim.install(CORP_A, { suiteId: SUITE.suiteId })), 'pushed to instance a')
+  const { sim, instances, login } = await installedOnRedis(t, store, [{}, {}])
+  const [a, b] = instances as [RedisApp, RedisApp]
   const code = sim.permanentCode(CORP_A, { suiteId: SUITE.suiteId })!
 
-  const login = (app: typeof a, userid: string) => app.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(CORP_A, userid), suiteId: SUITE.suiteId } })
   const onB = await login(b, 'zhangsan')
   t.equal(onB.statusCode, 200, 'instance b knows the install, and the suite_ticket a kept')
   const onA = await login(a, 'zhangsan')

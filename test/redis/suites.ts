@@ -2,10 +2,10 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import { redisKeys } from '../../src/stores/redis/keys.js'
 import { createWecomSimulator } from '../../src/testing/simulator.js'
-import { installAcrossInstances } from '../helpers/provider-instances.js'
-import { redisApp, startRedis } from '../helpers/redis.js'
-import { CORP_A, simulatorCorps } from '../helpers/setup.js'
-import { now, OTHER, PROVIDER, SEAL_KEYS, SUITE, suiteOptions, ticketPush } from '../helpers/suites.js'
+import { installAcrossInstances, installedOnRedis } from '../helpers/provider-instances.js'
+import { redisApp, startRedis, type RedisApp } from '../helpers/redis.js'
+import { CORP_A, SECRET_A, simulatorCorps } from '../helpers/setup.js'
+import { now, OTHER, SEAL_KEYS, SUITE, suiteOptions, ticketPush } from '../helpers/suites.js'
 
 const redis = await startRedis(t)
 if (redis !== undefined) {
@@ -50,18 +50,10 @@ if (redis !== undefined) {
 if (redis !== undefined) {
   t.test('a suite no longer served (suites changed while its sessions live): their refresh refused, the session ended', async (t) => {
     const own = (await startRedis(t))!
-    const sim = await createWecomSimulator({ corps: simulatorCorps(), provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
-    t.teardown(() => sim.close())
-    const store = { redis: own.url, keyPrefix: 'served:' }
-    const a = await redisApp(t, sim, store, { ...suiteOptions, corps: undefined })
-    await sim.connectSuites(`${await a.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
-    await sim.pushSuiteTicket(SUITE.suiteId)
-    t.same(await sim.install(CORP_A, { suiteId: SUITE.suiteId }), { status: 200, body: 'success' })
-    const login = async () => (await a.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(CORP_A, 'zhangsan'), suiteId: SUITE.suiteId } })).json()
-    const sessions = [await login(), await login()]
+    const { instances, login } = await installedOnRedis(t, { redis: own.url, keyPrefix: 'served:' }, [{}, { corps: [{ corpId: CORP_A, secret: SECRET_A }], provider: undefined, suites: undefined, sealKeys: undefined }, { suites: [OTHER] }])
+    const [a, withoutSuites, otherSuite] = instances as [RedisApp, RedisApp, RedisApp]
+    const sessions = [(await login(a)).json(), (await login(a)).json()]
 
-    const withoutSuites = await redisApp(t, sim, store)
-    const otherSuite = await redisApp(t, sim, store, { ...suiteOptions, suites: [OTHER] })
     for (const [app, session, why] of [[withoutSuites, sessions[0], 'no suites'], [otherSuite, sessions[1], 'another suite']] as const) {
       t.equal((await app.refresh(session.refresh_token)).json().code, 'WECOM_CORP_NOT_ALLOWED', `${why}: refused`)
       t.equal((await a.refresh(session.refresh_token)).json().code, 'WECOM_REFRESH_INVALID', `${why}: and the session ended`)
@@ -72,16 +64,10 @@ if (redis !== undefined) {
 if (redis !== undefined) {
   t.test('sealKeys: a code no key of an instance opens is a 503 and an error logged, not an uninstall; the sessions live on', async (t) => {
     const own = (await startRedis(t))!
-    const sim = await createWecomSimulator({ corps: simulatorCorps(), provider: { corpId: PROVIDER }, suites: [SUITE, OTHER] })
-    t.teardown(() => sim.close())
-    const store = { redis: own.url, keyPrefix: 'sealed:' }
     const NEW = 'a-new-seal-key-of-at-least-32-characters'
-    const rotated = await redisApp(t, sim, store, { ...suiteOptions, corps: undefined, sealKeys: [NEW, ...SEAL_KEYS] })
-    const stale = await redisApp(t, sim, store, { ...suiteOptions, corps: undefined, sealKeys: SEAL_KEYS })
-    await sim.connectSuites(`${await rotated.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
-    await sim.pushSuiteTicket(SUITE.suiteId)
-    t.same(await sim.install(CORP_A, { suiteId: SUITE.suiteId }), { status: 200, body: 'success' }, 'installed on the rotated instance: sealed with the new key')
-    const login = (app: typeof rotated) => app.app.inject({ method: 'POST', url: '/wecom/login', payload: { code: sim.issueCode(CORP_A, 'zhangsan'), suiteId: SUITE.suiteId } })
+    // Installed through the rotated instance, the first: sealed with the new key.
+    const { instances, login } = await installedOnRedis(t, { redis: own.url, keyPrefix: 'sealed:' }, [{ sealKeys: [NEW, ...SEAL_KEYS] }, { sealKeys: SEAL_KEYS }])
+    const [rotated, stale] = instances as [RedisApp, RedisApp]
     const session = (await login(rotated)).json()
 
     const refused = await stale.refresh(session.refresh_token)
