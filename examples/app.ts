@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyWecomAuth, { type WecomAuthOptions } from '../src/index.js'
 import {
   createWecomSimulator,
+  isAcknowledged,
   isSimulatorNotFound,
   type CallbackAnswer,
   type SimulatedCorp,
@@ -177,7 +178,7 @@ function providerRoutes (app: FastifyInstance, sim: WecomSimulator): void {
   const admin = (pushed: string, action: (corpid: string) => Promise<CallbackAnswer | undefined>) =>
     async (request: FastifyRequest<CorpQuery>) => {
       const answer = await action(request.query.corpid)
-      return { pushed, acknowledged: answer?.status === 200 && answer.body === 'success', installs: await installs() }
+      return { pushed, acknowledged: isAcknowledged(answer), installs: await installs() }
     }
   const schema = { querystring: corpQuery }
   app.post<CorpQuery>('/dev/install', { schema }, admin('create_auth', (corpid) => sim.install(corpid)))

@@ -26,6 +26,11 @@ export interface SimulatedDelivery {
 /** What a callback answered one POST. */
 export interface CallbackAnswer { status: number, body: string }
 
+/** Whether an answer is WeCom's acknowledgement: HTTP 200 and `success` (doc path/90238). */
+export function isAcknowledged (answer: CallbackAnswer | undefined): boolean {
+  return answer?.status === 200 && answer.body.trim() === 'success'
+}
+
 interface DeliveryState extends SimulatedDelivery {
   attempts: number
   acknowledged: boolean
@@ -151,7 +156,7 @@ export class Callbacks {
   private async attempt (delivery: DeliveryState, url: string, request: CallbackRequest): Promise<void> {
     delivery.attempts += 1
     const answer = await this.call(url, request, 'POST').catch(() => undefined)
-    if (answer?.status === 200 && answer.body.trim() === 'success') {
+    if (isAcknowledged(answer)) {
       delivery.acknowledged = true
       return
     }

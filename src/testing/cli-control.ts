@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ENDPOINTS } from './endpoints.js'
 import {
+  isAcknowledged,
   isSimulatorNotFound,
   type CallbackAnswer,
   type SimulatedDelivery,
@@ -73,7 +74,7 @@ function deliveryOf (delivery: SimulatedDelivery | undefined): unknown {
 
 /** What a suite's callback answered a push: acknowledged when it said `success`; status null when no answer came. */
 function answered (answer: CallbackAnswer | undefined): { acknowledged: boolean, status: number | null } {
-  return { acknowledged: answer?.status === 200 && answer.body === 'success', status: answer?.status ?? null }
+  return { acknowledged: isAcknowledged(answer), status: answer?.status ?? null }
 }
 
 /** The corps' routes: codes, faults, tokens, latency, off-boarding, the request log. */

@@ -108,7 +108,8 @@ function parseRedirect (raw: string | undefined): URL | undefined {
 
 /** What both pages do once their own parameters are checked. */
 function open (context: EndpointContext, query: Query, given: Visit): PageAnswer {
-  const agentId = query.agentid === undefined || given.suite !== undefined ? undefined : Number(query.agentid)
+  // A third-party suite's page took no agentid (suitePage).
+  const agentId = query.agentid === undefined ? undefined : Number(query.agentid)
   // A 代开发 app's pages are the corp's own (appid the CorpID, agentid its app in the corp), trusting the suite's domains.
   const install = agentId === undefined ? undefined : context.installs.byAgent(given.corpId, agentId)
   const visit = install === undefined ? given : { ...given, suite: context.suites.suite(install.suiteId) }
@@ -130,7 +131,7 @@ function open (context: EndpointContext, query: Query, given: Visit): PageAnswer
     return picker(query, visit)
   }
   // A 代开发 app's code is the corp app's, for auth/getuserinfo on its token; a third-party suite's, the suite's.
-  redirect.searchParams.set('code', context.web.issueCode({ corpId: visit.corpId, agentId, visitor, scope: visit.scope, suiteId: install === undefined ? visit.suite?.suiteId : undefined }))
+  redirect.searchParams.set('code', context.web.issueCode({ corpId: visit.corpId, agentId, visitor, scope: visit.scope, suiteId: given.suite?.suiteId }))
   redirect.searchParams.set('state', state)
   return { redirect: redirect.href }
 }

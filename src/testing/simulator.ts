@@ -33,6 +33,7 @@ import { sealUserInfo } from './user-info.js'
 import { WebLogins, type WebScope, type WebVisitor } from './web-logins.js'
 
 export type { CallbackAnswer, SimulatedDelivery } from './callbacks.js'
+export { isAcknowledged } from './callbacks.js'
 export type { SimulatedSuite, SuiteTicketPush } from './suite-pushes.js'
 export type { SuiteTicketFate } from './suite-ticket-schedule.js'
 export type { SimulatedCorp, SimulatedMember, SimulatedOutsider, SimulatedWebApp } from './directory.js'
