@@ -38,7 +38,10 @@ const byClass: Record<Exclude<ErrcodeClass, 'unknown'>, Record<number, string | 
   token: {
     40001: ['invalid secret: check the corp secret, or whether it was reset or the app disabled', 'config'],
     40014: 'invalid access_token: expired early, malformed, or a token of the wrong app',
-    42001: 'access_token expired'
+    42001: 'access_token expired',
+    // A suite's own token (doc path/90600): refreshed once as an app's is.
+    40082: 'invalid suite_access_token',
+    42009: 'suite_access_token expired'
   },
   code: {
     40029: 'invalid code: expired, already used, or not from wx.qy.login or WeCom\'s web authorization',

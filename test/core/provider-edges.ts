@@ -80,3 +80,16 @@ t.test('a suite\'s session signs no page of the corp\'s own web app (JS-SDK)', a
   t.equal((await sign(ownToken)).statusCode, 200, 'the corp\'s own session')
   t.equal((await sign(suiteToken)).json().code, 'WECOM_WEB_NOT_CONFIGURED', 'the suite\'s session')
 })
+
+t.test('a suite_access_token WeCom ended early (40082, 42009) is fetched again once, and the login goes on', async (t) => {
+  const p = await provider(t)
+  await p.sim.install(CORP_A, { suiteId: SUITE.suiteId })
+  t.equal((await p.login(CORP_A, 'zhangsan')).statusCode, 200)
+  for (const errcode of [40082, 42009]) {
+    const before = p.sim.calls['service/get_suite_token']
+    p.sim.inject('service/miniprogram/jscode2session', { errcode })
+    const res = await p.login(CORP_A, 'zhangsan')
+    t.equal(res.statusCode, 200, `${errcode}: the login answered`)
+    t.equal(p.sim.calls['service/get_suite_token'] - before, 1, `${errcode}: one new suite token`)
+  }
+})
