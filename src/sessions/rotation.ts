@@ -62,18 +62,25 @@ function retryAnswer (kit: SessionKit, session: SessionRecord, presented: Presen
   return accessToken === null || next === undefined ? null : kit.answer(session, accessToken, next)
 }
 
+/**
+ * A suite's corp that uninstalled it (or installed it again since) ends the session at once, as
+ * does a suite this server no longer serves (`suites` changed while its sessions lived).
+ */
+async function stillInstalled (kit: SessionKit, session: SessionRecord, context: LoginContext): Promise<void> {
+  const { suiteId } = session
+  if (suiteId === undefined) return
+  const { installed } = kit.deps.loginFlow
+  if (installed !== undefined && await installed(suiteId, session.corpid, session.startedAt ?? 0)) return
+  await kit.end(session, context.request)
+  throw new CorpNotAllowedError()
+}
+
 /** The rotation of the session's current token; null when another refresh with it won the race. */
 async function rotate (kit: SessionKit, session: SessionRecord, presented: PresentedToken, context: LoginContext): Promise<IssuedTokens | null> {
   const { deps, now } = kit
   let { member, checkedAt } = session
   const { suiteId } = session
-  // A suite's corp that uninstalled it (or installed it again since) ends the session at once, as
-  // does a suite this server no longer serves (`suites` changed while its sessions lived).
-  if (suiteId !== undefined && (deps.loginFlow.installed === undefined ||
-      !await deps.loginFlow.installed(suiteId, session.corpid, session.startedAt ?? 0))) {
-    await kit.end(session, context.request)
-    throw new CorpNotAllowedError()
-  }
+  await stillInstalled(kit, session, context)
   if (now() - checkedAt > deps.recheckInterval * 1000) {
     try {
       member = await deps.loginFlow.checkMember(session.corpid, session.userid, context, session.surface, suiteId)
@@ -83,6 +90,8 @@ async function rotate (kit: SessionKit, session: SessionRecord, presented: Prese
       if (error instanceof UserForbiddenError) await kit.end(session, context.request)
       throw error
     }
+    // An uninstall during the recheck's call to WeCom refuses this refresh too, as a login's.
+    await stillInstalled(kit, session, context)
     checkedAt = now()
   }
   const next = deps.refreshTokens.next(presented)

@@ -93,3 +93,16 @@ t.test('a suite_access_token WeCom ended early (40082, 42009) is fetched again o
     t.equal(p.sim.calls['service/get_suite_token'] - before, 1, `${errcode}: one new suite token`)
   }
 })
+
+t.test('the corp uninstalls during a refresh\'s member recheck: the refresh is refused and the session ends', async (t) => {
+  const meanwhile: { run?: () => Promise<unknown> } = {}
+  const p = await provider(t, { session: { recheckInterval: 1 }, authorize: async () => { await meanwhile.run?.(); return true } })
+  await p.sim.install(CORP_A, { suiteId: SUITE.suiteId })
+  const session = (await p.login(CORP_A, 'zhangsan')).json()
+  meanwhile.run = async () => { meanwhile.run = undefined; await p.sim.uninstall(CORP_A, { suiteId: SUITE.suiteId }) }
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const refresh = () => p.app.inject({ method: 'POST', url: '/wecom/refresh', payload: { refresh_token: session.refresh_token } })
+  const raced = await refresh()
+  t.equal(raced.json().code, 'WECOM_CORP_NOT_ALLOWED', 'no access token outlives the uninstall')
+  t.equal((await refresh()).json().code, 'WECOM_REFRESH_INVALID', 'the session ended')
+})
