@@ -83,6 +83,8 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
   const memberCheck = createMemberCheck({ client, authorize: config.authorize })
   const webApps = webAppsOf(config)
   const webLogin = createWebLogin({ client, memberCheck, timeout: config.api.timeout })
+  // Claims on callback deliveries, shared by the suites' pushes and the corps' off-boarding.
+  const claims = deliveryClaims(config, store)
   // The off-boarding is built after the sessions, which need the login flow, which needs the
   // provider: a push reaches it only once the plugin is ready.
   const provider = createProvider(config, {
@@ -90,14 +92,14 @@ async function createParts (fastify: FastifyInstance, config: ResolvedConfig, lo
     tickets,
     client,
     memberCheck,
-    claims: deliveryClaims(config, store),
+    claims,
     contactEvent: (corpId, event, request) => offboarding.handle(corpId, event, request),
     log
   })
   const miniprogram = createMiniprogramLogin({ corps: config.corps, client, timeout: config.api.timeout, memberCheck })
   const loginFlow = loginFlowOf({ miniprogram, provider, corpIds }, webApps, webLogin)
   const sessions = sessionsOf(config, store, accessTokens, loginFlow, log)
-  const offboarding = offboardingOf(config, store, sessions, loginFlow, log)
+  const offboarding = offboardingOf(config, claims, sessions, loginFlow, log)
   return {
     store,
     sessions,
@@ -231,7 +233,7 @@ function sessionsOf (config: ResolvedConfig, store: SessionStore, tokens: Access
 }
 
 /** What WeCom's callback events do to sessions. */
-function offboardingOf (config: ResolvedConfig, store: SessionStore, sessions: Sessions, loginFlow: LoginFlow, log: FastifyBaseLogger) {
+function offboardingOf (config: ResolvedConfig, claims: Omit<DeliveryClaims, 'log'>, sessions: Sessions, loginFlow: LoginFlow, log: FastifyBaseLogger) {
   return createOffboarding<FastifyRequest>({
     revokeUser: (corpId, userid, at, request) => sessions.revokeUser(corpId, userid, { at, request }),
     async stillAllowed (corpId, userid, request) {
@@ -243,7 +245,7 @@ function offboardingOf (config: ResolvedConfig, store: SessionStore, sessions: S
         throw error
       }
     },
-    ...deliveryClaims(config, store),
+    ...claims,
     onEvent: config.onEvent,
     log
   })

@@ -18,11 +18,6 @@ export interface CallbackSuite { suiteId: string, token: string, encodingAESKey:
  */
 export type SuitePush = WecomEvent & { SuiteId: string, InfoType: string, TimeStamp: string }
 
-/** GET: the URL check of a suite's callback, its `echostr` encrypted for the provider's CorpID. */
-export function verifySuiteUrl (suites: readonly CallbackSuite[], providerCorpId: string, query: CallbackQuery, now: number): string {
-  return verifyUrl(suites.map(({ token, encodingAESKey }) => ({ corpId: providerCorpId, token, encodingAESKey })), query, now)
-}
-
 /**
  * What a POST to a suite's callback carries: a push (receiver the SuiteId), or a data callback's
  * event of a corp that installed the suite (receiver that corp's corpid, doc path/95373), whose
@@ -35,23 +30,38 @@ export type SuiteDelivery =
 /** WeCom's corpids, encrypted ones included: short ASCII, case kept. */
 const CORP_ID = /^[\x21-\x7e]{1,128}$/
 
-/** POST: one delivery to a suite's callback, opened with the suite's key for its SuiteId or an authorized corp's corpid. */
-export function openSuiteDelivery (suites: readonly CallbackSuite[], providerCorpId: string, query: CallbackQuery, body: unknown, now: number): SuiteDelivery {
+/**
+ * The suites' callback as one receiver: its receiver lists built once. `verifyUrl` (GET): the URL
+ * check, its `echostr` encrypted for the provider's CorpID. `open` (POST): one delivery, opened
+ * with a suite's key for its SuiteId or an authorized corp's corpid.
+ */
+export function createSuiteCallback (suites: readonly CallbackSuite[], providerCorpId: string) {
+  const checks: CallbackCorp[] = suites.map(({ token, encodingAESKey }) => ({ corpId: providerCorpId, token, encodingAESKey }))
   const receivers: CallbackCorp[] = suites.map(({ suiteId, token, encodingAESKey }) => ({ corpId: suiteId, token, encodingAESKey }))
+  const bySuiteId = new Map(suites.map((suite) => [suite.suiteId, suite]))
   // The provider's own CorpID is the URL check's receiver only; another suite's id is no corp's.
   const accepts = (receiver: CallbackCorp, id: string): boolean =>
-    id === receiver.corpId || (id !== providerCorpId && CORP_ID.test(id) && !suites.some(({ suiteId }) => suiteId === id))
-  const { receiver, id, message } = openMessage(receivers, query, body, now, accepts)
-  const suite = suites.find(({ suiteId }) => suiteId === receiver.corpId)!
-  if (id !== suite.suiteId) {
-    // As a corp's own callback's event: the plain ToUserName must agree with the receiver id.
-    if (message.ToUserName !== id) throw new CallbackForbiddenError('the event is not addressed to that corp')
-    if (!isTimestamp(message.CreateTime)) throw new CallbackInvalidError('the event has no CreateTime')
-    return { kind: 'event', suite, corpId: id, event: message }
+    id === receiver.corpId || (id !== providerCorpId && CORP_ID.test(id) && !bySuiteId.has(id))
+
+  return {
+    verifyUrl: (query: CallbackQuery, now: number): string => verifyUrl(checks, query, now),
+
+    open (query: CallbackQuery, body: unknown, now: number): SuiteDelivery {
+      const { receiver, id, message } = openMessage(receivers, query, body, now, accepts)
+      const suite = bySuiteId.get(receiver.corpId)!
+      if (id !== suite.suiteId) {
+        // As a corp's own callback's event: the plain ToUserName must agree with the receiver id.
+        if (message.ToUserName !== id) throw new CallbackForbiddenError('the event is not addressed to that corp')
+        if (!isTimestamp(message.CreateTime)) throw new CallbackInvalidError('the event has no CreateTime')
+        return { kind: 'event', suite, corpId: id, event: message }
+      }
+      // The receiver id inside the ciphertext is the suite; the SuiteId inside must agree with it.
+      if (message.SuiteId !== suite.suiteId) throw new CallbackForbiddenError('the push is not for that suite')
+      if (typeof message.InfoType !== 'string' || message.InfoType === '') throw new CallbackInvalidError('the push has no InfoType')
+      if (!isTimestamp(message.TimeStamp)) throw new CallbackInvalidError('the push has no TimeStamp')
+      return { kind: 'push', suite, push: message as SuitePush }
+    }
   }
-  // The receiver id inside the ciphertext is the suite; the SuiteId inside must agree with it.
-  if (message.SuiteId !== suite.suiteId) throw new CallbackForbiddenError('the push is not for that suite')
-  if (typeof message.InfoType !== 'string' || message.InfoType === '') throw new CallbackInvalidError('the push has no InfoType')
-  if (!isTimestamp(message.TimeStamp)) throw new CallbackInvalidError('the push has no TimeStamp')
-  return { kind: 'push', suite, push: message as SuitePush }
 }
+
+export type SuiteCallback = ReturnType<typeof createSuiteCallback>

@@ -67,7 +67,6 @@ export function checkSuiteOptions (
   }
 }
 
-export type SuiteKind = z.output<typeof suite>['kind']
 export type SuiteOptions = z.output<typeof suite>
 
 /**

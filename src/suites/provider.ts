@@ -4,26 +4,24 @@ import type { DeliveryClaims } from '../events/deliveries.js'
 import type { ResolvedConfig } from '../options.js'
 import { stored } from '../sessions/kit.js'
 import { createVaultFor } from '../sessions/vault.js'
-import type { CallbackSuite } from '../events/suite-callback.js'
+import { createSuiteCallback, type SuiteCallback } from '../events/suite-callback.js'
 import type { CorpAuthorizationStore, SessionStore, SuiteTicketStore } from '../stores/store.js'
 import type { MemberCheck } from '../surfaces/member-check.js'
 import { createSuiteLogin, type SuiteLogin } from '../surfaces/suite-miniprogram.js'
 import { createSuiteWebLogin, type SuiteWebLogin } from '../surfaces/suite-web.js'
 import type { WecomClient } from '../wecom/client.js'
 import type { CorpCredentials } from '../wecom/credentials.js'
-import { createAuthorizations, type Authorizations } from './authorizations.js'
+import { createAuthorizations } from './authorizations.js'
 import type { AuthorizedCorp } from './options.js'
 import { createSuitePushes, type SuitePushes } from './pushes.js'
 
 /** The service provider's parts, with `suites`: the installs, the suites' login, their pushes. */
 export interface Provider {
-  authorizations: Authorizations
   login: SuiteLogin
   /** The suites' pages' way in: a third-party suite's (getuserinfo3rd), a 代开发 suite's app in a corp. */
   web: SuiteWebLogin
-  pushes: SuitePushes
-  /** The suites' command callback: their Tokens and keys, the provider's CorpID, what a push does. */
-  callback: { suites: readonly CallbackSuite[], providerCorpId: string, pushes: SuitePushes }
+  /** The suites' callback: what opens a delivery (their Tokens and keys, the provider's CorpID), what a push does. */
+  callback: { receiver: SuiteCallback, pushes: SuitePushes }
   /** The SuiteIds, in the order of `suites`. */
   suiteIds: readonly string[]
   /** A corp's credentials from the first of the suites it installed; null when it installed none. */
@@ -63,13 +61,10 @@ export function createProvider (config: ResolvedConfig, deps: ProviderDependenci
   })
   const pushes = createSuitePushes({ tickets: deps.tickets, authorizations, claims: deps.claims, contactEvent: deps.contactEvent, log })
   return {
-    authorizations,
     login: createSuiteLogin({ authorizations, client, memberCheck: deps.memberCheck, timeout: config.api.timeout }),
     web: createSuiteWebLogin({ authorizations, client, memberCheck: deps.memberCheck, timeout: config.api.timeout }),
-    pushes,
     callback: {
-      suites: suites.map(({ suiteId, token, encodingAESKey }) => ({ suiteId, token, encodingAESKey })),
-      providerCorpId: provider.corpId,
+      receiver: createSuiteCallback(suites.map(({ suiteId, token, encodingAESKey }) => ({ suiteId, token, encodingAESKey })), provider.corpId),
       pushes
     },
     suiteIds: suites.map(({ suiteId }) => suiteId),

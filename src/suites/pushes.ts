@@ -44,7 +44,7 @@ export function createSuitePushes ({ tickets, authorizations, claims, contactEve
 
   return {
     /** A data callback's event of a corp (receiver its corpid): the corps' off-boarding, for a corp that installed the suite. */
-    corpEvent: (suite: CallbackSuite, corpId: string, event: WecomEvent, request: FastifyRequest) => corpEvent(suite, corpId, event, request),
+    corpEvent,
 
     async handle (suite: CallbackSuite, push: SuitePush, request: FastifyRequest): Promise<void> {
       switch (push.InfoType) {
