@@ -38,12 +38,9 @@ export function createSuiteLogin ({ authorizations, client, memberCheck, timeout
     client.precheck([serviceJscode2session, userGet], { ...scope, app: tokenKey(suite) })
     const session = await client.callSuite(serviceJscode2session, suite, { query: { js_code: code, grant_type: 'authorization_code' } }, scope)
     const answeredAt = Date.now()
-    // A third-party code names its corp: one the client named otherwise is answered as for several corps.
-    if (context.corpId !== undefined && context.corpId !== session.corpid) {
-      await installedCorp(suiteId, session.corpid, context)
-      throw corpMismatch(session.corpid)
-    }
     const installed = await installedCorp(suiteId, session.corpid, context)
+    // A third-party code names its corp: one the client named otherwise is answered as for several corps.
+    if (context.corpId !== undefined && context.corpId !== session.corpid) throw corpMismatch(session.corpid)
     const member = await memberCheck(installed.credentials, session.userid, deadline, context)
     await confirmInstall(authorizations, installed, context)
     return { member: withOpenUserid(member, session.open_userid), sessionKey: session.session_key, answeredAt, suiteId }

@@ -20,8 +20,10 @@ export class RedisSuiteTickets implements SuiteTicketStore {
 
   async get (suiteId: string): Promise<SuiteTicket | null> {
     const kept = await this.#run((client) => client.get(redisKeys.suiteTicket(this.#prefix, suiteId)))
-    if (kept === null) return null
-    const dot = kept.indexOf('.')
-    return { timestamp: Number(kept.slice(0, dot)), ticket: kept.slice(dot + 1) }
+    const dot = kept === null ? -1 : kept.indexOf('.')
+    const timestamp = Number(kept?.slice(0, dot))
+    // Anything else under the key is no ticket of ours (as parsed() refuses in the installs' store).
+    if (kept === null || dot < 1 || !Number.isFinite(timestamp)) return null
+    return { timestamp, ticket: kept.slice(dot + 1) }
   }
 }
