@@ -1,9 +1,9 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { UrlNotAllowedError, WebNotConfiguredError } from '../errors.js'
 import { kClaims, type Authenticate } from '../guard.js'
 import type { WebAppCredentials } from '../surfaces/oauth.js'
 import type { WecomClient } from '../wecom/client.js'
-import { signPage, type PageSignature } from '../wecom/jssdk.js'
+import { signPage, type PageSignature, type PageTickets } from '../wecom/jssdk.js'
 import { decide } from '../wecom/outcome.js'
 
 export interface JssdkRouteOptions {
@@ -33,7 +33,7 @@ export async function jssdkRoutes (child: FastifyInstance, { apps, origins, clie
     config,
     // By cookie, authenticate itself refuses a POST from a page not on web.origins.
     onRequest: authenticate
-  }, async (request, reply) => {
+  }, (request, reply) => {
     const { corpid, suite } = request[kClaims]!
     const { url } = request.body
     // A suite's session is not the corp's own web app's, whose tickets these would be.
@@ -41,14 +41,23 @@ export async function jssdkRoutes (child: FastifyInstance, { apps, origins, clie
     if (corp === undefined) throw new WebNotConfiguredError(corpid)
     if (!onOrigins(url, origins)) throw new UrlNotAllowedError()
     const { app, head } = corp
-    // Cached, as nearly always: no deadline, no timer. Else fetched (single flight) within api.timeout.
-    const tickets = client.cachedTickets(app) ?? await decide(timeout, 'login', request.log, async (deadline) => {
+    // Cached, as nearly always: answered at once, with no promise for Fastify to wait on. Else
+    // fetched (single flight) within api.timeout.
+    const tickets = client.cachedTickets(app)
+    if (tickets !== undefined) {
+      answer(reply, head, url, tickets)
+      return
+    }
+    return decide(timeout, 'login', request.log, async (deadline) => {
       const [jsapi, agent] = await Promise.all([client.jsapiTicket(app, deadline), client.agentTicket(app, deadline)])
       return { jsapi, agent }
-    })
-    const signed = signPage(url, tickets)
-    return reply.type(JSON_TYPE).send(`${head},"config":${pageJson(signed.config)},"agentConfig":${pageJson(signed.agentConfig)}}`)
+    }).then((fetched) => answer(reply, head, url, fetched))
   })
+}
+
+function answer (reply: FastifyReply, head: string, url: string, tickets: PageTickets): FastifyReply {
+  const signed = signPage(url, tickets)
+  return reply.type(JSON_TYPE).send(`${head},"config":${pageJson(signed.config)},"agentConfig":${pageJson(signed.agentConfig)}}`)
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8'
