@@ -172,7 +172,9 @@ export class WecomClient {
 
   async #callWith<T> (source: CredentialSource, spec: EndpointSpec<T>, corp: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
     const appScope: CallScope = { ...scope, app: tokenKey(corp) }
-    const token = await scope.deadline.race(source.cache.get(corp))
+    // A cached token at once, as nearly always: no race, no listener on the deadline. A deadline
+    // already passed is still refused here, before the call counts against the endpoint's breaker.
+    const token = (scope.deadline.expired ? undefined : source.cache.cached(corp)) ?? await scope.deadline.race(source.cache.get(corp))
     try {
       return await this.call(spec, withToken(request, source.param, token), appScope)
     } catch (error) {
