@@ -1,4 +1,5 @@
 import { CorpNotAllowedError, CorpUnknownError, corpMismatch } from '../errors.js'
+import { forApp } from '../wecom/admission.js'
 import type { WecomClient } from '../wecom/client.js'
 import { tokenKey, type CorpCredentials } from '../wecom/credentials.js'
 import { jscode2session, userGet } from '../wecom/endpoints.js'
@@ -30,7 +31,7 @@ export function createMiniprogramLogin ({ corps, client, memberCheck, timeout }:
       return decide(timeout, 'login', context.log, async (deadline) => {
         const scope = { deadline, corpId: corp.corpId, client: context.request?.ip }
         // The code is single-use: not spent on jscode2session when user/get could not follow in time.
-        client.precheck([jscode2session, userGet], { ...scope, app: tokenKey(corp) })
+        client.precheck([jscode2session, userGet], forApp(scope, tokenKey(corp)))
         const session = await client.callApp(jscode2session, corp, { query: { js_code: code, grant_type: 'authorization_code' } }, scope)
         const answeredAt = Date.now()
         if (session.corpid !== corp.corpId) {

@@ -1,6 +1,7 @@
 import { UserForbiddenError } from '../errors.js'
 import type { LoginContext, VerifiedLogin } from '../member.js'
 import type { WecomMember } from '../options.js'
+import { forApp } from '../wecom/admission.js'
 import type { WecomClient } from '../wecom/client.js'
 import { tokenKey, type CorpCredentials } from '../wecom/credentials.js'
 import { authGetUserDetail, authGetUserInfo, userGet } from '../wecom/endpoints.js'
@@ -55,7 +56,7 @@ export function createWebLogin ({ client, memberCheck, timeout }: WebLoginDepend
       decide(timeout, 'login', context.log, async (deadline) => {
         const scope = { deadline, corpId: app.corpId, client: context.request?.ip }
         // The code is single-use: not spent when the member check could not follow in time.
-        client.precheck([authGetUserInfo, userGet], { ...scope, app: tokenKey(app) })
+        client.precheck([authGetUserInfo, userGet], forApp(scope, tokenKey(app)))
         const identity = await client.callApp(authGetUserInfo, app, { query: { code } }, scope)
         if (identity.kind === 'outsider') {
           context.log.info({ corpId: app.corpId }, 'wecom: web login by someone who is not a member of the corp')

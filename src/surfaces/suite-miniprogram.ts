@@ -2,6 +2,7 @@ import { corpMismatch, InvalidArgumentError, SuiteUnknownError } from '../errors
 import type { LoginContext, VerifiedLogin } from '../member.js'
 import type { WecomMember } from '../options.js'
 import type { Authorizations, InstalledCorp } from '../suites/authorizations.js'
+import { forApp } from '../wecom/admission.js'
 import type { WecomClient } from '../wecom/client.js'
 import { tokenKey } from '../wecom/credentials.js'
 import type { Deadline } from '../wecom/deadline.js'
@@ -35,7 +36,7 @@ export function createSuiteLogin ({ authorizations, client, memberCheck, timeout
     const suite = authorizations.suiteCredentials(suiteId)
     const scope = { deadline, corpId: suiteId, client: context.request?.ip }
     // The code is single-use: not spent when user/get could not follow in time.
-    client.precheck([serviceJscode2session, userGet], { ...scope, app: tokenKey(suite) })
+    client.precheck([serviceJscode2session, userGet], forApp(scope, tokenKey(suite)))
     const session = await client.callSuite(serviceJscode2session, suite, { query: { js_code: code, grant_type: 'authorization_code' } }, scope)
     const answeredAt = Date.now()
     const installed = await installedCorp(suiteId, session.corpid, context)
@@ -51,7 +52,7 @@ export function createSuiteLogin ({ authorizations, client, memberCheck, timeout
     const installed = await installedCorp(suiteId, context.corpId, context)
     const corp = installed.credentials
     const scope = { deadline, corpId: corp.corpId, client: context.request?.ip }
-    client.precheck([jscode2session, userGet], { ...scope, app: tokenKey(corp) })
+    client.precheck([jscode2session, userGet], forApp(scope, tokenKey(corp)))
     const session = await client.callApp(jscode2session, corp, { query: { js_code: code, grant_type: 'authorization_code' } }, scope)
     const answeredAt = Date.now()
     if (session.corpid !== corp.corpId) {
@@ -94,5 +95,5 @@ export type SuiteLogin = ReturnType<typeof createSuiteLogin>
 
 /** The member with their `open_userid` (the provider's id for them, doc path/92423), when WeCom gave one. */
 function withOpenUserid (member: WecomMember, openUserid: string | undefined): WecomMember {
-  return openUserid === undefined || openUserid === '' ? member : { ...member, open_userid: openUserid }
+  return openUserid === undefined || openUserid === '' ? member : Object.assign({}, member, { open_userid: openUserid })
 }

@@ -1,6 +1,7 @@
 import { CorpNotAllowedError, SuiteUnknownError, UserForbiddenError } from '../errors.js'
 import type { LoginContext, VerifiedLogin } from '../member.js'
 import type { Authorizations, InstalledCorp } from '../suites/authorizations.js'
+import { forApp } from '../wecom/admission.js'
 import type { WecomClient } from '../wecom/client.js'
 import { tokenKey } from '../wecom/credentials.js'
 import { userGet } from '../wecom/endpoints.js'
@@ -48,7 +49,7 @@ export function createSuiteWebLogin ({ authorizations, client, memberCheck, time
       const installed = await requireInstall(authorizations, suiteId, corpId, context)
       const verified = await login(appOf(installed))
       await confirmInstall(authorizations, installed, context)
-      return { ...verified, suiteId }
+      return Object.assign({}, verified, { suiteId })
     },
 
     /** A third-party suite's page's code → the member, as the mini program's login verifies one; no session_key. */
@@ -57,7 +58,7 @@ export function createSuiteWebLogin ({ authorizations, client, memberCheck, time
         const suite = authorizations.suiteCredentials(suiteId)
         const scope = { deadline, corpId: suiteId, client: context.request?.ip }
         // The code is single-use: not spent when the member check could not follow in time.
-        client.precheck([getUserInfo3rd, userGet], { ...scope, app: tokenKey(suite) })
+        client.precheck([getUserInfo3rd, userGet], forApp(scope, tokenKey(suite)))
         const identity = await client.callSuite(getUserInfo3rd, suite, { query: { code } }, scope)
         if (identity.kind === 'outsider') {
           context.log.info({ suiteId }, 'wecom: web login by someone who is not a member of a corp')
@@ -66,7 +67,7 @@ export function createSuiteWebLogin ({ authorizations, client, memberCheck, time
         const installed = await requireInstall(authorizations, suiteId, identity.corpid, context)
         const checked = await memberCheck(installed.credentials, identity.userid, deadline, context)
         await confirmInstall(authorizations, installed, context)
-        const member = identity.open_userid === undefined ? checked : { ...checked, open_userid: identity.open_userid }
+        const member = identity.open_userid === undefined ? checked : Object.assign({}, checked, { open_userid: identity.open_userid })
         // A user_ticket comes with snsapi_privateinfo only, for a member who granted it.
         if (identity.user_ticket === undefined) return { member, answeredAt: Date.now(), suiteId }
         const profile = await client.callSuite(getUserDetail3rd, suite, { body: { user_ticket: identity.user_ticket } }, scope)

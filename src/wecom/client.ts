@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTelemetry, type Telemetry } from '../telemetry.js'
-import { Admission, type AdmissionOptions, type CallScope, type WecomLogger } from './admission.js'
+import { Admission, forApp, type AdmissionOptions, type CallScope, type WecomLogger } from './admission.js'
 import { CredentialCache, TokenCache, tokenKey, type CorpCredentials, type CredentialCacheOptions, type FetchedCredential, type SharedTokenStore, type TicketKind } from './credentials.js'
 import { DeadlineExceededError, withDeadline, type Deadline } from './deadline.js'
 import { getAgentTicket, getJsapiTicket, gettoken, type EndpointSpec, type WecomTicket } from './endpoints.js'
@@ -171,7 +171,7 @@ export class WecomClient {
   }
 
   async #callWith<T> (source: CredentialSource, spec: EndpointSpec<T>, corp: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
-    const appScope: CallScope = { ...scope, app: tokenKey(corp) }
+    const appScope = forApp(scope, tokenKey(corp))
     // A cached token at once, as nearly always: no race, no listener on the deadline. A deadline
     // already passed is still refused here, before the call counts against the endpoint's breaker.
     const token = (scope.deadline.expired ? undefined : source.cache.cached(corp)) ?? await scope.deadline.race(source.cache.get(corp))
@@ -187,7 +187,7 @@ export class WecomClient {
       if (deadline.remaining() <= this.#admission.expected(source.fetchedBy) + this.#admission.expected(spec.name)) throw new DeadlineExceededError()
       await deadline.race(source.cache.drop(corp, token))
       const fresh = await deadline.race(source.cache.get(corp))
-      return await this.call(spec, withToken(request, source.param, fresh), { ...appScope, freshToken: true })
+      return await this.call(spec, withToken(request, source.param, fresh), Object.assign(forApp(scope, appScope.app), { freshToken: true }))
     }
   }
 
@@ -280,5 +280,8 @@ interface CredentialSource { cache: CredentialCache, param: 'access_token' | 'su
 
 /** The token last: a query naming the token's parameter cannot replace it. */
 function withToken (request: CallRequest, param: CredentialSource['param'], token: string): CallRequest {
-  return { ...request, query: { ...request.query, [param]: token } }
+  // Copied and then written, not spread into a literal: see forApp.
+  const query = Object.assign({}, request.query)
+  query[param] = token
+  return { query, body: request.body }
 }
