@@ -144,7 +144,7 @@ function loginFlowOf (
       if (provider === undefined || (context.suiteId === undefined && corpIds.size > 0)) return miniprogram.login(code, context)
       const suiteId = context.suiteId ?? onlySuite
       if (suiteId === undefined) return Promise.reject(new InvalidArgumentError('suiteId', 'given: this server serves several suites'))
-      return provider.login.login(code, { ...context, suiteId })
+      return provider.login.login(code, Object.assign({}, context, { suiteId }))
     },
     checkMember (corpId, userid, context, surface, suiteId) {
       // A session of a suite's corp, or a contact event of a corp not configured (which names no suite).

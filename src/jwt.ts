@@ -129,7 +129,8 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], accepted: { c
       // randomUUID draws from a buffered pool: cheaper than a randomBytes call per token.
       const own: Record<string, unknown> = { userid: claims.userid, corpid: claims.corpid, sid: claims.sid, surface: claims.surface ?? 'miniprogram', iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID() }
       if (claims.suite !== undefined) own.suite = claims.suite
-      return engine.sign(extra === undefined ? own : { ...checkedExtra(extra), ...own })
+      // Object.assign, not two spreads: `{ ...a, ...b }` took 7–10 µs a token on Node 20 (CONTRIBUTING.md, House rules).
+      return engine.sign(extra === undefined ? own : Object.assign({}, checkedExtra(extra), own))
     },
     verify (token) {
       if (!canonicalSignature(token)) return { ok: false, reason: 'invalid' }

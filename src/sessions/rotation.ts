@@ -85,7 +85,7 @@ async function rotate (kit: SessionKit, session: SessionRecord, presented: Prese
     try {
       member = await deps.loginFlow.checkMember(session.corpid, session.userid, context, session.surface, suiteId)
       // user/get knows no open_userid: the login's stays with the member.
-      if (session.member.open_userid !== undefined) member = { ...member, open_userid: session.member.open_userid }
+      if (session.member.open_userid !== undefined) member = Object.assign({}, member, { open_userid: session.member.open_userid })
     } catch (error) {
       if (error instanceof UserForbiddenError) await kit.end(session, context.request)
       throw error
