@@ -100,8 +100,9 @@ export class Transport {
 
 /**
  * The body as text, or a RangeError past `max` bytes (the rest is not read). An answer that says
- * its length, as WeCom's do, is read whole at once: undici ends the body at Content-Length, so it
- * is bounded by it, and a stream iterated chunk by chunk cost a login more than its JSON.parse.
+ * its length (the simulator's, and any small JSON a server does not stream) is read whole at once:
+ * undici ends the body at Content-Length, so it is bounded by it, and a stream iterated chunk by
+ * chunk cost a login more than its JSON.parse.
  */
 async function readBody ({ headers, body }: Dispatcher.ResponseData, max: number): Promise<string> {
   const length = headers['content-length']
