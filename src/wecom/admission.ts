@@ -185,7 +185,8 @@ export class Admission {
   succeeded (spec: EndpointSpec<unknown>, scope: CallScope): void {
     // A fetch that answered ends its back-off; a token that WeCom took ends the back-off of tokens
     // refused while fresh (a fetch answering is not enough: it may hand back a token refused again).
-    this.#refusals.succeeded(appKey(scope, spec.credential === 'secret' ? spec.name : TOKEN_REFUSED))
+    if (spec.fetches !== undefined) this.#refusals.succeeded(appKey(scope, spec.name))
+    if (spec.credential === 'access_token') this.#refusals.succeeded(appKey(scope, TOKEN_REFUSED))
     if (this.#failing.delete(spec.name)) this.#options.log.info({ endpoint: spec.name }, `wecom: ${spec.name} answers again`)
   }
 
@@ -196,7 +197,7 @@ export class Admission {
   failed (spec: EndpointSpec<unknown>, scope: CallScope, error: WecomFailure): Error {
     const endpoint = spec.name
     if (error instanceof WecomTransportError) {
-      if (spec.credential === 'secret') return this.backOff(spec.name, scope, error)
+      if (spec.fetches !== undefined) return this.backOff(spec.name, scope, error, spec.fetches)
       const open = this.#breakers.get(endpoint)?.openFor() ?? 0
       if (open > 0) return new WecomFailFastError(endpoint, 'breaker', open, error)
       this.#note(endpoint, error.kind, error.kind === 'malformed' ? 'error' : 'warn', { corpId: scope.corpId, endpoint }, `wecom: ${error.message}`)
@@ -212,9 +213,9 @@ export class Admission {
     if (spec.credential === 'secret' && error.class !== 'retry') {
       return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope)
     }
-    if (error.class === 'token' && scope.freshToken === true) return this.backOff(TOKEN_REFUSED, scope, error, 'gettoken')
+    if (error.class === 'token' && scope.freshToken === true) return this.backOff(TOKEN_REFUSED, scope, error, 'access token', 'gettoken')
     if (error.class === 'retry') {
-      if (spec.credential === 'secret') return this.backOff(endpoint, scope, error)
+      if (spec.fetches !== undefined) return this.backOff(endpoint, scope, error, spec.fetches)
       this.#note(endpoint, String(error.errcode), 'warn', { corpId: scope.corpId, endpoint, errcode: error.errcode, hint: error.hint }, `wecom: ${error.message}`)
     } else if (error.class === 'config') {
       this.#note(endpoint, String(error.errcode), 'error', { corpId: scope.corpId, endpoint, errcode: error.errcode, hint: error.hint },
@@ -226,15 +227,17 @@ export class Admission {
   }
 
   /**
-   * The credential `endpoint` fetches (gettoken) could not be had or was refused while fresh: its
-   * next fetch for this app waits 1 s, doubling while it lasts (at most a minute), so that a login
-   * rate never becomes a gettoken rate (about 2,000 failed an hour block the IP, doc path/90454).
+   * The credential `endpoint` fetches (`what`: gettoken's access token, a JS-SDK ticket) could not
+   * be had, or a token was refused while fresh: its next fetch for this app waits 1 s, doubling
+   * while it lasts (at most a minute), so that a login or page rate never becomes a fetch rate
+   * (about 2,000 failed gettoken calls an hour block the IP, doc path/90454; a ticket's hourly
+   * cap is 100, path/90506).
    */
-  backOff (key: string, scope: CallScope, error: WecomFailure, endpoint: WecomEndpoint = key): WecomFailFastError {
+  backOff (key: string, scope: CallScope, error: WecomFailure, what: string, endpoint: WecomEndpoint = key): WecomFailFastError {
     const delay = this.#refusals.backOff(appKey(scope, key), error)
     // Said when the back-off starts; its doublings are the same outage.
     this.#options.log[delay === FIRST_BACKOFF ? 'warn' : 'debug']({ corpId: scope.corpId, endpoint, errcode: (error as Partial<WecomApiError>).errcode },
-      `wecom: no usable access token (${error.message}); remembered for this app: next ${endpoint} in ${seconds(delay)} s at the earliest, doubling while it lasts`)
+      `wecom: no usable ${what} (${error.message}); remembered for this app: next ${endpoint} in ${seconds(delay)} s at the earliest, doubling while it lasts`)
     return new WecomFailFastError(endpoint, 'backoff', delay, error)
   }
 

@@ -213,14 +213,16 @@ export class WecomClient {
       }
       if (typeof errcode !== 'number') throw this.#admission.failed(spec, scope, new WecomTransportError(spec.name, 'malformed', 'errcode is not a number'))
       const delay = this.#retryDelay * 2 ** attempt
-      // A retry is not started when the time left could not cover it: the answer would come too late.
-      if (errcode === -1 && attempt < MAX_RETRIES && scope.deadline.remaining() > delay + this.#admission.expected(spec.name)) {
+      // A retry is not started when the time left could not cover it: the answer would come too
+      // late. Nor on an endpoint WeCom caps by the hour: each try would spend the cap, and the
+      // fetch backs off instead (admission.ts), its next request being the retry.
+      if (errcode === -1 && spec.hourlyLimit === undefined && attempt < MAX_RETRIES && scope.deadline.remaining() > delay + this.#admission.expected(spec.name)) {
         await sleep(delay, undefined, { signal: scope.deadline.signal }).catch(() => {
           throw new WecomTransportError(spec.name, 'timeout', 'deadline passed while waiting to retry -1')
         })
         continue
       }
-      throw this.#admission.failed(spec, scope, new WecomApiError(spec.name, errcode, answer.errmsg))
+      throw this.#admission.failed(spec, scope, new WecomApiError(spec.name, errcode, answer.errmsg, spec.clientInput === true))
     }
   }
 

@@ -17,6 +17,12 @@ export interface EndpointSpec<T = Answer> {
    * `access_token`, refreshed once when WeCom says it is stale.
    */
   credential: 'secret' | 'access_token'
+  /**
+   * What it fetches for a cache to keep, in log lines (`access token`, `JS-SDK ticket`): a
+   * transport failure or -1 backs the app's next fetch off (1 s, doubling, at most a minute), so
+   * that a login or page rate never becomes a fetch rate. Every `secret` endpoint fetches one.
+   */
+  fetches?: string
   /** It carries what a client sent (a login code): the client spends its share of the budget. */
   clientInput?: true
   /** A `forbidden` errcode here says the member may not use the app (403), not that the host's call failed. */
@@ -52,6 +58,7 @@ export const gettoken: EndpointSpec<{ access_token: string, expires_in: number }
   path: '/cgi-bin/gettoken',
   method: 'GET',
   credential: 'secret',
+  fetches: 'access token',
   maxBody: SMALL_BODY,
   // A token goes into every later query string: one of absurd length is not WeCom's.
   answer: z.object({ access_token: text.max(512), expires_in: z.number().positive() })
@@ -171,6 +178,7 @@ export const getJsapiTicket: EndpointSpec<WecomTicket> = {
   path: '/cgi-bin/get_jsapi_ticket',
   method: 'GET',
   credential: 'access_token',
+  fetches: 'JS-SDK ticket',
   hourlyLimit: { corp: 400, app: 100 },
   maxBody: SMALL_BODY,
   answer: ticketAnswer
@@ -182,6 +190,7 @@ export const getAgentTicket: EndpointSpec<WecomTicket> = {
   path: '/cgi-bin/ticket/get',
   method: 'GET',
   credential: 'access_token',
+  fetches: 'JS-SDK ticket',
   hourlyLimit: { app: 100 },
   maxBody: SMALL_BODY,
   answer: ticketAnswer
@@ -212,6 +221,8 @@ export function apiEndpoint (path: string, method: 'GET' | 'POST'): EndpointSpec
     path,
     method,
     credential: row?.credential ?? 'access_token',
+    // The host's calls of a capped endpoint count against the same hourly caps as the plugin's.
+    hourlyLimit: row?.hourlyLimit,
     maxBody: LARGE_BODY,
     answer: anyAnswer
   }

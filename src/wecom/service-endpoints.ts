@@ -17,6 +17,7 @@ export const getSuiteToken: EndpointSpec<{ suite_access_token: string, expires_i
   path: '/cgi-bin/service/get_suite_token',
   method: 'POST',
   credential: 'secret',
+  fetches: 'suite access token',
   maxBody: SMALL_BODY,
   answer: z.object({ suite_access_token: text.max(512), expires_in: z.number().positive() })
 }

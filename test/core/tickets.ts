@@ -1,10 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { MockAgent } from 'undici'
 import { Admission, type WecomLogger } from '../../src/wecom/admission.js'
 import { WecomClient } from '../../src/wecom/client.js'
 import { CredentialCache, TokenCache, credentialKey, tokenKey, type TicketKind } from '../../src/wecom/credentials.js'
 import { Deadline, withDeadline } from '../../src/wecom/deadline.js'
-import { getAgentTicket, getJsapiTicket } from '../../src/wecom/endpoints.js'
+import { apiEndpoint, getAgentTicket, getJsapiTicket } from '../../src/wecom/endpoints.js'
 import { WecomFailFastError } from '../../src/wecom/failures.js'
 import { FakeShared } from '../helpers/shared-tokens.js'
 
@@ -90,6 +91,22 @@ t.test('the hourly caps: half of WeCom\'s limits per app and per corp, refused h
   t.match((() => { try { admission.check([getJsapiTicket], scope(2), 0) } catch (e) { return e } })(), { reason: 'budget' }, 'a precheck sees the cap too')
 })
 
+t.test('the host\'s api() calls of a capped endpoint count against the same hourly caps', async (t) => {
+  const admission = new Admission({ breaker: false, refusals: windows, budget: false, clientShare: 1, log: quiet, telemetry: { breakerChanged () {} } })
+  const deadline = new Deadline(60_000)
+  t.teardown(() => deadline.clear())
+  const scope = { deadline, corpId: 'ww1', app: 'ww1:app' }
+  const viaApi = apiEndpoint(getJsapiTicket.path, 'GET')!
+  const admitted = async (spec: typeof viaApi, times: number) => {
+    let count = 0
+    for (let i = 0; i < times; i++) if (await admission.admit(spec, scope).then(() => true, () => false)) count++
+    return count
+  }
+  t.equal(await admitted(viaApi, 30), 30)
+  t.equal(await admitted(getJsapiTicket, 30), 20, 'the plugin\'s own fetches get what api() left of the 50')
+  t.equal(await admitted(viaApi, 1), 0)
+})
+
 /** WeCom behind an undici MockAgent: gettoken and the two tickets, counted; `ticketAnswer` what a ticket call answers. */
 function mockWecom (t: Test, ticketAnswer: (path: string) => object = (path) => ({ errcode: 0, ticket: `ticket-of-${path.split('?')[0]}`, expires_in: 7200 })) {
   const agent = new MockAgent()
@@ -136,14 +153,30 @@ t.test('WecomClient: two instances on one shared store fetch each ticket once', 
 })
 
 t.test('WecomClient: a storm of cache misses stops at the hourly cap, short of WeCom\'s limit', async (t) => {
-  // An answer without its ticket is never cached: every ask is a miss that calls WeCom.
-  const wecom = mockWecom(t, () => ({ errcode: 0 }))
+  // A ticket that lives a millisecond, asked for 2 ms (or more) apart: every ask is a miss that calls WeCom.
+  const wecom = mockWecom(t, () => ({ errcode: 0, ticket: 'short-lived', expires_in: 0.001 }))
   const client = wecom.client()
   const outcomes: string[] = []
   for (let i = 0; i < 120; i++) {
+    await sleep(2)
     outcomes.push(await ask(client, 'jsapiTicket').then(() => 'ticket', (error: Error) => error instanceof WecomFailFastError ? error.reason : error.name))
   }
   t.equal(wecom.calls.jsapi, 50, 'half of WeCom\'s 100 an hour per app, and no more')
-  t.same(new Set(outcomes.slice(0, 50)), new Set(['WecomTransportError']), 'malformed answers')
+  t.same(new Set(outcomes.slice(0, 50)), new Set(['ticket']), 'each answered')
   t.same(new Set(outcomes.slice(50)), new Set(['budget']), 'then refused here, with a Retry-After')
+})
+
+t.test('WecomClient: a ticket WeCom cannot give backs its fetch off, -1 untried again, so the hourly cap is not spent on failures', async (t) => {
+  for (const [what, answer] of [['-1', { errcode: -1, errmsg: 'system busy' }], ['a malformed answer', { errcode: 0 }]] as const) {
+    const wecom = mockWecom(t, () => answer)
+    const client = wecom.client()
+    const outcomes: string[] = []
+    for (let i = 0; i < 20; i++) {
+      outcomes.push(await ask(client, 'jsapiTicket').then(() => 'ticket', (error: Error) => error instanceof WecomFailFastError ? error.reason : error.name))
+    }
+    // The first back-off is a second; twenty asks in a row take milliseconds. At most two calls
+    // for a machine so loaded that they took longer.
+    t.ok(wecom.calls.jsapi <= 2, `${what}: ${wecom.calls.jsapi} call(s) for 20 asks`)
+    t.same(new Set(outcomes), new Set(['backoff']), `${what}: each ask answered by the back-off, with its Retry-After`)
+  }
 })
