@@ -36,7 +36,7 @@ const OUT_OF_RANGE = 'member outside the app\'s visible range'
 const byClass: Record<Exclude<ErrcodeClass, 'unknown'>, Record<number, string | [string, NonNullable<ErrcodeInfo['window']>]>> = {
   retry: { [-1]: 'WeCom is busy' },
   token: {
-    40001: ['invalid secret: check the corp secret, or whether it was reset or the app disabled', 'config'],
+    40001: ['invalid secret: check the app\'s secret (corps[].secret for the mini program, corps[].web.secret for the web app, a suite\'s secret), or whether it was reset or the app disabled', 'config'],
     40014: 'invalid access_token: expired early, malformed, or a token of the wrong app',
     42001: 'access_token expired',
     // A suite's own token (doc path/90600): refreshed once as an app's is.
@@ -54,7 +54,7 @@ const byClass: Record<Exclude<ErrcodeClass, 'unknown'>, Record<number, string | 
     40013: ['invalid corpid: check the configured corpId', 'config'],
     60020: ['server IP not trusted: add this server\'s egress IP to the app\'s trusted IPs', 'config'],
     40093: 'invalid JS-SDK signature: sign the page\'s own URL without its # part, with the ticket of the corp (wx.config) or of the app (agentConfig)',
-    48002: 'no API permission: the mini program of the code is not the one bound to this app',
+    48002: 'no API permission: the app may not call this endpoint (on jscode2session: the code\'s mini program is not the one bound to this app)',
     50001: 'redirect_uri not trusted: add its domain (port included) to the app\'s trusted domains',
     80001: 'untrusted domain: add the page\'s domain to the app\'s trusted domains',
     90206: 'the mini program is not associated with this corp',

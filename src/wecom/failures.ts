@@ -14,14 +14,17 @@ export class WecomApiError extends Error {
   readonly endpoint: WecomEndpoint
   /** WeCom's request id from errmsg ("hint: [...]"), for WeCom support. */
   readonly hint?: string
+  /** The call carried a client's code (EndpointSpec.clientInput): a `code` errcode is the client's. */
+  readonly clientInput: boolean
 
-  constructor (endpoint: WecomEndpoint, errcode: number, errmsg: unknown) {
+  constructor (endpoint: WecomEndpoint, errcode: number, errmsg: unknown, clientInput = false) {
     const info = describeErrcode(errcode)
     super(`${endpoint} answered errcode ${errcode}: ${info.explanation}`)
     this.name = 'WecomApiError'
     this.endpoint = endpoint
     this.errcode = errcode
     this.class = info.class
+    this.clientInput = clientInput
     this.hint = typeof errmsg === 'string' ? /hint: \[([\w-]+)\]/.exec(errmsg)?.[1] : undefined
   }
 }

@@ -48,7 +48,8 @@ export function publicError (error: unknown, asker: Asker, log: Pick<WecomLogger
     log.debug(fields, `wecom: ${error.message}`)
     return Object.assign(new ApiCallError(error.endpoint, error.errcode), { errcode: error.errcode, endpoint: error.endpoint, hint: error.hint })
   }
-  if (error.class === 'code') {
+  // A code errcode of a call that carried no client's code (a ticket's) is no reason to log in again.
+  if (error.class === 'code' && error.clientInput) {
     log.info(fields, `wecom: ${error.message}`)
     return new InvalidCodeError()
   }

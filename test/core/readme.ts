@@ -36,7 +36,8 @@ interface Expected { required: number[], allowed: number[], words: string[] }
 /** What the answer column must say for an errcode of this class (outcome.ts, admission.ts). */
 function expectedAnswer (info: ErrcodeInfo): Expected {
   switch (info.class) {
-    case 'code': return { required: [401], allowed: [401], words: ['WECOM_INVALID_CODE'] }
+    // 502 from an endpoint that took no client's code (outcome.ts).
+    case 'code': return { required: [401, 502], allowed: [401, 502], words: ['WECOM_INVALID_CODE', 'WECOM_UPSTREAM_ERROR'] }
     case 'forbidden': return { required: [403], allowed: [403, 502], words: ['WECOM_USER_FORBIDDEN', 'user/get'] }
     case 'retry':
     case 'limited': return { required: [503], allowed: [503], words: ['WECOM_UNAVAILABLE'] }
