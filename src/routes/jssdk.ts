@@ -61,17 +61,21 @@ function answer (reply: FastifyReply, head: string, url: string, tickets: PageTi
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8'
+const HREF_CHARACTERS = /^[\x21-\x7e]+$/
 
 function pageJson ({ timestamp, nonceStr, signature }: PageSignature): string {
   return `{"timestamp":${timestamp},"nonceStr":"${nonceStr}","signature":"${signature}"}`
 }
 
 /**
- * Whether `url` is a page of one of `origins` as a browser writes `location.href`: the origin, then
- * `/`, `?`, `#` or nothing. Stricter than parsing it: `https://app.test@evil.example` and
- * `http://app.test\@evil.example`, which a URL parser may read either way, are refused.
+ * Whether `url` is a page of one of `origins` as a browser writes `location.href`: printable ASCII
+ * (a browser percent-encodes spaces, controls and other characters, and writes a host in
+ * punycode), the origin, then `/`, `?`, `#` or nothing. Stricter than parsing it:
+ * `https://app.test@evil.example` and `http://app.test\@evil.example`, which a URL parser may
+ * read either way, are refused.
  */
 function onOrigins (url: string, origins: ReadonlySet<string>): boolean {
+  if (!HREF_CHARACTERS.test(url)) return false
   for (const origin of origins) {
     if (url.startsWith(origin) && (url.length === origin.length || '/?#'.includes(url[origin.length]!))) return true
   }

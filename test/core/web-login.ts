@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { jsapiSignature } from '../../src/testing/simulator.js'
@@ -400,10 +401,35 @@ t.test('JS-SDK signatures only for a page as a browser writes it on web.origins:
   const h = await harness(t)
   const { jar } = await webLogin(h, 'via=oauth')
   const sign = (url: string) => h.app.inject({ method: 'POST', url: '/wecom/jssdk/signature', headers: { host: WEB_HOST, cookie: jar.split('; ')[0]!, origin: ORIGIN }, payload: { url } })
-  for (const url of [`${ORIGIN}@evil.example/`, `${ORIGIN}\\@evil.example/`, `${ORIGIN}:8080/`, `${ORIGIN}.evil.example/`, 'http:app.test/p', ` ${ORIGIN}/p`, `blob:${ORIGIN}/x`]) {
+  for (const url of [`${ORIGIN}@evil.example/`, `${ORIGIN}\\@evil.example/`, `${ORIGIN}:8080/`, `${ORIGIN}.evil.example/`, 'http:app.test/p', ` ${ORIGIN}/p`, `blob:${ORIGIN}/x`,
+    // Nothing a browser's location.href holds: it percent-encodes these.
+    `${ORIGIN}/p\n`, `${ORIGIN}/p\u0000`, `${ORIGIN}/p `, `${ORIGIN}/页面`, `${ORIGIN}/p\ud800`, `${ORIGIN}/a b`, `${ORIGIN}/p\t`]) {
     t.equal((await sign(url)).json().code, 'WECOM_URL_NOT_ALLOWED', url)
   }
-  for (const url of [ORIGIN, `${ORIGIN}/`, `${ORIGIN}?a=1`, `${ORIGIN}/p#frag`]) t.equal((await sign(url)).statusCode, 200, url)
+  for (const url of [ORIGIN, `${ORIGIN}/`, `${ORIGIN}?a=1`, `${ORIGIN}/p#frag`, `${ORIGIN}/%E9%A1%B5%E9%9D%A2?q=%20`]) t.equal((await sign(url)).statusCode, 200, url)
+})
+
+t.test('a ticket endpoint\'s bad day: a code errcode is the server\'s (502), and -1 backs the fetch off without spending the hourly cap', async (t) => {
+  const h = await harness(t)
+  const { jar } = await webLogin(h, 'via=oauth')
+  const sign = () => h.app.inject({ method: 'POST', url: '/wecom/jssdk/signature', headers: { host: WEB_HOST, cookie: jar.split('; ')[0]!, origin: ORIGIN }, payload: { url: `${ORIGIN}/` } })
+  h.sim.inject('get_jsapi_ticket', { errcode: 40029 }, 1)
+  const coded = await sign()
+  t.equal(coded.statusCode, 502)
+  t.equal(coded.json().code, 'WECOM_UPSTREAM_ERROR', 'not WECOM_INVALID_CODE: the page sent no code to log in again with')
+
+  h.sim.inject('get_jsapi_ticket', { errcode: -1 }, Infinity)
+  const before = h.sim.calls.get_jsapi_ticket
+  const busy: LightMyRequestResponse[] = []
+  for (let i = 0; i < 10; i++) busy.push(await sign())
+  t.ok(busy.every((res) => res.statusCode === 503 && res.json().code === 'WECOM_UNAVAILABLE' && Number(res.headers['retry-after']) >= 1), 'each 503 with a Retry-After')
+  // One call, then the back-off answers for a second. At most two: a machine so loaded that ten
+  // requests took over that second sees the doubled back-off's one more. Before, each request
+  // tried four times (-1 retried thrice), every try spending the hourly cap.
+  t.ok(h.sim.calls.get_jsapi_ticket - before <= 2, `${h.sim.calls.get_jsapi_ticket - before} get_jsapi_ticket calls for ten requests`)
+  h.sim.clearFaults()
+  await sleep(Number(busy.at(-1)!.headers['retry-after']) * 1000 + 100)
+  t.equal((await sign()).statusCode, 200, 'signed once the back-off is over')
 })
 
 t.test('a browser that ends its own current session keeps no dead cookies', async (t) => {
