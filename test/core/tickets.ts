@@ -97,7 +97,7 @@ t.test('the host\'s api() calls of a capped endpoint count against the same hour
   t.teardown(() => deadline.clear())
   const scope = { deadline, corpId: 'ww1', app: 'ww1:app' }
   const viaApi = apiEndpoint(getJsapiTicket.path, 'GET')!
-  const admitted = async (spec: typeof viaApi, times: number) => {
+  const admitted = async (spec: Parameters<Admission['admit']>[0], times: number) => {
     let count = 0
     for (let i = 0; i < times; i++) if (await admission.admit(spec, scope).then(() => true, () => false)) count++
     return count
