@@ -210,10 +210,17 @@ export class Admission {
     if (info.window === 'config' && (error.class !== 'token' || scope.freshToken === true || spec.credential === 'secret')) {
       return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope)
     }
-    if (spec.credential === 'secret' && error.class !== 'retry') {
+    // A credential fetch refused for another reason (gettoken: any errcode; a ticket: any but a
+    // stale token's, refreshed once by the caller) is the app's configuration: remembered, as it
+    // would otherwise be asked again for every login or page.
+    if (spec.fetches !== undefined && error.class !== 'retry' && (spec.credential === 'secret' || error.class !== 'token')) {
       return this.#remember(appKey(scope, endpoint), 'refused', error, this.#options.refusals.config, scope)
     }
-    if (error.class === 'token' && scope.freshToken === true) return this.backOff(TOKEN_REFUSED, scope, error, 'access token', 'gettoken')
+    if (error.class === 'token' && scope.freshToken === true) {
+      // A ticket's fetch waits too: the token it keeps would be refused again on every page.
+      if (spec.fetches !== undefined) this.#refusals.backOff(appKey(scope, endpoint), error)
+      return this.backOff(TOKEN_REFUSED, scope, error, 'access token', 'gettoken')
+    }
     if (error.class === 'retry') {
       if (spec.fetches !== undefined) return this.backOff(endpoint, scope, error, spec.fetches)
       this.#note(endpoint, String(error.errcode), 'warn', { corpId: scope.corpId, endpoint, errcode: error.errcode, hint: error.hint }, `wecom: ${error.message}`)

@@ -214,9 +214,10 @@ export class WecomClient {
       if (typeof errcode !== 'number') throw this.#admission.failed(spec, scope, new WecomTransportError(spec.name, 'malformed', 'errcode is not a number'))
       const delay = this.#retryDelay * 2 ** attempt
       // A retry is not started when the time left could not cover it: the answer would come too
-      // late. Nor on an endpoint WeCom caps by the hour: each try would spend the cap, and the
-      // fetch backs off instead (admission.ts), its next request being the retry.
-      if (errcode === -1 && spec.hourlyLimit === undefined && attempt < MAX_RETRIES && scope.deadline.remaining() > delay + this.#admission.expected(spec.name)) {
+      // late. One only on an endpoint WeCom caps by the hour: each try spends the cap, and its
+      // fetch (shared by every caller waiting) backs off instead (admission.ts).
+      const retries = spec.hourlyLimit === undefined ? MAX_RETRIES : 1
+      if (errcode === -1 && attempt < retries && scope.deadline.remaining() > delay + this.#admission.expected(spec.name)) {
         await sleep(delay, undefined, { signal: scope.deadline.signal }).catch(() => {
           throw new WecomTransportError(spec.name, 'timeout', 'deadline passed while waiting to retry -1')
         })
