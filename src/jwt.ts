@@ -211,6 +211,8 @@ function checkedExtra (extra: unknown): Record<string, unknown> {
   if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new ClaimsInvalidError('something other than an object')
   for (const name of Object.keys(extra)) {
     if (RESERVED_CLAIMS.has(name)) throw new ClaimsInvalidError(`the reserved claim ${name}`)
+    // An own `__proto__` (JSON.parse makes one) would set the prototype of the object it is copied into.
+    if (name === '__proto__') throw new ClaimsInvalidError('the claim __proto__')
   }
   return extra as Record<string, unknown>
 }
@@ -220,7 +222,7 @@ const NO_EXTRA: Readonly<Record<string, unknown>> = Object.freeze({})
 function extraOf (payload: Record<string, unknown>): Readonly<Record<string, unknown>> {
   let extra: Record<string, unknown> | undefined
   for (const [name, value] of Object.entries(payload)) {
-    if (RESERVED_CLAIMS.has(name)) continue
+    if (RESERVED_CLAIMS.has(name) || name === '__proto__') continue
     extra ??= {}
     extra[name] = deepFreeze(value)
   }

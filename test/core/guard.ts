@@ -242,3 +242,16 @@ t.test('a protected route answers before its handler runs', async (t) => {
   t.equal(res.statusCode, 401)
   t.equal(ran, 0)
 })
+
+t.test('a token\'s own __proto__ claim (JSON.parse makes one) is no claim of the request, and sets no prototype', async (t) => {
+  const { app } = await buildApp({}, undefined, (app) => {
+    app.get('/api/claims', { onRequest: app.wecom.authenticate }, async (request) => ({
+      role: request.wecomClaims?.role ?? null,
+      isAdmin: (request.wecomClaims as { isAdmin?: unknown } | null)?.isAdmin ?? null,
+      own: Object.keys(request.wecomClaims ?? {})
+    }))
+  })
+  t.teardown(() => app.close())
+  const token = ours()(JSON.parse(`{"role":"user","__proto__":{"isAdmin":true},${JSON.stringify(validClaims()).slice(1)}`))
+  t.same((await app.inject({ url: '/api/claims', headers: { authorization: `Bearer ${token}` } })).json(), { role: 'user', isAdmin: null, own: ['role'] })
+})

@@ -91,7 +91,8 @@ t.test('extendClaims: the host\'s claims ride in the token and come back verifie
 })
 
 t.test('reserved claim names and non-objects are refused at the call', async (t) => {
-  for (const [returned, what] of [[{ sid: 'mine' }, 'the reserved claim sid'], [{ exp: 1 }, 'the reserved claim exp'], [['x'], 'something other than an object']] as const) {
+  for (const [returned, what] of [[{ sid: 'mine' }, 'the reserved claim sid'], [{ exp: 1 }, 'the reserved claim exp'], [['x'], 'something other than an object'],
+    [JSON.parse('{"role":"user","__proto__":{"isAdmin":true}}'), 'the claim __proto__']] as const) {
     const h = await setup(t, { extendClaims: async () => returned as Record<string, unknown> })
     const res = await h.login('zhangsan')
     t.equal(res.statusCode, 500)
