@@ -56,15 +56,14 @@ export function createGuard (options: {
 
   /** The claims of a token that passes, cached or verified now; the refusal otherwise. */
   function verify (token: string): AccessClaims | Error {
-    const key = cache.keyFor(token)
-    const cached = cache.get(key)
+    const cached = cache.find(token)
     if (cached === 'expired') return new TokenExpiredError()
     if (cached !== undefined) return revoked.refuses(cached) ? new TokenRevokedError() : cached
     const outcome = tokens.verify(token)
     if (!outcome.ok) return outcome.reason === 'expired' ? new TokenExpiredError() : new TokenInvalidError()
     // A revoked token is not kept: an ended session's tokens cannot take the cache's room.
     if (revoked.refuses(outcome.claims)) return new TokenRevokedError()
-    cache.add(key, outcome.claims)
+    cache.keep(token, outcome.claims)
     return outcome.claims
   }
 

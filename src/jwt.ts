@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { createDecoder, TokenError } from 'fast-jwt'
 import { ClaimsInvalidError } from './errors.js'
+import { withLowS } from './jwt-algorithm.js'
 import type { ResolvedConfig } from './options.js'
 import type { Surface } from './member.js'
 
@@ -113,6 +114,7 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], accepted: { c
   // key and its own pinned algorithm, the other checks alike: rare, and once per token.
   const byKid = new Map(older.map((key) => [key.kid, { key: key.verifyKey, algorithms: [key.algorithm] }]))
   const decodeHeader = createDecoder({ complete: true })
+  const lowSigned = signing.algorithm === 'ES256'
   const verifyToken = (token: string): Record<string, unknown> => {
     if (byKid.size === 0) return engine.verify(token)
     const kid = kidOf(decodeHeader, token)
@@ -130,7 +132,9 @@ export function createAccessTokens (config: ResolvedConfig['jwt'], accepted: { c
       const own: Record<string, unknown> = { userid: claims.userid, corpid: claims.corpid, sid: claims.sid, surface: claims.surface ?? 'miniprogram', iat: Math.floor(now / 1000), iat_ms: now, jti: randomUUID() }
       if (claims.suite !== undefined) own.suite = claims.suite
       // Object.assign, not two spreads: `{ ...a, ...b }` took 7–10 µs a token on Node 20 (CONTRIBUTING.md, House rules).
-      return engine.sign(extra === undefined ? own : Object.assign({}, checkedExtra(extra), own))
+      const token = engine.sign(extra === undefined ? own : Object.assign({}, checkedExtra(extra), own))
+      // Low-s, of ES256's two valid forms: the one the guard's cache finds without decoding it.
+      return lowSigned ? withLowS(token) : token
     },
     verify (token) {
       if (!canonicalSignature(token)) return { ok: false, reason: 'invalid' }

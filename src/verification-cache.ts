@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { ES256_SIGNATURE_CHARS, lowS } from './jwt-algorithm.js'
 import type { AccessClaims } from './jwt.js'
 
 /**
@@ -51,14 +52,33 @@ export class VerificationCache {
    * spelling is so keyed: every other is keyed as it is, and verified in full on a miss.
    */
   keyFor (token: string): string {
-    if (this.#ecdsa) {
-      const dot = token.lastIndexOf('.')
-      if (token.length - dot - 1 === ES256_SIGNATURE_CHARS) {
-        const low = lowS(token.slice(dot + 1))
-        if (low !== undefined) return VerificationCache.keyOf(token.slice(0, dot + 1) + low)
-      }
-    }
-    return VerificationCache.keyOf(token)
+    return this.#twinKey(token) ?? VerificationCache.keyOf(token)
+  }
+
+  /**
+   * The claims of a verified token as `get` gives them, looked up by the token as presented: by
+   * its own key first, which is its key when it is in low-s form, as every token the plugin signs
+   * is (src/jwt.ts); only on a miss by its low-s twin's key, whose signature is decoded for it.
+   */
+  find (token: string): AccessClaims | 'expired' | undefined {
+    const found = this.get(VerificationCache.keyOf(token))
+    if (found !== undefined) return found
+    const twin = this.#twinKey(token)
+    return twin === undefined ? undefined : this.get(twin)
+  }
+
+  /** Keeps the claims of `token`, which passed full verification, under its key (`keyFor`). */
+  keep (token: string, claims: AccessClaims): void {
+    this.add(this.keyFor(token), claims)
+  }
+
+  /** The key of an ES256 token's low-s twin, for a token with a high s (and ES256 keys configured). */
+  #twinKey (token: string): string | undefined {
+    if (!this.#ecdsa) return undefined
+    const dot = token.lastIndexOf('.')
+    if (token.length - dot - 1 !== ES256_SIGNATURE_CHARS) return undefined
+    const low = lowS(token.slice(dot + 1))
+    return low === undefined ? undefined : VerificationCache.keyOf(token.slice(0, dot + 1) + low)
   }
 
   get size (): number {
@@ -98,30 +118,4 @@ export class VerificationCache {
     this.#count++
     this.#entries.set(key, claims)
   }
-}
-
-/** Base64url characters of a 64-byte signature (ES256's r || s, RFC 7518 §3.4). */
-const ES256_SIGNATURE_CHARS = 86
-/** P-256's group order n and ⌊n / 2⌋, big-endian (SEC 2 §2.4.2). */
-const P256_N = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex')
-const P256_HALF_N = Buffer.from('7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8', 'hex')
-
-/**
- * The low-s twin of an ES256 signature whose s is above n / 2 (and below n), in base64url;
- * undefined when s is already low, out of range, or the signature is not in its one spelling.
- */
-function lowS (signature: string): string | undefined {
-  const bytes = Buffer.from(signature, 'base64url')
-  if (bytes.length !== 64) return undefined
-  const s = bytes.subarray(32)
-  if (s.compare(P256_HALF_N) <= 0 || s.compare(P256_N) >= 0) return undefined
-  if (bytes.toString('base64url') !== signature) return undefined
-  // n − s, byte by byte from the least significant.
-  let borrow = 0
-  for (let i = 31; i >= 0; i--) {
-    const difference = P256_N[i]! - s[i]! - borrow
-    s[i] = difference & 0xff
-    borrow = difference < 0 ? 1 : 0
-  }
-  return bytes.toString('base64url')
 }

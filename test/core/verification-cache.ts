@@ -240,7 +240,12 @@ t.test('an ES256 token takes one cache entry, whichever of its two valid signatu
     Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex').copy(bytes, 32)
     return `${head}.${payload}.${bytes.toString('base64url')}`
   }
-  // Both halves of the group: a token signed with a high s, and one with a low s, first seen either way.
+  // The plugin signs in low-s form only; its high-s twin is as valid (ECDSA's malleability).
+  for (let i = 0; i < 40; i++) {
+    const s = BigInt(`0x${Buffer.from(plain.sign(member(100 + i)).split('.')[2]!, 'base64url').subarray(32).toString('hex')}`)
+    t.ok(s <= n / 2n, `token ${i}: signed with the low s`)
+  }
+  // Both forms first seen either way: the issued low-s token, and its high-s twin.
   for (let i = 0; i < 8; i++) {
     const token = plain.sign(member(i))
     const twin = twinOf(token)
