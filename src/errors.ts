@@ -147,7 +147,7 @@ export const RedirectInvalidError = wecomError('WECOM_REDIRECT_INVALID', 'redire
 export const CsrfError = wecomError('WECOM_CSRF', 'Cross-site request refused: Origin is not one of web.origins', 403)
 
 /** A web login for a corp that has no `web` app on this server. */
-export const WebNotConfiguredError = wecomError<[string]>('WECOM_WEB_NOT_CONFIGURED', 'corpId %s has no web app on this server', 400)
+export const WebNotConfiguredError = wecomError<[string]>('WECOM_WEB_NOT_CONFIGURED', '%s has no web app on this server', 400)
 
 /** A JS-SDK signature asked for a URL whose origin is not one of `web.origins`. */
 export const UrlNotAllowedError = wecomError('WECOM_URL_NOT_ALLOWED', 'url must be a page on one of web.origins', 400)

@@ -37,8 +37,9 @@ export async function jssdkRoutes (child: FastifyInstance, { apps, origins, clie
     const { corpid, suite } = request[kClaims]!
     const { url } = request.body
     // A suite's session is not the corp's own web app's, whose tickets these would be.
-    const corp = suite === undefined ? signing.get(corpid) : undefined
-    if (corp === undefined) throw new WebNotConfiguredError(corpid)
+    if (suite !== undefined) throw new WebNotConfiguredError(`suite ${suite}'s session`)
+    const corp = signing.get(corpid)
+    if (corp === undefined) throw new WebNotConfiguredError(`corpId ${corpid}`)
     if (!onOrigins(url, origins)) throw new UrlNotAllowedError()
     const { app, head } = corp
     // Cached, as nearly always: answered at once, with no promise for Fastify to wait on. Else

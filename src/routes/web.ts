@@ -73,7 +73,7 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     if (corpId === undefined) throw new InvalidArgumentError('suiteId', 'given: no corp of this server has a web app')
     const app = apps.get(corpId)
     if (app !== undefined) return app
-    throw options.corpIds.has(corpId) ? new WebNotConfiguredError(corpId) : new CorpUnknownError(corpId)
+    throw options.corpIds.has(corpId) ? new WebNotConfiguredError(`corpId ${corpId}`) : new CorpUnknownError(corpId)
   }
 
   // Not the Host header as it came: a forged one must not name where WeCom sends the code.
@@ -109,7 +109,7 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     if (suiteId === undefined) {
       const app = apps.get(login.corpId)
       // A corp's web app removed from the options between the redirect and the callback.
-      if (app === undefined) throw new WebNotConfiguredError(login.corpId)
+      if (app === undefined) throw new WebNotConfiguredError(`corpId ${login.corpId}`)
       return await options.login(app, code, context)
     }
     // The suite removed from the options between the redirect and the callback.

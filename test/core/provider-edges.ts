@@ -78,7 +78,9 @@ t.test('a suite\'s session signs no page of the corp\'s own web app (JS-SDK)', a
   const { access_token: ownToken } = (await h.login('zhangsan')).json()
   const sign = (token: string) => h.app.inject({ method: 'POST', url: '/wecom/jssdk/signature', headers: { authorization: `Bearer ${token}` }, payload: { url: `http://${WEB_HOST}/page` } })
   t.equal((await sign(ownToken)).statusCode, 200, 'the corp\'s own session')
-  t.equal((await sign(suiteToken)).json().code, 'WECOM_WEB_NOT_CONFIGURED', 'the suite\'s session')
+  const refused = (await sign(suiteToken)).json()
+  t.equal(refused.code, 'WECOM_WEB_NOT_CONFIGURED', 'the suite\'s session')
+  t.match(refused.message, /^suite \S+'s session has no web app on this server$/, 'saying so, not that the corp has none')
 })
 
 t.test('a suite_access_token WeCom ended early (40082, 42009) is fetched again once, and the login goes on', async (t) => {
