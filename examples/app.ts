@@ -13,9 +13,9 @@ import {
   type SimulatedCorp,
   type SimulatedDelivery,
   type SimulatedMember,
-  type SimulatedSuite,
   type WecomSimulator
 } from '../src/testing/simulator.js'
+import { DEMO_CLIENT, DEMO_PROVIDER, DEMO_SUITE } from '../src/testing/demo.js'
 
 export const DEMO_CORP_ID = 'wwdemo0000000001'
 /** A second corp the mini program is associated with: its members' first login meets the 409. */
@@ -23,22 +23,12 @@ export const DEMO_CORP2_ID = 'wwdemo0000000002'
 export const DEMO_APPID = 'wxdemo00000000001'
 /** The demo corp's callback settings: in WeCom's admin console these are generated for you. */
 export const DEMO_CALLBACK = { token: 'demoCallbackToken', encodingAESKey: 'ZGVtby1lbmNvZGluZy1hZXMta2V5LW5vdC1yZWFsISE' }
-/**
- * The server as a service provider too (issue 19): its own CorpID, and a third-party app (a
- * suite) that client corps install, with the settings the provider's admin console gives it. The
- * command-line simulator's demo provider is the same.
- */
-export const DEMO_PROVIDER_ID = 'wwdemoprovider01'
-export const DEMO_SUITE = {
-  suiteId: 'wwdemosuite00001',
-  secret: 'demo-suite-secret-not-a-real-one',
-  token: 'demoSuiteToken',
-  encodingAESKey: 'ZGVtby1zdWl0ZS1hZXMta2V5LW5vdC1hLXJlYWwhISE',
-  kind: 'third-party'
-} as const satisfies SimulatedSuite
+// The server as a service provider too (issue 19): its own CorpID, and a third-party app (a suite)
+// that client corps install; the command-line simulator's demo provider, suite and client.
+export { DEMO_SUITE }
+export const DEMO_PROVIDER_ID = DEMO_PROVIDER.corpId
 /** A client corp of the provider: none of the server's own corps, its members log in only once it installs the suite. */
-export const DEMO_CLIENT_CORP_ID = 'wwdemoclient0001'
-const DEMO_CLIENT: SimulatedCorp = { corpId: DEMO_CLIENT_CORP_ID, secret: 'demo-client-secret-not-a-real-one', members: [{ userid: 'sunqi', name: '孙七' }] }
+export const DEMO_CLIENT_CORP_ID = DEMO_CLIENT.corpId
 
 export interface ExampleServer {
   app: FastifyInstance

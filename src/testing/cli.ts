@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parseArgs } from 'node:util'
 import { createControl } from './cli-control.js'
 import { createWecomSimulator, type SimulatedCorp, type SimulatedSuite, type WecomSimulator } from './simulator.js'
+import { DEMO_CLIENT, DEMO_PROVIDER, DEMO_SUITE } from './demo.js'
 
 const HELP = `Usage: fastify-wecom-auth-simulator [--port 4000] [--host 127.0.0.1] [--members corps.json]
                                     [--suite-ticket-every 600] [--suite-callback URL]
@@ -78,15 +79,6 @@ members.json gives one. Stop with Ctrl-C (SIGINT) or SIGTERM.
 /** The simulated world: corps, and a service provider with its suites (none when `suites` is empty). */
 interface World { corps: SimulatedCorp[], provider?: { corpId: string }, suites: SimulatedSuite[] }
 
-const DEMO_PROVIDER = { corpId: 'wwdemoprovider01' }
-const DEMO_SUITE: SimulatedSuite = {
-  suiteId: 'wwdemosuite00001',
-  secret: 'demo-suite-secret-not-a-real-one',
-  token: 'demoSuiteToken',
-  encodingAESKey: 'ZGVtby1zdWl0ZS1hZXMta2V5LW5vdC1hLXJlYWwhISE',
-  kind: 'third-party'
-}
-
 const DEMO_WORLD: World = {
   corps: [
     {
@@ -101,8 +93,7 @@ const DEMO_WORLD: World = {
       webApps: [{ agentId: 1000005, secret: 'demo-web-secret-not-a-real-one', trustedDomains: ['127.0.0.1:3000', 'localhost:3000'] }],
       outsiders: [{ openid: 'o-demo-visitor', name: 'A WeChat visitor' }]
     },
-    // A client of the demo provider: nothing of it is the plugin's until it installs the suite.
-    { corpId: 'wwdemoclient0001', secret: 'demo-client-secret-not-a-real-one', members: [{ userid: 'sunqi', name: '孙七' }] }
+    DEMO_CLIENT
   ],
   provider: DEMO_PROVIDER,
   suites: [DEMO_SUITE]
