@@ -187,7 +187,7 @@ export class WecomClient {
       if (deadline.remaining() <= this.#admission.expected(source.fetchedBy) + this.#admission.expected(spec.name)) throw new DeadlineExceededError()
       await deadline.race(source.cache.drop(corp, token))
       const fresh = await deadline.race(source.cache.get(corp))
-      return await this.call(spec, withToken(request, source.param, fresh), Object.assign(forApp(scope, appScope.app), { freshToken: true }))
+      return await this.call(spec, withToken(request, source.param, fresh), Object.assign({}, appScope, { freshToken: true }))
     }
   }
 

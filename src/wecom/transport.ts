@@ -106,24 +106,21 @@ export class Transport {
  */
 async function readBody ({ headers, body }: Dispatcher.ResponseData, max: number): Promise<string> {
   const length = headers['content-length']
-  if (typeof length === 'string' && /^\d{1,10}$/.test(length)) {
-    if (Number(length) > max) {
-      body.destroy()
-      throw new RangeError('body too large')
-    }
-    return await body.text()
-  }
+  if (typeof length === 'string' && /^\d{1,10}$/.test(length)) return Number(length) > max ? tooLarge(body) : await body.text()
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
     size += (chunk as Buffer).length
-    if (size > max) {
-      body.destroy()
-      throw new RangeError('body too large')
-    }
+    if (size > max) tooLarge(body)
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks).toString('utf8')
+}
+
+/** Stops reading an answer past its limit: the rest is not read. */
+function tooLarge (body: Dispatcher.ResponseData['body']): never {
+  body.destroy()
+  throw new RangeError('body too large')
 }
 
 function errorName (error: unknown): string {
