@@ -146,9 +146,14 @@ export async function load (options: LoadOptions): Promise<LoadResult> {
 export interface ServedRun extends LoadResult { serverMicros: number }
 
 /** One load() run against one server process, with what it cost that server's CPU. */
-export async function loadServed (server: ServerHandle, options: LoadOptions): Promise<ServedRun> {
+export function loadServed (server: ServerHandle, options: LoadOptions): Promise<ServedRun> {
+  return served(server, () => load(options))
+}
+
+/** `run` (answering `ok` requests) with what it cost the server's CPU per answered request. */
+export async function served<R extends { ok: number }> (server: ServerHandle, run: () => Promise<R>): Promise<R & { serverMicros: number }> {
   const before = await server.ask({ type: 'cpu' })
-  const result = await load(options)
+  const result = await run()
   const after = await server.ask({ type: 'cpu' })
   return { ...result, serverMicros: (after.micros - before.micros) / result.ok }
 }

@@ -26,7 +26,7 @@ export const DEMO_CALLBACK = { token: 'demoCallbackToken', encodingAESKey: 'ZGVt
 // The server as a service provider too (issue 19): its own CorpID, and a third-party app (a suite)
 // that client corps install; the command-line simulator's demo provider, suite and client.
 export { DEMO_SUITE }
-export const DEMO_PROVIDER_ID = DEMO_PROVIDER.corpId
+const DEMO_PROVIDER_ID = DEMO_PROVIDER.corpId
 /** A client corp of the provider: none of the server's own corps, its members log in only once it installs the suite. */
 export const DEMO_CLIENT_CORP_ID = DEMO_CLIENT.corpId
 

@@ -1,7 +1,7 @@
 import { createWecomSimulator, type WecomSimulator } from 'fastify-wecom-auth/testing'
 import { Pool, request } from 'undici'
 import { CORP_A, LATENCY, ROUNDS, simulatedCorps } from '../fixtures.js'
-import { loginCells, loginLoad, median, medianRatio, rounds, spawnServer, type LoginRun } from '../harness.js'
+import { loginCells, loginLoad, median, medianRatio, rounds, served, spawnServer, type LoginRun } from '../harness.js'
 import { fixed, ms, target, times, type Section } from '../report.js'
 
 const VARIANTS = ['plugin', 'baseline'] as const
@@ -37,14 +37,10 @@ export async function loginScenario (): Promise<Section> {
   const sim = await createWecomSimulator({ corps: simulatedCorps(), latency: LATENCY })
   const server = await spawnServer({ simUrl: sim.url })
   try {
-    // With the server's CPU per login, read around the run (as loadServed does): at 64 the logins
-    // queue for the server's CPU (bench/README), so its CPU per login is what the ratio follows.
-    const run = async (variant: typeof VARIANTS[number], connections: number, count: number): Promise<LoginRun & { serverMicros: number }> => {
-      const before = await server.ask({ type: 'cpu' })
-      const result = await loginLoad(sim, { urls: [server.url], path: PATHS[variant], connections, count })
-      const after = await server.ask({ type: 'cpu' })
-      return { ...result, serverMicros: (after.micros - before.micros) / result.ok }
-    }
+    // With the server's CPU per login: at 64 the logins queue for the server's CPU (bench/README),
+    // so its CPU per login is what the ratio follows.
+    const run = (variant: typeof VARIANTS[number], connections: number, count: number) =>
+      served(server, () => loginLoad(sim, { urls: [server.url], path: PATHS[variant], connections, count }))
     // Warms both, and fills the plugin's token cache: what follows is its steady state.
     for (const variant of VARIANTS) await run(variant, 16, 320)
 

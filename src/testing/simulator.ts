@@ -270,7 +270,7 @@ function simulator ({ url, clock, timers, directory, credentials, web, tickets, 
   const toEveryone = async (corpId: string, fields: Record<string, string | number>): Promise<SimulatedDelivery | undefined> => {
     const [delivery] = await Promise.all([
       callbacks.deliver(corpId, fields),
-      ...installs.ofCorp(corpId).map((install) => suites.event(install.suiteId, corpId, install.agentId, fields.AgentID === undefined ? fields : { ...fields, AgentID: install.agentId }))
+      ...installs.ofCorp(corpId).map((install) => suites.event(install.suiteId, corpId, install.agentId, fields))
     ])
     return delivery
   }

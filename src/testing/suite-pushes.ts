@@ -82,13 +82,14 @@ export class SuitePushes {
   }
 
   /**
-   * A corp's event to the suite's 数据回调 (doc path/95373), encrypted for the corp's corpid, once:
-   * what it answered, undefined when none came or no URL is connected yet.
+   * A corp's event to the suite's 数据回调 (doc path/95373), encrypted for the corp's corpid, once,
+   * under the install's AgentID whatever app of the corp's the event named: what it answered,
+   * undefined when none came or no URL is connected yet.
    */
   async event (suiteId: string, corpId: string, agentId: number, fields: Record<string, string | number>): Promise<CallbackAnswer | undefined> {
     const suite = this.#suites.get(suiteId)
     if (suite === undefined || this.#url === undefined) return undefined
-    const xml = eventXml({ ToUserName: corpId, FromUserName: 'sys', CreateTime: this.#seconds(), MsgType: 'event', AgentID: agentId, ...fields })
+    const xml = eventXml({ ToUserName: corpId, FromUserName: 'sys', CreateTime: this.#seconds(), MsgType: 'event', ...fields, AgentID: agentId })
     const request = callbackRequest(corpId, suite, xml, { agentId }, this.#seconds())
     return await sendCallback(this.#url, request, 'POST', this.signal).catch(() => undefined)
   }
