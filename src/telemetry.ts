@@ -97,7 +97,8 @@ function operation<T> (tracer: Tracer, meters: Instruments, name: 'login' | 'ref
 function call<T extends { errcode?: unknown }> (tracer: Tracer, meters: Instruments, endpoint: string, run: () => Promise<T>): Promise<T> {
   return tracer.startActiveSpan(`wecom ${endpoint}`, { kind: SpanKind.CLIENT, attributes: { 'wecom.endpoint': endpoint } }, async (span) => {
     const started = performance.now()
-    let attributes: Attributes = { 'wecom.endpoint': endpoint }
+    // Set in try or catch, whichever ends the call.
+    let attributes!: Attributes
     try {
       const answer = await run()
       const errcode = typeof answer.errcode === 'number' ? answer.errcode : 0

@@ -87,7 +87,7 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     const { page, login } = await begin(request.query, { request, log: request.log })
     const via = request.query.via ?? (INSIDE_WECOM.test(request.headers['user-agent'] ?? '') ? 'oauth' : 'sso')
     const scope = request.query.scope ?? 'snsapi_base'
-    const { state, cookie } = states.issue({ ...login, scope, via })
+    const { state, cookie } = states.issue(Object.assign({}, login, { scope, via }))
     cookies.state(reply, cookie)
     const target = via === 'oauth'
       ? authorizeUrl(options.urls.authorize, page, callbackUrl(request), scope, state)
@@ -97,7 +97,7 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
 
   child.get<{ Querystring: LoginQuery }>('/web/login/params', { schema: schemas.webLoginParams, config }, async (request, reply) => {
     const { page, login } = await begin(request.query, { request, log: request.log })
-    const { state, cookie } = states.issue({ ...login, scope: 'snsapi_base', via: 'sso' })
+    const { state, cookie } = states.issue(Object.assign({}, login, { scope: 'snsapi_base' as const, via: 'sso' as const }))
     cookies.state(reply, cookie)
     reply.header('cache-control', 'no-store')
     return loginPanelParams(page, callbackUrl(request), state)
@@ -127,7 +127,7 @@ export async function webRoutes (child: FastifyInstance, options: WebRoutesOptio
     const login = await states.consume(request.query.state, cookieValue(request, cookies.names.state))
     const context = { corpId: login.corpId === '' ? undefined : login.corpId, request, log: request.log }
     const verified = await verify(login, request.query.code, context)
-    const issued = await options.start({ ...verified, surface: login.via === 'oauth' ? 'h5' : 'web' }, context)
+    const issued = await options.start(Object.assign({}, verified, { surface: login.via === 'oauth' ? 'h5' as const : 'web' as const }), context)
     cookies.session(reply, issued)
     return reply.redirect(login.redirect, 302)
   })

@@ -12,7 +12,7 @@ export class MemoryCorpAuthorizations implements CorpAuthorizationStore {
 
   async get (suiteId: string, corpId: string): Promise<CorpAuthorization | null> {
     const kept = this.#suites.get(suiteId)?.get(corpId)
-    return kept === undefined ? null : { ...kept, agentIds: [...kept.agentIds] }
+    return kept === undefined ? null : Object.assign({}, kept, { agentIds: [...kept.agentIds] })
   }
 
   async remove (suiteId: string, corpId: string): Promise<void> {

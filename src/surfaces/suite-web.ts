@@ -83,5 +83,5 @@ export type SuiteWebLogin = ReturnType<typeof createSuiteWebLogin>
 function appOf (installed: InstalledCorp): WebAppCredentials {
   const [agentId] = installed.corp.agentIds
   if (agentId === undefined) throw new CorpNotAllowedError()
-  return { ...installed.credentials, agentId }
+  return Object.assign({}, installed.credentials, { agentId })
 }

@@ -47,7 +47,7 @@ export function createLoginStates (key: Buffer, claim: (key: string, ttl: number
   return {
     issue (login) {
       const state = randomBytes(24).toString('base64url')
-      const sealed: Sealed = { ...login, state, at: now() }
+      const sealed: Sealed = Object.assign({}, login, { state, at: now() })
       const payload = Buffer.from(JSON.stringify(sealed)).toString('base64url')
       return { state, cookie: `${payload}.${mac(payload).toString('base64url')}` }
     },
