@@ -4,7 +4,7 @@ import { checkOrigin } from './web/csrf.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
 import type { AccessClaims, AccessTokens } from './jwt.js'
 import type { Revocations } from './sessions/revocations.js'
-import type { VerificationCache } from './verification-cache.js'
+import { VerificationCache } from './verification-cache.js'
 
 /** The member a verified access token names: what `request.wecomUser` holds. */
 export interface WecomUser {
@@ -56,14 +56,16 @@ export function createGuard (options: {
 
   /** The claims of a token that passes, cached or verified now; the refusal otherwise. */
   function verify (token: string): AccessClaims | Error {
-    const cached = cache.find(token)
+    // Hashed once: the lookup's key is the key a verified token is kept under (but an ES256 twin's).
+    const key = VerificationCache.keyOf(token)
+    const cached = cache.find(token, key)
     if (cached === 'expired') return new TokenExpiredError()
     if (cached !== undefined) return revoked.refuses(cached) ? new TokenRevokedError() : cached
     const outcome = tokens.verify(token)
     if (!outcome.ok) return outcome.reason === 'expired' ? new TokenExpiredError() : new TokenInvalidError()
     // A revoked token is not kept: an ended session's tokens cannot take the cache's room.
     if (revoked.refuses(outcome.claims)) return new TokenRevokedError()
-    cache.keep(token, outcome.claims)
+    cache.keep(token, key, outcome.claims)
     return outcome.claims
   }
 

@@ -5,7 +5,7 @@ import type { AccessClaims } from './jwt.js'
 /**
  * The guard's verified tokens: claims by token digest, at most `capacity` of them.
  *
- * - **Keyed by SHA-256** (of an ES256 token's low-s form: `keyFor`), 32 bytes held as a 32-character string, not by the token (about 350
+ * - **Keyed by SHA-256** (of an ES256 token's low-s form: `keep`), 32 bytes held as a 32-character string, not by the token (about 350
  *   characters): a key a seventh of the token's size, for about the CPU the Map would spend hashing the long
  *   token anyway. A hit is safe without the token: another token with the digest of one that passed
  *   full verification would be a second preimage of SHA-256. (fast-jwt's own cache keys by SHA-2 of
@@ -46,30 +46,27 @@ export class VerificationCache {
   }
 
   /**
-   * The key of a token. An ES256 signature (r, s) verifies as (r, n − s) too (ECDSA's
-   * malleability, SEC 1 §4.1.4), so a token has two valid forms: both take the key of the one
-   * with the low s, and one entry. Only a token with a 64-byte signature in its one base64url
-   * spelling is so keyed: every other is keyed as it is, and verified in full on a miss.
+   * The claims of a verified token as `get` gives them, looked up by the token as presented
+   * (`key`: its `keyOf`): by its own key first, which is its key when it is in low-s form, as every
+   * token the plugin signs is (src/jwt.ts); only on a miss by its low-s twin's key, whose
+   * signature is decoded for it.
    */
-  keyFor (token: string): string {
-    return this.#twinKey(token) ?? VerificationCache.keyOf(token)
-  }
-
-  /**
-   * The claims of a verified token as `get` gives them, looked up by the token as presented: by
-   * its own key first, which is its key when it is in low-s form, as every token the plugin signs
-   * is (src/jwt.ts); only on a miss by its low-s twin's key, whose signature is decoded for it.
-   */
-  find (token: string): AccessClaims | 'expired' | undefined {
-    const found = this.get(VerificationCache.keyOf(token))
+  find (token: string, key: string): AccessClaims | 'expired' | undefined {
+    const found = this.get(key)
     if (found !== undefined) return found
     const twin = this.#twinKey(token)
     return twin === undefined ? undefined : this.get(twin)
   }
 
-  /** Keeps the claims of `token`, which passed full verification, under its key (`keyFor`). */
-  keep (token: string, claims: AccessClaims): void {
-    this.add(this.keyFor(token), claims)
+  /**
+   * Keeps the claims of `token` (`key`: its `keyOf`), which passed full verification. An ES256
+   * signature (r, s) verifies as (r, n − s) too (ECDSA's malleability, SEC 1 §4.1.4), so a token
+   * has two valid forms: both take the key of the one with the low s, and one entry. Only a token
+   * with a 64-byte signature in its one base64url spelling is so keyed: every other is keyed as it
+   * is, and verified in full on a miss.
+   */
+  keep (token: string, key: string, claims: AccessClaims): void {
+    this.add(this.#twinKey(token) ?? key, claims)
   }
 
   /** The key of an ES256 token's low-s twin, for a token with a high s (and ES256 keys configured). */
