@@ -130,7 +130,7 @@ export class Admission {
     let needed = queueing
     for (const spec of specs) {
       const endpoint = spec.name
-      const refusal = this.#refusal(endpoint, scope)
+      const refusal = this.#refusal(spec, scope)
       if (refusal !== undefined) throw refusal
       const open = this.#breakers.get(endpoint)?.waitFor() ?? 0
       if (open > 0) throw new WecomFailFastError(endpoint, 'breaker', open)
@@ -145,15 +145,15 @@ export class Admission {
     this.#probedAt = now
   }
 
-  /** The refusal or back-off in force for `endpoint` in this scope, as the error a call would meet. */
-  refusalOf (endpoint: WecomEndpoint, scope: CallScope): WecomFailFastError | undefined {
-    return this.#refusal(endpoint, scope)
+  /** The refusal or back-off in force for `spec` in this scope, as the error a call would meet. */
+  refusalOf (spec: EndpointSpec<unknown>, scope: CallScope): WecomFailFastError | undefined {
+    return this.#refusal(spec, scope)
   }
 
   /** Resolves when `spec` may be called now, taking the call from the budget; else throws WecomFailFastError. */
   async admit (spec: EndpointSpec<unknown>, scope: CallScope): Promise<void> {
     const endpoint = spec.name
-    const refusal = this.#refusal(endpoint, scope)
+    const refusal = this.#refusal(spec, scope)
     if (refusal !== undefined) throw refusal
     const spending = this.#spending(spec, scope)
     // Each looked at before any is taken: a call one budget refuses spends nothing of the others.
@@ -248,9 +248,14 @@ export class Admission {
     return new WecomFailFastError(endpoint, 'backoff', delay, error)
   }
 
-  #refusal (endpoint: WecomEndpoint, scope: CallScope): WecomFailFastError | undefined {
+  /**
+   * An endpoint that fetches a token with a secret (gettoken, get_suite_token) also waits while a
+   * token it gave was refused fresh: it would only give that token again.
+   */
+  #refusal (spec: EndpointSpec<unknown>, scope: CallScope): WecomFailFastError | undefined {
+    const endpoint = spec.name
     const refusal = this.#refusals.check(appKey(scope, endpoint)) ?? this.#refusals.check(corpKey(scope, endpoint)) ??
-      (endpoint === 'gettoken' ? this.#refusals.check(appKey(scope, TOKEN_REFUSED)) : undefined)
+      (spec.credential === 'secret' ? this.#refusals.check(appKey(scope, TOKEN_REFUSED)) : undefined)
     return refusal === undefined ? undefined : new WecomFailFastError(endpoint, refusal.kind, refusal.until - Date.now(), refusal.error)
   }
 

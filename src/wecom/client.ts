@@ -151,7 +151,7 @@ export class WecomClient {
    * refresh is not started when the time left could not cover it.
    */
   callApp<T> (spec: EndpointSpec<T>, corp: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
-    return this.#callWith({ cache: this.tokens, param: 'access_token', fetchedBy: gettoken.name }, spec, corp, request, scope)
+    return this.#callWith({ cache: this.tokens, param: 'access_token', fetcher: gettoken }, spec, corp, request, scope)
   }
 
   /**
@@ -159,7 +159,7 @@ export class WecomClient {
    * callApp on an app's: the service provider's endpoints (service-endpoints.ts).
    */
   callSuite<T> (spec: EndpointSpec<T>, suite: CorpCredentials, request: CallRequest, scope: Omit<CallScope, 'app'>): Promise<T> {
-    return this.#callWith({ cache: this.#suiteTokens, param: 'suite_access_token', fetchedBy: getSuiteToken.name }, spec, suite, request, scope)
+    return this.#callWith({ cache: this.#suiteTokens, param: 'suite_access_token', fetcher: getSuiteToken }, spec, suite, request, scope)
   }
 
   /**
@@ -182,9 +182,9 @@ export class WecomClient {
       const { deadline } = scope
       // No fresh token can be had now: the one in hand stays for the calls it may still serve, and
       // this call alone fails, rather than every call waiting for a fetch that cannot be made.
-      const backingOff = this.#admission.refusalOf(source.fetchedBy, appScope)
+      const backingOff = this.#admission.refusalOf(source.fetcher, appScope)
       if (backingOff !== undefined) throw backingOff
-      if (deadline.remaining() <= this.#admission.expected(source.fetchedBy) + this.#admission.expected(spec.name)) throw new DeadlineExceededError()
+      if (deadline.remaining() <= this.#admission.expected(source.fetcher.name) + this.#admission.expected(spec.name)) throw new DeadlineExceededError()
       await deadline.race(source.cache.drop(corp, token))
       const fresh = await deadline.race(source.cache.get(corp))
       return await this.call(spec, withToken(request, source.param, fresh), Object.assign({}, appScope, { freshToken: true }))
@@ -279,7 +279,7 @@ export class WecomClient {
 }
 
 /** Where a call's token comes from: its cache, its query parameter, and the endpoint that fetches it. */
-interface CredentialSource { cache: CredentialCache, param: 'access_token' | 'suite_access_token', fetchedBy: string }
+interface CredentialSource { cache: CredentialCache, param: 'access_token' | 'suite_access_token', fetcher: EndpointSpec<unknown> }
 
 /** The token last: a query naming the token's parameter cannot replace it. */
 function withToken (request: CallRequest, param: CredentialSource['param'], token: string): CallRequest {

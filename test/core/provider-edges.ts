@@ -108,3 +108,18 @@ t.test('the corp uninstalls during a refresh\'s member recheck: the refresh is r
   t.equal(raced.json().code, 'WECOM_CORP_NOT_ALLOWED', 'no access token outlives the uninstall')
   t.equal((await refresh()).json().code, 'WECOM_REFRESH_INVALID', 'the session ended')
 })
+
+t.test('a suite_access_token refused even fresh backs get_suite_token off, as gettoken does: no fetch per login', async (t) => {
+  const p = await provider(t)
+  await p.sim.install(CORP_A, { suiteId: SUITE.suiteId })
+  t.equal((await p.login(CORP_A, 'zhangsan')).statusCode, 200)
+  p.sim.inject('service/miniprogram/jscode2session', { errcode: 40082 }, Infinity)
+  const before = p.sim.calls['service/get_suite_token']
+  const answers = []
+  for (let i = 0; i < 5; i++) answers.push((await p.login(CORP_A, 'zhangsan')).statusCode)
+  t.same(answers, [503, 503, 503, 503, 503])
+  // One fetch for the first login's retry; then the back-off (1 s, doubling) answers. At most two
+  // for a machine so loaded that five logins took over that second.
+  const fetched = p.sim.calls['service/get_suite_token'] - before
+  t.ok(fetched >= 1 && fetched <= 2, `${fetched} get_suite_token for five logins`)
+})
