@@ -1,5 +1,6 @@
 import { CorpNotAllowedError } from '../errors.js'
 import type { LoginContext } from '../member.js'
+import type { WecomMember } from '../options.js'
 import type { Authorizations, InstalledCorp } from '../suites/authorizations.js'
 
 /**
@@ -24,4 +25,9 @@ export async function confirmInstall (authorizations: Authorizations, installed:
   if (await authorizations.stillInstalled(suiteId, corpId, authorizedAt)) return
   context.log.info({ suiteId, corpId }, 'wecom: the corp uninstalled the suite during the login')
   throw new CorpNotAllowedError()
+}
+
+/** The member with their `open_userid` (the provider's id for them, doc path/92423), when WeCom gave one. */
+export function withOpenUserid (member: WecomMember, openUserid: string | undefined): WecomMember {
+  return openUserid === undefined || openUserid === '' ? member : Object.assign({}, member, { open_userid: openUserid })
 }

@@ -10,7 +10,7 @@ import { jscode2session, userGet } from '../wecom/endpoints.js'
 import { decide } from '../wecom/outcome.js'
 import { serviceJscode2session } from '../wecom/service-endpoints.js'
 import type { MemberCheck } from './member-check.js'
-import { confirmInstall, requireInstall } from './suite-install.js'
+import { confirmInstall, requireInstall, withOpenUserid } from './suite-install.js'
 
 export interface SuiteLoginDependencies {
   authorizations: Authorizations
@@ -92,8 +92,3 @@ export function createSuiteLogin ({ authorizations, client, memberCheck, timeout
 }
 
 export type SuiteLogin = ReturnType<typeof createSuiteLogin>
-
-/** The member with their `open_userid` (the provider's id for them, doc path/92423), when WeCom gave one. */
-function withOpenUserid (member: WecomMember, openUserid: string | undefined): WecomMember {
-  return openUserid === undefined || openUserid === '' ? member : Object.assign({}, member, { open_userid: openUserid })
-}

@@ -9,7 +9,7 @@ import { decide } from '../wecom/outcome.js'
 import { getUserDetail3rd, getUserInfo3rd } from '../wecom/service-endpoints.js'
 import type { MemberCheck } from './member-check.js'
 import type { WebAppCredentials } from './oauth.js'
-import { confirmInstall, requireInstall } from './suite-install.js'
+import { confirmInstall, requireInstall, withOpenUserid } from './suite-install.js'
 
 export interface SuiteWebDependencies {
   authorizations: Authorizations
@@ -67,7 +67,7 @@ export function createSuiteWebLogin ({ authorizations, client, memberCheck, time
         const installed = await requireInstall(authorizations, suiteId, identity.corpid, context)
         const checked = await memberCheck(installed.credentials, identity.userid, deadline, context)
         await confirmInstall(authorizations, installed, context)
-        const member = identity.open_userid === undefined ? checked : Object.assign({}, checked, { open_userid: identity.open_userid })
+        const member = withOpenUserid(checked, identity.open_userid)
         // A user_ticket comes with snsapi_privateinfo only, for a member who granted it.
         if (identity.user_ticket === undefined) return { member, answeredAt: Date.now(), suiteId }
         const profile = await client.callSuite(getUserDetail3rd, suite, { body: { user_ticket: identity.user_ticket } }, scope)
