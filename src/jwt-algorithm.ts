@@ -24,7 +24,7 @@ export function algorithmOf (publicKey: string | Buffer, option: string): JwtAlg
 }
 
 /** Base64url characters of a 64-byte signature (ES256's r || s, RFC 7518 §3.4). */
-export const ES256_SIGNATURE_CHARS = 86
+const ES256_SIGNATURE_CHARS = 86
 /** P-256's group order n and ⌊n / 2⌋, big-endian (SEC 2 §2.4.2). */
 const P256_N = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex')
 const P256_HALF_N = Buffer.from('7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8', 'hex')
@@ -34,11 +34,12 @@ const P256_HALF_N = Buffer.from('7fffffff800000007fffffffffffffffde737d56d38bcf4
  * undefined when s is already low, out of range, or the signature is not in its one spelling.
  */
 export function lowS (signature: string): string | undefined {
-  const bytes = Buffer.from(signature, 'base64url')
-  if (bytes.length !== 64) return undefined
+  // Before any decoding: most tokens are not of this length (HS256's is 43 characters).
+  if (signature.length !== ES256_SIGNATURE_CHARS) return undefined
+  const bytes = canonicalBytes(signature)
+  if (bytes === undefined) return undefined
   const s = bytes.subarray(32)
   if (s.compare(P256_HALF_N) <= 0 || s.compare(P256_N) >= 0) return undefined
-  if (bytes.toString('base64url') !== signature) return undefined
   // n − s, byte by byte from the least significant.
   let borrow = 0
   for (let i = 31; i >= 0; i--) {
@@ -58,4 +59,13 @@ export function withLowS (token: string): string {
   const dot = token.lastIndexOf('.')
   const low = lowS(token.slice(dot + 1))
   return low === undefined ? token : token.slice(0, dot + 1) + low
+}
+
+/**
+ * The bytes of a base64url segment in its one spelling, undefined for another (a last character
+ * with stray low bits, padding): two spellings of one signature must not be two tokens.
+ */
+export function canonicalBytes (segment: string): Buffer | undefined {
+  const bytes = Buffer.from(segment, 'base64url')
+  return bytes.toString('base64url') === segment ? bytes : undefined
 }

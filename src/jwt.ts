@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import { createDecoder, TokenError } from 'fast-jwt'
 import { ClaimsInvalidError } from './errors.js'
-import { withLowS } from './jwt-algorithm.js'
+import { canonicalBytes, withLowS } from './jwt-algorithm.js'
 import type { ResolvedConfig } from './options.js'
 import type { Surface } from './member.js'
 
@@ -190,8 +190,7 @@ function withoutStacks<T> (work: () => T): T {
  * taking a cache entry of its own.
  */
 function canonicalSignature (token: string): boolean {
-  const signature = token.slice(token.lastIndexOf('.') + 1)
-  return Buffer.from(signature, 'base64url').toString('base64url') === signature
+  return canonicalBytes(token.slice(token.lastIndexOf('.') + 1)) !== undefined
 }
 
 /**

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto'
-import { ES256_SIGNATURE_CHARS, lowS } from './jwt-algorithm.js'
+import { lowS } from './jwt-algorithm.js'
 import type { AccessClaims } from './jwt.js'
 
 /**
@@ -73,7 +73,6 @@ export class VerificationCache {
   #twinKey (token: string): string | undefined {
     if (!this.#ecdsa) return undefined
     const dot = token.lastIndexOf('.')
-    if (token.length - dot - 1 !== ES256_SIGNATURE_CHARS) return undefined
     const low = lowS(token.slice(dot + 1))
     return low === undefined ? undefined : VerificationCache.keyOf(token.slice(0, dot + 1) + low)
   }
