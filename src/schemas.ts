@@ -308,7 +308,7 @@ function browserSchemas (common: Common) {
       },
       response: {
         302: { description: 'Logged in: to the login\'s redirect, with the session cookies', type: 'null' },
-        ...errorResponses([StateInvalidError, InvalidCodeError, ...EXCHANGE], { 400: ['FST_ERR_VALIDATION'] })
+        ...errorResponses([StateInvalidError, InvalidCodeError, SuiteUnknownError, WebNotConfiguredError, ...EXCHANGE], { 400: ['FST_ERR_VALIDATION'] })
       }
     },
     jssdkSignature: {
