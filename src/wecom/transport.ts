@@ -81,7 +81,7 @@ export class Transport {
     }
     let answer: unknown
     try {
-      answer = JSON.parse(await readBody(response, outgoing.maxBody))
+      answer = JSON.parse(await readBody(response, outgoing.maxBody, this.#owned))
     } catch (error) {
       if (error instanceof SyntaxError) throw new WecomTransportError(endpoint, 'malformed', 'not JSON')
       if (error instanceof RangeError) throw new WecomTransportError(endpoint, 'malformed', `body over ${outgoing.maxBody} bytes`)
@@ -102,11 +102,12 @@ export class Transport {
  * The body as text, or a RangeError past `max` bytes (the rest is not read). An answer that says
  * its length (the simulator's, and any small JSON a server does not stream) is read whole at once:
  * undici ends the body at Content-Length, so it is bounded by it, and a stream iterated chunk by
- * chunk cost a login more than its JSON.parse.
+ * chunk cost a login more than its JSON.parse. Only through our own pool or proxy
+ * (`framedByUndici`): a host's dispatcher (a mock, an interceptor) may answer past its header.
  */
-async function readBody ({ headers, body }: Dispatcher.ResponseData, max: number): Promise<string> {
+async function readBody ({ headers, body }: Dispatcher.ResponseData, max: number, framedByUndici: boolean): Promise<string> {
   const length = headers['content-length']
-  if (typeof length === 'string' && /^\d{1,10}$/.test(length)) return Number(length) > max ? tooLarge(body) : await body.text()
+  if (framedByUndici && typeof length === 'string' && /^\d{1,10}$/.test(length)) return Number(length) > max ? tooLarge(body) : await body.text()
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
