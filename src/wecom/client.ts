@@ -223,7 +223,7 @@ export class WecomClient {
         })
         continue
       }
-      throw this.#admission.failed(spec, scope, new WecomApiError(spec.name, errcode, answer.errmsg, spec.clientInput === true))
+      throw this.#admission.failed(spec, scope, new WecomApiError(spec.name, errcode, answer.errmsg, spec))
     }
   }
 

@@ -202,12 +202,6 @@ const CGI_BIN = '/cgi-bin/'
 /** WeCom's paths: /cgi-bin/ and words joined by '/' (no '..', no query, no host), bounded. */
 const API_PATH = /^\/cgi-bin(\/[A-Za-z0-9_]{1,64}){1,6}$/
 const anyAnswer = z.custom<Answer>(() => true)
-const memberChecks = new Set(known.filter((spec) => spec.memberCheck === true).map((spec) => spec.name))
-
-/** True when a `forbidden` errcode of the endpoint named so speaks of the member (see `memberCheck`). */
-export function checksMember (name: string): boolean {
-  return memberChecks.has(name)
-}
 
 /**
  * The row for a path the host calls through `api()`, or undefined for a path that is not one of

@@ -16,15 +16,19 @@ export class WecomApiError extends Error {
   readonly hint?: string
   /** The call carried a client's code (EndpointSpec.clientInput): a `code` errcode is the client's. */
   readonly clientInput: boolean
+  /** The call checked the member (EndpointSpec.memberCheck): a `forbidden` errcode is the member's. */
+  readonly memberCheck: boolean
 
-  constructor (endpoint: WecomEndpoint, errcode: number, errmsg: unknown, clientInput = false) {
+  /** `spec`: what the endpoint's row says of the call. */
+  constructor (endpoint: WecomEndpoint, errcode: number, errmsg: unknown, spec: { clientInput?: true, memberCheck?: true } = {}) {
     const info = describeErrcode(errcode)
     super(`${endpoint} answered errcode ${errcode}: ${info.explanation}`)
     this.name = 'WecomApiError'
     this.endpoint = endpoint
     this.errcode = errcode
     this.class = info.class
-    this.clientInput = clientInput
+    this.clientInput = spec.clientInput === true
+    this.memberCheck = spec.memberCheck === true
     this.hint = typeof errmsg === 'string' ? /hint: \[([\w-]+)\]/.exec(errmsg)?.[1] : undefined
   }
 }

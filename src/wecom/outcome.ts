@@ -1,7 +1,6 @@
 import { ApiCallError, InvalidCodeError, UpstreamError, UserForbiddenError, unavailable } from '../errors.js'
 import type { WecomLogger } from './admission.js'
 import { DeadlineExceededError, withDeadline, type Deadline } from './deadline.js'
-import { checksMember } from './endpoints.js'
 import { WecomApiError, WecomFailFastError, WecomTransportError } from './failures.js'
 
 /**
@@ -53,7 +52,7 @@ export function publicError (error: unknown, asker: Asker, log: Pick<WecomLogger
     log.info(fields, `wecom: ${error.message}`)
     return new InvalidCodeError()
   }
-  if (error.class === 'forbidden' && checksMember(error.endpoint)) {
+  if (error.class === 'forbidden' && error.memberCheck) {
     log.info(fields, `wecom: ${error.message}`)
     return new UserForbiddenError()
   }

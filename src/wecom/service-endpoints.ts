@@ -114,6 +114,7 @@ export const getUserDetail3rd: EndpointSpec<WecomUserDetail> = {
   path: '/cgi-bin/service/auth/getuserdetail3rd',
   method: 'POST',
   credential: 'access_token',
+  memberCheck: true,
   maxBody: SMALL_BODY,
   answer: z.object(userDetail)
 }

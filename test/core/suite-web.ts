@@ -89,3 +89,12 @@ t.test('a 代开发 suite\'s pages: the corp\'s own (appid the CorpID, the insta
   await h.sim.uninstall(CORP_B, { suiteId: OTHER.suiteId })
   t.equal((await h.get('/api/me', inside.jar)).json().code, 'WECOM_TOKEN_REVOKED')
 })
+
+t.test('a member getuserdetail3rd refuses is the member\'s answer (403), as on the corp\'s own pages, not a misconfiguration (502)', async (t) => {
+  const h = await provider(t)
+  h.sim.inject('service/auth/getuserdetail3rd', { errcode: 60011 }, 1)
+  const refused = await webLogin(h, `suiteId=${SUITE.suiteId}&via=oauth&scope=snsapi_privateinfo`, `corpid=${CORP_A}&userid=zhangsan`)
+  t.equal(refused.callback.statusCode, 403)
+  t.equal(refused.callback.json().code, 'WECOM_USER_FORBIDDEN')
+  t.equal(refused.jar, '', 'no session')
+})

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { apiEndpoint, authGetUserDetail, authGetUserInfo, checksMember, getAgentTicket, getJsapiTicket } from '../../src/wecom/endpoints.js'
+import { apiEndpoint, authGetUserDetail, authGetUserInfo, getAgentTicket, getJsapiTicket } from '../../src/wecom/endpoints.js'
 import { describeErrcode } from '../../src/wecom/errcodes.js'
 
 t.test('auth/getuserinfo: a member and an outsider are told apart', async (t) => {
@@ -22,7 +22,7 @@ t.test('auth/getuserdetail: userid required, the other fields as given, empty on
   t.equal(authGetUserDetail.answer.parse({ userid: 'u', gender: 2 }).gender, '2', 'a numeric gender kept, as a string')
   t.notOk(authGetUserDetail.answer.safeParse({ mobile: '1' }).success)
   t.equal(authGetUserDetail.method, 'POST')
-  t.ok(checksMember(authGetUserDetail.name), 'a member out of range there is the member\'s answer (403)')
+  t.equal(authGetUserDetail.memberCheck, true, 'a member out of range there is the member\'s answer (403)')
 })
 
 t.test('the two JS-SDK tickets: same answer, WeCom\'s hourly limits on the rows', async (t) => {
