@@ -80,6 +80,17 @@ export function createAuthorizations (deps: AuthorizationsDependencies) {
     return { authorization, former }
   }
 
+  /**
+   * The install's credentials.
+   * @throws UnavailableError (503, logged) when none of sealKeys opens its code: a key removed too soon, not an uninstall
+   */
+  const opened = (kept: CorpAuthorization): CorpCredentials => {
+    const credentials = credentialsOf(kept)
+    if (credentials !== null) return credentials
+    log.error({ suiteId: kept.suiteId, corpId: kept.corpId }, 'wecom: none of sealKeys opens the corp\'s permanent code: put back the key that sealed it')
+    throw new UnavailableError()
+  }
+
   return {
     /** create_auth: the corp installed the suite. A former install's sessions do not carry over. */
     async install (suiteId: string, authCode: string, pushedAt: number): Promise<AuthorizedCorp> {
@@ -103,11 +114,12 @@ export function createAuthorizations (deps: AuthorizationsDependencies) {
     /** change_auth: the corp's apps or scope changed; its auth info read again. */
     async reread (suiteId: string, corpId: string): Promise<void> {
       const kept = await store.get(suiteId, corpId)
-      const credentials = kept === null ? null : credentialsOf(kept)
-      if (kept === null || credentials === null) {
+      if (kept === null) {
         log.warn({ suiteId, corpId }, 'wecom: change_auth for a corp with no install kept; ignored')
         return
       }
+      // A code this instance cannot open answers 503, as a login does: WeCom sends the push again.
+      const credentials = opened(kept)
       const answer = await decide(timeout, 'api', log, (deadline) =>
         client.callSuite(getAuthInfo, suiteOf(suiteId), { body: { auth_corpid: corpId, permanent_code: credentials.secret } }, { deadline, corpId }))
       await store.save({ ...kept, ...describe(suiteId, answer), corpId: kept.corpId })
@@ -153,13 +165,7 @@ export function createAuthorizations (deps: AuthorizationsDependencies) {
      */
     async installed (suiteId: string, corpId: string): Promise<InstalledCorp | null> {
       const kept = await store.get(suiteId, corpId)
-      if (kept === null) return null
-      const credentials = credentialsOf(kept)
-      if (credentials === null) {
-        log.error({ suiteId, corpId }, 'wecom: none of sealKeys opens the corp\'s permanent code: put back the key that sealed it')
-        throw new UnavailableError()
-      }
-      return { corp: publicOf(kept), credentials }
+      return kept === null ? null : { corp: publicOf(kept), credentials: opened(kept) }
     },
 
     /** The corp's install of the first of the suites it installed (in the order of `suites`); null when none. */

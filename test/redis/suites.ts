@@ -66,7 +66,7 @@ if (redis !== undefined) {
     const own = (await startRedis(t))!
     const NEW = 'a-new-seal-key-of-at-least-32-characters'
     // Installed through the rotated instance, the first: sealed with the new key.
-    const { instances, login } = await installedOnRedis(t, { redis: own.url, keyPrefix: 'sealed:' }, [{ sealKeys: [NEW, ...SEAL_KEYS] }, { sealKeys: SEAL_KEYS }])
+    const { sim, instances, login } = await installedOnRedis(t, { redis: own.url, keyPrefix: 'sealed:' }, [{ sealKeys: [NEW, ...SEAL_KEYS] }, { sealKeys: SEAL_KEYS }])
     const [rotated, stale] = instances as [RedisApp, RedisApp]
     const session = (await login(rotated)).json()
 
@@ -76,5 +76,12 @@ if (redis !== undefined) {
     t.equal((await login(stale)).statusCode, 503)
     t.ok(stale.logs.records.some((r) => /none of sealKeys opens/.test(String(r.msg)) && r.level === 50), 'an error naming the fix')
     t.equal((await rotated.refresh(session.refresh_token)).statusCode, 200, 'the session was not ended')
+
+    // change_auth reaching the instance that cannot open the code: not acknowledged, so that WeCom
+    // sends it again, and the same error logged; not "no install kept; ignored".
+    await sim.connectSuites(`${await stale.app.listen({ port: 0, host: '127.0.0.1' })}/wecom/suite/callback`)
+    const changed = await sim.pushSuite(SUITE.suiteId, { InfoType: 'change_auth', AuthCorpId: CORP_A })
+    t.not(changed?.body, 'success', 'change_auth not acknowledged')
+    t.notOk(stale.logs.records.some((r) => /no install kept/.test(String(r.msg))), 'not taken for a corp without an install')
   })
 }
