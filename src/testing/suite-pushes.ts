@@ -31,6 +31,11 @@ export class SuitePushes {
   readonly #suites: Map<string, SimulatedSuite>
   /** The tickets pushed, per suite, newest last. */
   readonly #tickets = new Map<string, SuiteTicketPush[]>()
+  /**
+   * Until when (ms, by the clock advance() moves) each ticket is valid, by suite and ticket: its
+   * TimeStamp is the wall clock's (the plugin reads it), its age the simulated clock's.
+   */
+  readonly #validUntil = new Map<string, number>()
   #url: string | undefined
 
   constructor (
@@ -65,6 +70,10 @@ export class SuitePushes {
     const answer = await this.push(suiteId, { InfoType: 'suite_ticket', TimeStamp: timestamp, SuiteTicket: ticket })
     const push = { ticket, timestamp, answer }
     this.#tickets.set(suiteId, [...(this.#tickets.get(suiteId) ?? []), push])
+    // A push dated earlier (a late one) has that much less left.
+    const until = this.clock.now() + (timestamp + TICKET_LIFE_S - this.#seconds()) * 1000
+    const key = ticketKey(suiteId, ticket)
+    this.#validUntil.set(key, Math.max(until, this.#validUntil.get(key) ?? 0))
     return push
   }
 
@@ -112,8 +121,7 @@ export class SuitePushes {
   /** Whether `ticket` was pushed to the suite within WeCom's 30 minutes of validity. */
   ticketValid (suiteId: string, ticket: string): boolean {
     // By the clock advance() moves, as every other thing WeCom issues ages.
-    const now = Math.floor(this.clock.now() / 1000)
-    return (this.#tickets.get(suiteId) ?? []).some((push) => push.ticket === ticket && now - push.timestamp < TICKET_LIFE_S)
+    return (this.#validUntil.get(ticketKey(suiteId, ticket)) ?? 0) > this.clock.now()
   }
 
   /** The tickets pushed to the suite so far, oldest first. */
@@ -125,4 +133,8 @@ export class SuitePushes {
   #seconds (): number {
     return Math.floor(this.clock.wall() / 1000)
   }
+}
+
+function ticketKey (suiteId: string, ticket: string): string {
+  return `${suiteId}\u0000${ticket}`
 }

@@ -168,6 +168,12 @@ t.test('the suite token: none without a suite_ticket (said once), then get_suite
   t.match(wrong, { errcode: 40001 })
   const stale = await (await fetch(`${sim.url}/cgi-bin/service/get_suite_token`, { method: 'POST', body: JSON.stringify({ suite_id: SUITE.suiteId, suite_secret: SUITE.secret, suite_ticket: 'never-pushed' }) })).json()
   t.match(stale, { errcode: 40085 })
+  // Tickets age by the clock advance() moves: the first is stale after 30 minutes, one pushed then is good.
+  const ask = async (ticket: string) => (await (await fetch(`${sim.url}/cgi-bin/service/get_suite_token`, { method: 'POST', body: JSON.stringify({ suite_id: SUITE.suiteId, suite_secret: SUITE.secret, suite_ticket: ticket }) })).json()).errcode
+  sim.advance(31 * 60 * 1000)
+  t.equal(await ask(sim.suiteTickets(SUITE.suiteId)[0]!.ticket), 40085, 'a ticket of 31 minutes ago')
+  await sim.pushSuiteTicket(SUITE.suiteId)
+  t.equal(await ask(sim.suiteTickets(SUITE.suiteId).at(-1)!.ticket), 0, 'the ticket pushed after advance()')
   for (const secret of [SUITE.secret, sim.suiteTickets(SUITE.suiteId)[0]!.ticket, tokens[0]!]) {
     t.notMatch(warnings.join('\n'), secret, 'no secret, ticket or token in what was said')
   }
