@@ -78,10 +78,17 @@ export function verifyUrl (corps: readonly CallbackCorp[], query: CallbackQuery,
  */
 export function openEvent (corps: readonly CallbackCorp[], query: CallbackQuery, body: unknown, now: number): { corpId: string, event: WecomEvent } {
   const { receiver, message: event } = openMessage(corps, query, body, now)
-  // The receiver id inside the ciphertext is the corp; the plain ToUserName must agree with it.
-  if (event.ToUserName !== receiver.corpId) throw new CallbackForbiddenError('the event is not addressed to that corp')
-  if (typeof event.CreateTime !== 'string' || !TIMESTAMP.test(event.CreateTime)) throw new CallbackInvalidError('the event has no CreateTime')
-  return { corpId: receiver.corpId, event }
+  return { corpId: receiver.corpId, event: addressedEvent(event, receiver.corpId) }
+}
+
+/**
+ * A corp's event opened for `corpId` (the receiver id inside the ciphertext): its plain ToUserName
+ * must agree with it, and it must carry its CreateTime. Else 403 or 400.
+ */
+export function addressedEvent (event: WecomEvent, corpId: string): WecomEvent {
+  if (event.ToUserName !== corpId) throw new CallbackForbiddenError('the event is not addressed to that corp')
+  if (!isTimestamp(event.CreateTime)) throw new CallbackInvalidError('the event has no CreateTime')
+  return event
 }
 
 /** Whether the receiver id inside a ciphertext opened with `receiver`'s key is one the route takes: by default, its own `corpId`. */

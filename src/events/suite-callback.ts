@@ -1,5 +1,5 @@
 import { CallbackForbiddenError, CallbackInvalidError } from '../errors.js'
-import { isTimestamp, openMessage, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './callback.js'
+import { addressedEvent, isTimestamp, openMessage, verifyUrl, type CallbackCorp, type CallbackQuery, type WecomEvent } from './callback.js'
 
 /**
  * A suite's callback ("指令回调" and "数据回调", doc path/90600): the crypto of a corp's callback,
@@ -50,10 +50,8 @@ export function createSuiteCallback (suites: readonly CallbackSuite[], providerC
       const { receiver, id, message } = openMessage(receivers, query, body, now, accepts)
       const suite = bySuiteId.get(receiver.corpId)!
       if (id !== suite.suiteId) {
-        // As a corp's own callback's event: the plain ToUserName must agree with the receiver id.
-        if (message.ToUserName !== id) throw new CallbackForbiddenError('the event is not addressed to that corp')
-        if (!isTimestamp(message.CreateTime)) throw new CallbackInvalidError('the event has no CreateTime')
-        return { kind: 'event', suite, corpId: id, event: message }
+        // Checked as a corp's own callback's event.
+        return { kind: 'event', suite, corpId: id, event: addressedEvent(message, id) }
       }
       // The receiver id inside the ciphertext is the suite; the SuiteId inside must agree with it.
       if (message.SuiteId !== suite.suiteId) throw new CallbackForbiddenError('the push is not for that suite')
