@@ -52,6 +52,9 @@ export function emptyAsAbsent<T> (value: T | ''): T | undefined {
 /** A string WeCom may answer empty or of another type: either is taken as absent. */
 export const optionalText = z.string().optional().catch(undefined).transform(emptyAsAbsent)
 
+/** A user_ticket (snsapi_privateinfo) for the profile call, absent when WeCom answers it empty. */
+export const userTicket = z.string().max(512).optional().transform(emptyAsAbsent)
+
 /** GET /cgi-bin/gettoken?corpid&corpsecret (doc path/91039). */
 export const gettoken: EndpointSpec<{ access_token: string, expires_in: number }> = {
   name: 'gettoken',
@@ -123,7 +126,7 @@ export const authGetUserInfo: EndpointSpec<WebUserIdentity> = {
   // A member first: an answer with a userid is a member's whatever else it carries. The ticket goes
   // into the next call's body: one past WeCom's 512 bytes is not WeCom's.
   answer: z.union([
-    z.object({ userid: text, user_ticket: z.string().max(512).optional().transform(emptyAsAbsent) })
+    z.object({ userid: text, user_ticket: userTicket })
       .transform((member) => ({ kind: 'member' as const, ...member })),
     z.object({ openid: text, external_userid: optionalText })
       .transform((outsider) => ({ kind: 'outsider' as const, ...outsider }))

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { emptyAsAbsent, optionalText, SMALL_BODY, text, userDetail, type EndpointSpec, type WecomUserDetail } from './endpoints.js'
+import { optionalText, SMALL_BODY, text, userDetail, userTicket, type EndpointSpec, type WecomUserDetail } from './endpoints.js'
 
 /**
  * The service provider's endpoints (doc path/90594 on, "服务端API > 第三方应用"): what a suite's
@@ -102,7 +102,7 @@ export const getUserInfo3rd: EndpointSpec<SuiteWebIdentity> = {
   maxBody: SMALL_BODY,
   // As auth/getuserinfo's: a member first, and a ticket past WeCom's 512 bytes is not WeCom's.
   answer: z.union([
-    z.object({ corpid: text, userid: text, open_userid: optionalText, user_ticket: z.string().max(512).optional().transform(emptyAsAbsent) })
+    z.object({ corpid: text, userid: text, open_userid: optionalText, user_ticket: userTicket })
       .transform((member) => ({ kind: 'member' as const, ...member })),
     z.object({ openid: text }).transform((outsider) => ({ kind: 'outsider' as const, ...outsider }))
   ])
