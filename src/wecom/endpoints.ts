@@ -45,7 +45,7 @@ const LARGE_BODY = 16 * 1024 * 1024
 
 export const text = z.string().min(1)
 
-export function emptyAsAbsent<T> (value: T | ''): T | undefined {
+function emptyAsAbsent<T> (value: T | ''): T | undefined {
   return value === '' ? undefined : value
 }
 
